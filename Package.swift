@@ -1,0 +1,43 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// LLMux: serves many LLMs at once on shared devices. Module roles and allowed imports are in
+/// docs/architecture.md (mirrors ../shared/DESIGN.md).
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-ffp-contract=fast", "-fno-math-errno"])]
+
+let package = Package(
+    name: "LLMux",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "llmux", targets: ["llmux"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        .target(name: "LLMuxCore"),
+        .target(name: "KVMemory", dependencies: [
+            "LLMuxCore", .product(name: "Collections", package: "swift-collections"),
+        ]),
+        .target(name: "Scheduling", dependencies: [
+            "LLMuxCore", "KVMemory", .product(name: "Collections", package: "swift-collections"),
+        ]),
+        .target(name: "Tokenization", dependencies: ["LLMuxCore"]),
+        .target(name: "CLLMuxKernels", cSettings: kernelFlags, linkerSettings: [.linkedLibrary("pthread")]),
+        .target(name: "Compute", dependencies: ["LLMuxCore", "CLLMuxKernels"]),
+        .target(name: "Models", dependencies: ["LLMuxCore", "Compute"]),
+        .target(name: "Engine", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Tokenization"]),
+        .executableTarget(name: "llmux", dependencies: [
+            "LLMuxCore", "KVMemory", "Scheduling", "Tokenization", "Compute", "Models", "Engine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "LLMuxCoreTests", dependencies: ["LLMuxCore"]),
+        .testTarget(name: "KVMemoryTests", dependencies: ["KVMemory"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ComputeTests", dependencies: ["Compute", "CLLMuxKernels"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Compute", "LLMuxCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "KVMemory", "Scheduling", "LLMuxCore", "Models", "Compute", "Tokenization"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+#include "llmux_kernels.h"

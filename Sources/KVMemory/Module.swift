@@ -1,0 +1,1 @@
+// `KVMemory` module: see docs/architecture.md.

@@ -1,0 +1,1 @@
+// `Scheduling` module: see docs/architecture.md.
