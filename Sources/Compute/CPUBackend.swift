@@ -1,0 +1,93 @@
+import CLLMuxKernels
+import LLMuxCore
+
+/// The CPU backend: host memory and the hand-written C kernels (AVX2/FMA when the CPU has them),
+/// computing in fp32 whatever the stored weight type.
+public final class CPUBackend: ComputeBackend {
+    /// A backend using `threads` worker threads (nil: every online CPU).
+    public init(threads: Int? = nil) {
+        if let threads { llmux_set_num_threads(Int32(threads)) }
+    }
+
+    /// "cpu (N threads, avx2)" or "cpu (N threads, scalar)".
+    public var deviceName: String {
+        "cpu (\(llmux_get_num_threads()) threads, \(llmux_simd_level() > 0 ? "avx2+fma" : "scalar"))"
+    }
+
+    public func makeTensor(rows: Int, columns: Int) -> Tensor {
+        Tensor(buffer: DeviceBuffer(allocating: rows * columns * 4), dtype: .f32, rows: rows, columns: columns)
+    }
+
+    public func makeWeight(address: UnsafeRawPointer, dtype: DType, rows: Int, columns: Int, owner: AnyObject?) -> Tensor {
+        let buffer = DeviceBuffer(borrowing: address, byteCount: rows * columns * dtype.byteSize, owner: owner)
+        return Tensor(buffer: buffer, dtype: dtype, rows: rows, columns: columns)
+    }
+
+    public func upload(_ values: [Int32]) -> IntTensor {
+        let buffer = DeviceBuffer(allocating: values.count * 4)
+        values.withUnsafeBytes { buffer.address.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return IntTensor(buffer: buffer, count: values.count)
+    }
+
+    public func embedding(ids: IntTensor, table: Tensor, out: Tensor) {
+        precondition(out.rowStride == out.columns && out.columns == table.columns)
+        llmux_embedding(ids.pointer, Int32(ids.count), table.address, table.dtype.kernelCode, Int32(table.columns), out.floats)
+    }
+
+    public func matmul(_ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor) {
+        precondition(x.columns == weight.columns && out.columns == weight.rows && out.rows == x.rows,
+                     "matmul shapes: x \(x.rows)x\(x.columns), w \(weight.rows)x\(weight.columns), out \(out.rows)x\(out.columns)")
+        precondition(bias == nil || bias!.dtype == .f32, "biases are converted to f32 at load")
+        llmux_matmul(x.floats, Int32(x.rowStride), weight.address, weight.dtype.kernelCode, bias?.floats,
+                     out.floats, Int32(out.rowStride), Int32(x.rows), Int32(weight.rows), Int32(x.columns))
+    }
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor) {
+        precondition(x.rowStride == x.columns && out.rowStride == out.columns)
+        llmux_rmsnorm(x.floats, weight.address, weight.dtype.kernelCode, out.floats, Int32(x.rows), Int32(x.columns), eps)
+    }
+
+    public func addRMSNorm(residual: Tensor, _ x: Tensor, weight: Tensor, eps: Float, out: Tensor) {
+        precondition(residual.rowStride == residual.columns && x.rowStride == x.columns && out.rowStride == out.columns)
+        llmux_add_rmsnorm(residual.floats, x.floats, weight.address, weight.dtype.kernelCode, out.floats,
+                          Int32(x.rows), Int32(x.columns), eps)
+    }
+
+    public func rope(_ x: Tensor, positions: IntTensor, heads: Int, headDim: Int, inverseFrequencies: Tensor) {
+        llmux_rope(x.floats, Int32(x.rowStride), positions.pointer, Int32(x.rows), Int32(heads), Int32(headDim),
+                   inverseFrequencies.floats)
+    }
+
+    public func siluMul(gateUp: Tensor, out: Tensor) {
+        precondition(gateUp.columns == 2 * out.columns && out.rowStride == out.columns)
+        llmux_silu_mul(gateUp.floats, Int32(gateUp.rowStride), out.floats, Int32(out.rows), Int32(out.columns))
+    }
+
+    public func writeKV(keys: Tensor, values: Tensor, layer: PagedKVLayer, slots: IntTensor, kvHeads: Int, headDim: Int) {
+        precondition(keys.rowStride == values.rowStride)
+        llmux_kv_write(keys.floats, values.floats, Int32(keys.rowStride), layer.keys, layer.values, slots.pointer,
+                       Int32(slots.count), Int32(kvHeads), Int32(headDim), Int32(layer.tokensPerPage), Int64(layer.pageStride))
+    }
+
+    public func pagedAttention(queries: Tensor, layer: PagedKVLayer, batch: AttentionBatch, heads: Int, kvHeads: Int,
+                               headDim: Int, scale: Float, out: Tensor) {
+        precondition(out.rowStride == heads * headDim)
+        llmux_paged_attention(queries.floats, Int32(queries.rowStride), out.floats, layer.keys, layer.values,
+                              Int32(heads), Int32(kvHeads), Int32(headDim), Int32(layer.tokensPerPage), Int64(layer.pageStride),
+                              Int32(batch.sequenceCount), batch.queryStarts.pointer, batch.contextLengths.pointer,
+                              batch.pageTables.pointer, Int32(batch.maxPages), scale)
+    }
+
+    public func gatherRows(_ x: Tensor, rows: [Int], out: Tensor) {
+        for (index, row) in rows.enumerated() {
+            (out.floats + index * out.rowStride).update(from: x.floats + row * x.rowStride, count: x.columns)
+        }
+    }
+
+    public func sample(logits: Tensor, requests: [SampleRequest]) -> [SampledToken] {
+        requests.indices.map { row in
+            let pointer = UnsafeBufferPointer(start: logits.floats + row * logits.rowStride, count: logits.columns)
+            return Sampler.sample(logits: pointer, request: requests[row])
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import LLMuxCore
+
+/// One generation request as the engine takes it: token ids in, sampling settings.
+public struct GenerationRequest: Sendable {
+    /// The model to run.
+    public var model: ModelID
+    /// Prompt token ids (already templated and tokenized).
+    public var promptTokens: [TokenID]
+    /// Sampling settings.
+    public var parameters: SamplingParameters
+    /// A request.
+    public init(model: ModelID, promptTokens: [TokenID], parameters: SamplingParameters) {
+        self.model = model
+        self.promptTokens = promptTokens
+        self.parameters = parameters
+    }
+}
+
+/// What the engine reports for a sequence after a step.
+public struct SequenceEvent: Sendable, Equatable {
+    /// The sequence.
+    public var sequenceID: SequenceID
+    /// The new token, when one was generated this step.
+    public var token: SampledToken?
+    /// Text that became final this step (may be empty while a UTF-8 character or a possible
+    /// stop string is held back).
+    public var textDelta: String
+    /// Set on the sequence's last event.
+    public var finishReason: FinishReason?
+    /// A message when `finishReason` is `.error`.
+    public var errorMessage: String?
+    /// An event.
+    public init(sequenceID: SequenceID, token: SampledToken?, textDelta: String, finishReason: FinishReason? = nil,
+                errorMessage: String? = nil) {
+        self.sequenceID = sequenceID
+        self.token = token
+        self.textDelta = textDelta
+        self.finishReason = finishReason
+        self.errorMessage = errorMessage
+    }
+}

@@ -1,1 +1,0 @@
-// `KVMemory` module: see docs/architecture.md.

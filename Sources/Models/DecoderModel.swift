@@ -1,0 +1,121 @@
+import Compute
+import LLMuxCore
+
+/// A loaded Llama-family model: runs one job (a flat batch of tokens of many sequences) through
+/// every layer, writing keys and values into the paged pool, and returns the logits of the
+/// sequences that sample. Follows Hugging Face `modeling_llama.py` (pre-norm decoder layers).
+final class DecoderModel {
+    let config: ModelConfig
+    let weights: DecoderWeights
+    let backend: any ComputeBackend
+    private var scratch: DecoderScratch?
+
+    init(checkpoint: Checkpoint, backend: any ComputeBackend) throws {
+        self.config = checkpoint.config
+        self.backend = backend
+        self.weights = try DecoderWeights(checkpoint: checkpoint, backend: backend)
+    }
+
+    /// Runs `job`; `layerCache(l)` locates layer l's pages. Returns logits, one row per
+    /// sequence with a sample request, in job order.
+    func forward(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) -> Tensor {
+        let tokens = job.tokenIDs.count
+        let work = workspace(tokens: tokens)
+        let ids = backend.upload(job.tokenIDs)
+        let positions = backend.upload(job.positions)
+        let slots = backend.upload(job.slotMapping)
+        let batch = attentionBatch(job)
+        let (heads, kvHeads, headDim) = (config.headCount, config.kvHeadCount, config.headDim)
+        let queryWidth = heads * headDim
+        let kvWidth = kvHeads * headDim
+        let scale = 1 / Float(headDim).squareRoot()
+        let eps = config.rmsNormEps
+
+        let residual = work.residual.rows(0, count: tokens)
+        let normed = work.normed.rows(0, count: tokens)
+        let qkv = work.qkv.rows(0, count: tokens)
+        let queries = qkv.columns(0, count: queryWidth)
+        let keys = qkv.columns(queryWidth, count: kvWidth)
+        let values = qkv.columns(queryWidth + kvWidth, count: kvWidth)
+        let attention = work.attention.rows(0, count: tokens)
+        let projected = work.projected.rows(0, count: tokens)
+        let gateUp = work.gateUp.rows(0, count: tokens)
+        let activated = work.activated.rows(0, count: tokens)
+
+        backend.embedding(ids: ids, table: weights.embedding, out: residual)
+        backend.rmsNorm(residual, weight: weights.layers[0].inputNorm, eps: eps, out: normed)
+        for (index, layer) in weights.layers.enumerated() {
+            let cache = layerCache(index)
+            backend.matmul(normed, weight: layer.query, bias: layer.queryBias, out: queries)
+            backend.matmul(normed, weight: layer.key, bias: layer.keyBias, out: keys)
+            backend.matmul(normed, weight: layer.value, bias: layer.valueBias, out: values)
+            backend.rope(queries, positions: positions, heads: heads, headDim: headDim, inverseFrequencies: weights.inverseFrequencies)
+            backend.rope(keys, positions: positions, heads: kvHeads, headDim: headDim, inverseFrequencies: weights.inverseFrequencies)
+            backend.writeKV(keys: keys, values: values, layer: cache, slots: slots, kvHeads: kvHeads, headDim: headDim)
+            backend.pagedAttention(queries: queries, layer: cache, batch: batch, heads: heads, kvHeads: kvHeads,
+                                   headDim: headDim, scale: scale, out: attention)
+            backend.matmul(attention, weight: layer.output, bias: nil, out: projected)
+            backend.addRMSNorm(residual: residual, projected, weight: layer.postAttentionNorm, eps: eps, out: normed)
+            backend.matmul(normed, weight: layer.gate, bias: nil, out: gateUp.columns(0, count: config.intermediateSize))
+            backend.matmul(normed, weight: layer.up, bias: nil, out: gateUp.columns(config.intermediateSize, count: config.intermediateSize))
+            backend.siluMul(gateUp: gateUp, out: activated)
+            backend.matmul(activated, weight: layer.down, bias: nil, out: projected)
+            let nextNorm = index + 1 < weights.layers.count ? weights.layers[index + 1].inputNorm : weights.finalNorm
+            backend.addRMSNorm(residual: residual, projected, weight: nextNorm, eps: eps, out: normed)
+        }
+
+        let sampledRows = job.sequences.filter { $0.sample != nil }.map { $0.queryStart + $0.queryCount - 1 }
+        let lastHidden = backend.makeTensor(rows: sampledRows.count, columns: config.hiddenSize)
+        backend.gatherRows(normed, rows: sampledRows, out: lastHidden)
+        let logits = backend.makeTensor(rows: sampledRows.count, columns: config.vocabSize)
+        if !sampledRows.isEmpty {
+            backend.matmul(lastHidden, weight: weights.lmHead, bias: nil, out: logits)
+        }
+        return logits
+    }
+
+    /// Query offsets, context lengths and padded page tables of the job's sequences.
+    private func attentionBatch(_ job: JobPlan) -> AttentionBatch {
+        let maxPages = max(1, job.sequences.map(\.pageTable.count).max() ?? 1)
+        var starts: [Int32] = [0]
+        var lengths: [Int32] = []
+        var tables: [Int32] = []
+        tables.reserveCapacity(maxPages * job.sequences.count)
+        for sequence in job.sequences {
+            starts.append(Int32(sequence.queryStart + sequence.queryCount))
+            lengths.append(Int32(sequence.contextLength))
+            tables.append(contentsOf: sequence.pageTable)
+            tables.append(contentsOf: repeatElement(0, count: maxPages - sequence.pageTable.count))
+        }
+        return AttentionBatch(queryStarts: backend.upload(starts), contextLengths: backend.upload(lengths),
+                              pageTables: backend.upload(tables), sequenceCount: job.sequences.count, maxPages: maxPages)
+    }
+
+    /// Activation buffers reused across steps; regrown when a step has more tokens.
+    private func workspace(tokens: Int) -> DecoderScratch {
+        if let scratch, scratch.capacity >= tokens { return scratch }
+        let capacity = max(tokens, (scratch?.capacity ?? 0) * 2, 16)
+        let created = DecoderScratch(capacity: capacity, config: config, backend: backend)
+        scratch = created
+        return created
+    }
+}
+
+/// Per-step activations of a decoder, sized for `capacity` tokens.
+struct DecoderScratch {
+    let capacity: Int
+    let residual, normed, qkv, attention, projected, gateUp, activated: Tensor
+
+    init(capacity: Int, config: ModelConfig, backend: any ComputeBackend) {
+        let queryWidth = config.headCount * config.headDim
+        let kvWidth = config.kvHeadCount * config.headDim
+        self.capacity = capacity
+        residual = backend.makeTensor(rows: capacity, columns: config.hiddenSize)
+        normed = backend.makeTensor(rows: capacity, columns: config.hiddenSize)
+        qkv = backend.makeTensor(rows: capacity, columns: queryWidth + 2 * kvWidth)
+        attention = backend.makeTensor(rows: capacity, columns: queryWidth)
+        projected = backend.makeTensor(rows: capacity, columns: config.hiddenSize)
+        gateUp = backend.makeTensor(rows: capacity, columns: 2 * config.intermediateSize)
+        activated = backend.makeTensor(rows: capacity, columns: config.intermediateSize)
+    }
+}

@@ -1,0 +1,81 @@
+import Compute
+import LLMuxCore
+
+/// One decoder layer's weights as backend tensors.
+struct LayerWeights {
+    let inputNorm: Tensor
+    let postAttentionNorm: Tensor
+    let query: Tensor
+    let key: Tensor
+    let value: Tensor
+    let queryBias: Tensor?
+    let keyBias: Tensor?
+    let valueBias: Tensor?
+    let output: Tensor
+    let gate: Tensor
+    let up: Tensor
+    let down: Tensor
+}
+
+/// A whole model's weights. Matrices and norms stay in their stored dtype (on the CPU they are
+/// the memory-mapped file itself, read in place); biases are widened to f32 once.
+struct DecoderWeights {
+    let embedding: Tensor
+    let layers: [LayerWeights]
+    let finalNorm: Tensor
+    let lmHead: Tensor
+    let inverseFrequencies: Tensor
+
+    /// Binds every tensor of `checkpoint`, checking names and shapes against its config.
+    init(checkpoint: Checkpoint, backend: any ComputeBackend) throws {
+        let config = checkpoint.config
+        try config.architecture.decoder.validate(config, file: checkpoint.directory.appendingPathComponent("config.json").path)
+        let hidden = config.hiddenSize
+        let queryWidth = config.headCount * config.headDim
+        let kvWidth = config.kvHeadCount * config.headDim
+
+        func matrix(_ name: String, _ rows: Int, _ columns: Int) throws -> Tensor {
+            let view = try checkpoint.weight(name, shape: [rows, columns])
+            return backend.makeWeight(address: view.pointer, dtype: view.dtype, rows: rows, columns: columns, owner: checkpoint)
+        }
+        func vector(_ name: String, _ count: Int) throws -> Tensor {
+            let view = try checkpoint.weight(name, shape: [count])
+            return backend.makeWeight(address: view.pointer, dtype: view.dtype, rows: 1, columns: count, owner: checkpoint)
+        }
+        func bias(_ name: String, _ count: Int) throws -> Tensor {
+            let view = try checkpoint.weight(name, shape: [count])
+            let widened = backend.makeTensor(rows: 1, columns: count)
+            let values = Kernels.toFloat(view.pointer, dtype: view.dtype, count: count)
+            widened.floats.update(from: values, count: count)
+            return widened
+        }
+
+        embedding = try matrix("model.embed_tokens.weight", config.vocabSize, hidden)
+        let hasBias = config.architecture.decoder.hasQKVBias(config)
+        layers = try (0..<config.layerCount).map { index in
+            let names = LayerWeightNames(layer: index)
+            return LayerWeights(
+                inputNorm: try vector(names.inputNorm, hidden),
+                postAttentionNorm: try vector(names.postAttentionNorm, hidden),
+                query: try matrix(names.attention("q_proj"), queryWidth, hidden),
+                key: try matrix(names.attention("k_proj"), kvWidth, hidden),
+                value: try matrix(names.attention("v_proj"), kvWidth, hidden),
+                queryBias: hasBias ? try bias(names.attention("q_proj", "bias"), queryWidth) : nil,
+                keyBias: hasBias ? try bias(names.attention("k_proj", "bias"), kvWidth) : nil,
+                valueBias: hasBias ? try bias(names.attention("v_proj", "bias"), kvWidth) : nil,
+                output: try matrix(names.attention("o_proj"), hidden, queryWidth),
+                gate: try matrix(names.mlp("gate_proj"), config.intermediateSize, hidden),
+                up: try matrix(names.mlp("up_proj"), config.intermediateSize, hidden),
+                down: try matrix(names.mlp("down_proj"), hidden, config.intermediateSize))
+        }
+        finalNorm = try vector("model.norm.weight", hidden)
+        if config.tieWordEmbeddings && !checkpoint.hasWeight("lm_head.weight") {
+            lmHead = embedding
+        } else {
+            lmHead = try matrix("lm_head.weight", config.vocabSize, hidden)
+        }
+        let frequencies = config.inverseFrequencies()
+        inverseFrequencies = backend.makeTensor(rows: 1, columns: frequencies.count)
+        inverseFrequencies.floats.update(from: frequencies, count: frequencies.count)
+    }
+}

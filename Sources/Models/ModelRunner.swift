@@ -1,0 +1,74 @@
+import Compute
+import LLMuxCore
+
+/// The `ModelExecutor` of a unit: the models' weights on one backend and the shared KV pool.
+///
+/// The pool is a single allocation cut into pages of equal bytes. A page of model m holds
+/// `tokensPerPage(m)` tokens of every layer, laid out `[layer][key|value][token][kvHead][dim]`,
+/// so a model with a smaller per-token KV footprint fits more tokens into the same page and any
+/// page can serve any model (the "virtual page" design of DESIGN.md, with fixed-byte pages).
+public final class ModelRunner: ModelExecutor {
+    /// Descriptors of the loaded models.
+    public let models: [ModelDescriptor]
+    /// Pages in the pool.
+    public let pageCount: Int
+    /// Bytes of one page.
+    public let pageBytes: Int
+    private let backend: any ComputeBackend
+    private let decoders: [ModelID: DecoderModel]
+    private let tokensPerPageByModel: [ModelID: Int]
+    private let pool: Tensor
+
+    /// Loads `checkpoints` onto `backend` with a KV pool of about `kvCacheBytes` bytes. The
+    /// largest per-token KV footprint gets `tokensPerPageOfLargest` tokens per page.
+    public init(checkpoints: [(ModelID, Checkpoint)], backend: any ComputeBackend, kvCacheBytes: Int,
+                tokensPerPageOfLargest: Int = 16) throws {
+        precondition(!checkpoints.isEmpty)
+        self.backend = backend
+        var decoders: [ModelID: DecoderModel] = [:]
+        var descriptors: [ModelDescriptor] = []
+        for (id, checkpoint) in checkpoints {
+            let decoder = try DecoderModel(checkpoint: checkpoint, backend: backend)
+            decoders[id] = decoder
+            let config = checkpoint.config
+            descriptors.append(ModelDescriptor(
+                id: id, contextLength: config.maxPositionEmbeddings, vocabularySize: config.vocabSize,
+                eosTokenIDs: checkpoint.eosTokenIDs,
+                kvShape: KVCacheShape(layerCount: config.layerCount, kvHeadCount: config.kvHeadCount,
+                                      headDim: config.headDim, bytesPerElement: 4)))
+        }
+        let largest = descriptors.map(\.kvShape.bytesPerToken).max()!
+        pageBytes = largest * tokensPerPageOfLargest
+        pageCount = kvCacheBytes / pageBytes
+        guard pageCount > 0 else {
+            throw LLMuxError.outOfMemory("--kv-cache-memory of \(kvCacheBytes) bytes holds no page of \(pageBytes) bytes")
+        }
+        self.models = descriptors
+        self.decoders = decoders
+        self.tokensPerPageByModel = Dictionary(uniqueKeysWithValues: descriptors.map { ($0.id, pageBytes / $0.kvShape.bytesPerToken) })
+        self.pool = backend.makeTensor(rows: pageCount, columns: pageBytes / 4)
+    }
+
+    /// Tokens per page of `model`.
+    public func tokensPerPage(for model: ModelID) -> Int { tokensPerPageByModel[model]! }
+
+    /// Runs each job in turn and samples.
+    public func execute(_ plan: StepPlan) throws -> StepResult {
+        var result = StepResult()
+        for job in plan.jobs where !job.tokenIDs.isEmpty {
+            guard let decoder = decoders[job.model] else { throw LLMuxError.unknownModel(job.model.name) }
+            let shape = models.first { $0.id == job.model }!.kvShape
+            let tokensPerPage = tokensPerPageByModel[job.model]!
+            let layerFloats = tokensPerPage * shape.kvHeadCount * shape.headDim
+            let base = pool.floats
+            let logits = decoder.forward(job) { layer in
+                let keys = base + 2 * layer * layerFloats
+                return PagedKVLayer(keys: keys, values: keys + layerFloats, tokensPerPage: tokensPerPage, pageStride: self.pool.rowStride)
+            }
+            let sampling = job.sequences.filter { $0.sample != nil }
+            let tokens = backend.sample(logits: logits, requests: sampling.map { $0.sample! })
+            for (sequence, token) in zip(sampling, tokens) { result.samples[sequence.sequenceID] = token }
+        }
+        return result
+    }
+}

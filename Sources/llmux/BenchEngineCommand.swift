@@ -1,0 +1,145 @@
+import ArgumentParser
+import Compute
+import Engine
+import Foundation
+import LLMuxCore
+import Models
+import Scheduling
+
+/// `llmux bench engine`: prefill and decode throughput at several batch sizes, each beside the
+/// roofline measured in the same run (read bandwidth for decode; a BLAS matmul for prefill).
+struct BenchEngineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine",
+        abstract: "Measure prefill and decode tokens/s against memory-bandwidth and matmul rooflines.",
+        discussion: """
+            Decode roofline: batch × bandwidth / weight bytes per step (bandwidth from a multithreaded read
+            of a 512 MiB buffer). Prefill roofline: the model's matmul FLOPs at the rate numpy's BLAS reaches
+            on the model's own shape (python3 with numpy; skipped if absent). The table is printed last.
+            """)
+
+    @Option(help: "Checkpoint directory; default: the llama-100m preset written to the cache folder.")
+    var model: String?
+    @Option(help: "Preset to write when --model is not given.")
+    var preset = "llama-100m"
+    @Option(help: "Comma-separated batch sizes.")
+    var batches = "1,8,32"
+    @Option(help: "Prompt tokens per sequence.")
+    var promptLength = 128
+    @Option(help: "Decode steps timed per batch size.")
+    var decodeSteps = 16
+    @Option(help: "CPU threads (default: all cores).")
+    var threads: Int?
+    @Option(help: "Write the results as JSON to this file.")
+    var json: String?
+
+    func run() throws {
+        let path = try model ?? presetPath(preset)
+        let checkpoint = try openCheckpoint(path)
+        let backend = CPUBackend(threads: threads)
+        let config = checkpoint.config
+        let batchSizes = batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !batchSizes.isEmpty, batchSizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--batches must list positive integers") }
+
+        report("measuring memory bandwidth …")
+        let bandwidth = Kernels.measureReadBandwidth(bytes: 512 << 20, repeats: 5)
+        let shape = (m: min(512, promptLength * batchSizes.max()!), n: config.intermediateSize, k: config.hiddenSize)
+        report("measuring BLAS and LLMux matmul rates on \(shape.m)x\(shape.n)x\(shape.k) …")
+        let blas = BLASReference.measure(m: shape.m, n: shape.n, k: shape.k, threads: threads)
+        let ownMatmul = Kernels.measureMatmul(m: shape.m, n: shape.n, k: shape.k, dtype: .f32)
+        let cost = ModelCost(checkpoint: checkpoint)
+
+        var rows: [BenchRow] = []
+        for batch in batchSizes {
+            report("batch \(batch): prefill \(batch)×\(promptLength) tokens, then \(decodeSteps) decode steps …")
+            let timing = try measure(checkpoint: checkpoint, backend: backend, batch: batch)
+            let prefillTokens = Double(batch * promptLength)
+            let prefillFlops = cost.prefillFlops(batch: batch, promptLength: promptLength)
+            let decodeRate = Double(batch) * Double(timing.decodeSteps) / timing.decodeSeconds
+            let decodeRoof = Double(batch) * bandwidth * 1e9 / Double(cost.weightBytesPerStep)
+            rows.append(BenchRow(
+                batch: batch, prefillTokensPerSecond: prefillTokens / timing.prefillSeconds,
+                prefillGFlops: prefillFlops / timing.prefillSeconds / 1e9,
+                prefillFractionOfBLAS: blas.map { prefillFlops / timing.prefillSeconds / 1e9 / $0 },
+                decodeTokensPerSecond: decodeRate, decodeRooflineTokensPerSecond: decodeRoof,
+                decodeFractionOfRoofline: decodeRate / decodeRoof))
+        }
+        let result = BenchEngineResult(
+            command: CommandLine.arguments.joined(separator: " "), gitRevision: gitRevision(), device: backend.deviceName,
+            date: ISO8601DateFormatter().string(from: Date()), model: path, parameters: config.parameterCount,
+            weightBytesPerDecodeStep: cost.weightBytesPerStep, promptLength: promptLength, decodeSteps: decodeSteps,
+            readBandwidthGBs: bandwidth, blasGFlops: blas, llmuxMatmulGFlops: ownMatmul,
+            matmulShape: [shape.m, shape.n, shape.k], rows: rows)
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(result).write(to: URL(fileURLWithPath: json))
+        }
+        print(result.table())
+    }
+
+    private func measure(checkpoint: Checkpoint, backend: CPUBackend, batch: Int) throws -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int) {
+        let id = ModelID("bench")
+        let tokens = promptLength + decodeSteps + 2
+        let runner = try ModelRunner(checkpoints: [(id, checkpoint)], backend: backend,
+                                     kvCacheBytes: batch * kvBytes(forTokens: tokens, config: checkpoint.config))
+        let engine = EngineCore(executor: runner, tokenizers: [:],
+                                limits: SchedulerLimits(maxTokensPerStep: max(2048, batch), maxSequencesPerStep: max(64, batch)))
+        var generator = SplitMix(seed: 42)
+        let vocabulary = checkpoint.config.vocabSize
+        for _ in 0..<batch {
+            let prompt = (0..<promptLength).map { _ in TokenID(generator.next() % UInt64(vocabulary)) }
+            try engine.add(GenerationRequest(model: id, promptTokens: prompt,
+                                             parameters: SamplingParameters(maxTokens: decodeSteps + 2, stopAtEOS: false)))
+        }
+        var started = Set<SequenceID>()
+        let prefillStart = Date()
+        while started.count < batch {
+            for event in engine.step() where event.token != nil { started.insert(event.sequenceID) }
+        }
+        let prefillSeconds = Date().timeIntervalSince(prefillStart)
+        let decodeStart = Date()
+        for _ in 0..<decodeSteps { _ = engine.step() }
+        return (prefillSeconds, Date().timeIntervalSince(decodeStart), decodeSteps)
+    }
+
+    private func presetPath(_ name: String) throws -> String {
+        guard let preset = ModelPreset.all[name] else { throw ValidationError("unknown preset \(name)") }
+        let base = ProcessInfo.processInfo.environment["LLMUX_CACHE"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("llmux-cache")
+        let directory = base.appendingPathComponent("bench-\(name)-bf16")
+        if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) {
+            report("writing the \(name) preset to \(directory.path) …")
+            try ModelMaker.write(MakeModelOptions(config: preset.config, dtype: .bf16, seed: 7, weightScale: 0.02), to: directory, progress: nil)
+        }
+        return directory.path
+    }
+}
+
+/// A tiny deterministic generator for benchmark prompts.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// The short git revision, from `LLMUX_GIT_REV` or `git rev-parse`.
+func gitRevision() -> String {
+    if let revision = ProcessInfo.processInfo.environment["LLMUX_GIT_REV"] { return revision }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["git", "rev-parse", "--short", "HEAD"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return "unknown" }
+    process.waitUntilExit()
+    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    return process.terminationStatus == 0 ? text.trimmingCharacters(in: .whitespacesAndNewlines) : "unknown"
+}

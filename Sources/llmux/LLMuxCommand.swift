@@ -1,0 +1,22 @@
+import ArgumentParser
+
+/// The `llmux` command line (contract in docs/architecture.md).
+@main
+struct LLMuxCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "llmux",
+        abstract: "Serve many LLMs at once on shared devices.",
+        discussion: """
+            Start with `llmux generate --demo --prompt "Hello"` (a small built-in random-weight model),
+            or point `--model` at a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
+            `llmux make-model` writes random-weight checkpoints of real architectures and sizes.
+            """,
+        subcommands: [GenerateCommand.self, MakeModelCommand.self, BenchCommand.self])
+}
+
+/// `llmux bench …`.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Benchmarks that print their reference measured in the same run.",
+        subcommands: [BenchEngineCommand.self])
+}

@@ -1,0 +1,57 @@
+import Compute
+import Foundation
+import LLMuxCore
+import Models
+import Tokenization
+
+/// Writes progress lines to standard error.
+func report(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Opens a checkpoint directory with a readable error, and reads it into memory with a
+/// progress line for checkpoints over 256 MiB.
+func openCheckpoint(_ path: String, quiet: Bool = false) throws -> Checkpoint {
+    let checkpoint = try Checkpoint(directory: URL(fileURLWithPath: path))
+    if checkpoint.totalBytes > 256 << 20 && !quiet {
+        var lastPercent = -1
+        checkpoint.prefault { progress in
+            let percent = progress.bytesTotal > 0 ? progress.bytesDone * 100 / progress.bytesTotal : 100
+            if percent / 10 != lastPercent / 10 {
+                lastPercent = percent
+                report(String(format: "loading %@: %3d%% (%.1f of %.1f GiB)", path, percent,
+                              Double(progress.bytesDone) / 1.0737e9, Double(progress.bytesTotal) / 1.0737e9))
+            }
+        }
+    }
+    return checkpoint
+}
+
+/// The tokenizer of a checkpoint directory, or nil when it has no tokenizer.json.
+func openTokenizer(_ path: String) throws -> Tokenizer? {
+    let directory = URL(fileURLWithPath: path)
+    guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) else { return nil }
+    return try Tokenizer(directory: directory)
+}
+
+/// The built-in demo model: a small random-weight Llama written once into the cache folder.
+func demoModelPath() throws -> String {
+    let base = ProcessInfo.processInfo.environment["LLMUX_CACHE"].map { URL(fileURLWithPath: $0) }
+        ?? FileManager.default.temporaryDirectory.appendingPathComponent("llmux-cache")
+    let directory = base.appendingPathComponent("demo-tiny-llama-v1")
+    if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) {
+        guard let preset = ModelPreset.all["tiny-llama"] else { throw LLMuxError.engine("the tiny-llama preset is missing") }
+        let staging = base.appendingPathComponent("demo-staging-\(ProcessInfo.processInfo.processIdentifier)")
+        try? FileManager.default.removeItem(at: staging)
+        try ModelMaker.write(MakeModelOptions(config: preset.config, dtype: .bf16, seed: 1, weightScale: 0.5), to: staging, progress: nil)
+        try? FileManager.default.removeItem(at: directory)
+        try FileManager.default.moveItem(at: staging, to: directory)
+    }
+    return directory.path
+}
+
+/// KV-cache bytes that hold `tokens` tokens of `config` on the CPU (fp32), plus a page of slack.
+func kvBytes(forTokens tokens: Int, config: ModelConfig) -> Int {
+    let perToken = 2 * config.layerCount * config.kvHeadCount * config.headDim * 4
+    return (tokens + 32) * perToken
+}

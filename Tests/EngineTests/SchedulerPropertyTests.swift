@@ -1,0 +1,158 @@
+import Engine
+import KVMemory
+import LLMuxCore
+import Scheduling
+import Testing
+
+/// Random workloads against the scheduler and KV bookkeeping through the real engine core with a
+/// fake model: no page leaks, every request ends with a reason, outputs equal solo runs even with
+/// preemption and cancellation.
+@Suite struct SchedulerPropertyTests {
+    struct Workload {
+        var prompts: [[TokenID]] = []
+        var maxTokens: [Int] = []
+        var models: [ModelID] = []
+    }
+
+    static let models: [(ModelID, tokensPerPage: Int)] = [(ModelID("a"), 4), (ModelID("b"), 7)]
+
+    static func workload(seed: UInt64, count: Int) -> Workload {
+        var random = TestRandom(seed: seed)
+        var workload = Workload()
+        for _ in 0..<count {
+            let length = 1 + Int(random.next() % 60)
+            workload.prompts.append((0..<length).map { _ in TokenID(1 + random.next() % 900) })
+            workload.maxTokens.append(1 + Int(random.next() % 30))
+            workload.models.append(models[Int(random.next() % 2)].0)
+        }
+        return workload
+    }
+
+    /// Runs requests one at a time on a roomy pool: the reference outputs.
+    static func solo(_ workload: Workload) -> [[TokenID]] {
+        workload.prompts.indices.map { index in
+            let engine = EngineCore(executor: FakeExecutor(models: models, pageCount: 200), tokenizers: [:])
+            let id = try! engine.add(GenerationRequest(model: workload.models[index], promptTokens: workload.prompts[index],
+                                                       parameters: SamplingParameters(maxTokens: workload.maxTokens[index])))
+            var tokens: [TokenID] = []
+            while engine.hasWork {
+                for event in engine.step() where event.sequenceID == id { if let token = event.token { tokens.append(token.tokenID) } }
+            }
+            return tokens
+        }
+    }
+
+    @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
+    func randomWorkloadsNeverLeakAndMatchSoloRuns(seed: UInt64) throws {
+        let workload = Self.workload(seed: seed, count: 24)
+        let expected = Self.solo(workload)
+        var random = TestRandom(seed: seed &* 77)
+        // 30 pages: the largest single request (60 + 30 tokens at 4 a page) needs 23, so it fits
+        // alone, while the whole workload needs far more: preemption is forced.
+        let executor = FakeExecutor(models: Self.models, pageCount: 30)
+        let engine = EngineCore(executor: executor, tokenizers: [:],
+                                limits: SchedulerLimits(maxTokensPerStep: 32, maxSequencesPerStep: 6))
+        var idsByIndex: [SequenceID: Int] = [:]
+        var outputs: [Int: [TokenID]] = [:]
+        var finished: [Int: FinishReason] = [:]
+        var cancelled: Set<Int> = []
+        var next = 0
+        var steps = 0
+        while next < workload.prompts.count || engine.hasWork {
+            // Arrivals trickle in between steps.
+            for _ in 0..<Int(random.next() % 3) where next < workload.prompts.count {
+                let id = try engine.add(GenerationRequest(model: workload.models[next], promptTokens: workload.prompts[next],
+                                                          parameters: SamplingParameters(maxTokens: workload.maxTokens[next])))
+                idsByIndex[id] = next
+                next += 1
+            }
+            // Occasionally a client goes away.
+            if random.next() % 10 == 0, let victim = idsByIndex.sorted(by: { $0.key < $1.key }).first(where: { finished[$0.value] == nil })?.key {
+                let event = engine.abort(victim)
+                #expect(event?.finishReason == .abort)
+                finished[idsByIndex[victim]!] = .abort
+                cancelled.insert(idsByIndex[victim]!)
+            }
+            for event in engine.step() {
+                let index = idsByIndex[event.sequenceID]!
+                if let token = event.token { outputs[index, default: []].append(token.tokenID) }
+                if let reason = event.finishReason {
+                    #expect(finished[index] == nil, "finished twice")
+                    finished[index] = reason
+                }
+            }
+            let kv = engine.schedulerState.kvCache
+            #expect(kv.isConsistent(), "page accounting broke at step \(steps)")
+            steps += 1
+            try #require(steps < 10_000, "no progress")
+        }
+        let kv = engine.schedulerState.kvCache
+        #expect(kv.freePageCount == kv.pool.pageCount, "pages leaked")
+        #expect(finished.count == workload.prompts.count, "every request ends with a reason")
+        #expect(engine.schedulerState.preemptionTotal > 0, "the workload was meant to force preemption")
+        for index in workload.prompts.indices where !cancelled.contains(index) {
+            #expect(outputs[index] ?? [] == expected[index], "request \(index) differs from its solo run")
+            #expect(finished[index] == .length)
+        }
+    }
+
+    @Test func requestLargerThanPoolFailsAtOnce() throws {
+        let engine = EngineCore(executor: FakeExecutor(models: Self.models, pageCount: 3), tokenizers: [:])
+        #expect(throws: LLMuxError.self) {
+            try engine.add(GenerationRequest(model: "a", promptTokens: Array(repeating: 5, count: 10), parameters: SamplingParameters(maxTokens: 10)))
+        }
+        #expect(throws: LLMuxError.self) {
+            try engine.add(GenerationRequest(model: "zzz", promptTokens: [1], parameters: SamplingParameters()))
+        }
+        #expect(throws: LLMuxError.self) {
+            try engine.add(GenerationRequest(model: "a", promptTokens: [], parameters: SamplingParameters()))
+        }
+        #expect(!engine.hasWork)
+    }
+
+    @Test func promptPlusMaxTokensOverContextIsRejectedWithNumbers() {
+        let engine = EngineCore(executor: FakeExecutor(models: Self.models, pageCount: 100, contextLength: 16), tokenizers: [:])
+        do {
+            try engine.add(GenerationRequest(model: "a", promptTokens: Array(repeating: 5, count: 10), parameters: SamplingParameters(maxTokens: 10)))
+            Issue.record("expected an error")
+        } catch {
+            let message = "\(error)"
+            #expect(message.contains("16") && message.contains("20") && message.contains("10"))
+        }
+    }
+
+    @Test func cancellationFreesPagesImmediately() throws {
+        let engine = EngineCore(executor: FakeExecutor(models: Self.models, pageCount: 50), tokenizers: [:])
+        let id = try engine.add(GenerationRequest(model: "a", promptTokens: Array(repeating: 3, count: 20), parameters: SamplingParameters(maxTokens: 50)))
+        _ = engine.step()
+        #expect(engine.schedulerState.kvCache.freePageCount < 50)
+        _ = engine.abort(id)
+        #expect(engine.schedulerState.kvCache.freePageCount == 50)
+        #expect(!engine.hasWork)
+    }
+
+    @Test func eosAndStopTokensEndWithStop() throws {
+        let engine = EngineCore(executor: FakeExecutor(models: Self.models, pageCount: 50), tokenizers: [:])
+        // The fake model's first greedy token for this prompt becomes a stop token.
+        let probe = EngineCore(executor: FakeExecutor(models: Self.models, pageCount: 50), tokenizers: [:])
+        _ = try probe.add(GenerationRequest(model: "a", promptTokens: [9, 9], parameters: SamplingParameters(maxTokens: 1)))
+        let first = probe.step()[0].token!.tokenID
+        _ = try engine.add(GenerationRequest(model: "a", promptTokens: [9, 9], parameters: SamplingParameters(maxTokens: 10, stopTokenIDs: [first])))
+        let events = engine.step()
+        #expect(events.count == 1 && events[0].finishReason == .stop)
+        #expect(engine.schedulerState.kvCache.freePageCount == 50)
+    }
+}
+
+/// SplitMix64, for reproducible random workloads.
+struct TestRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
