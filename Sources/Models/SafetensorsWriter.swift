@@ -10,14 +10,16 @@ import LLMuxCore
 /// Streaming writer: computes the header from names/dtypes/shapes, then asks for each tensor's
 /// bytes in order, so an 8B-parameter model never sits in memory.
 ///
-/// Tensors are laid out in the order given, each starting on an 8-byte boundary because the header
-/// is space-padded to a multiple of 8 (as the reference `safetensors` writer does) and every
-/// supported dtype's size divides 8. The file is written under a temporary name and renamed at the
-/// end, so a crash never leaves a truncated file that looks complete.
+/// Like the reference `safetensors` writer, tensors are stored by decreasing element size (stable,
+/// so otherwise in the order given) after a header space-padded to a multiple of 8: every tensor
+/// then starts at a multiple of its element size, so typed loads from the mapping are aligned.
+/// The format allows no gaps between tensors, so this ordering is the only way to get alignment.
+/// The file is written under a temporary name and renamed at the end, so a crash never leaves a
+/// truncated file that looks complete.
 public struct SafetensorsWriter {
     /// Destination file.
     public let url: URL
-    /// Tensors in file order.
+    /// Tensors in file order (the order `write(fill:)` asks for them).
     public let tensors: [(name: String, dtype: DType, shape: [Int])]
     /// The header's `__metadata__`.
     public let metadata: [String: String]
@@ -25,7 +27,9 @@ public struct SafetensorsWriter {
     /// A writer of the given tensors; nothing is written before `write(fill:)`.
     public init(url: URL, tensors: [(name: String, dtype: DType, shape: [Int])], metadata: [String: String] = [:]) {
         self.url = url
-        self.tensors = tensors
+        self.tensors = tensors.enumerated().sorted {
+            ($1.element.dtype.byteSize, $0.offset) < ($0.element.dtype.byteSize, $1.offset)
+        }.map(\.element)
         self.metadata = metadata
     }
 
@@ -56,7 +60,7 @@ public struct SafetensorsWriter {
         8 + headerBytes().count + tensors.reduce(0) { $0 + Self.byteCount(dtype: $1.dtype, shape: $1.shape) }
     }
 
-    /// Writes the file, calling `fill` once per tensor, in order, with a buffer of exactly that
+    /// Writes the file, calling `fill` once per tensor, in file order, with a buffer of exactly that
     /// tensor's byte count to fill with its little-endian data.
     public func write(fill: (_ name: String, _ buffer: UnsafeMutableRawBufferPointer) throws -> Void) throws {
         let path = url.path
