@@ -7,7 +7,11 @@ import Compute
 import Foundation
 import LLMuxCore
 
-/// One weight inside a mapped shard. The pointer is valid while its `Checkpoint` is alive.
+/// One weight inside a mapped shard.
+///
+/// The view keeps its shard mapped, so `pointer` is valid while the view (or its `Checkpoint`) is
+/// alive. Swift may end a value's lifetime right after its last use, so code that reads through
+/// `pointer` after its last use of the view must wrap the reads in `withExtendedLifetime(view)`.
 public struct WeightView: @unchecked Sendable {
     /// Hugging Face parameter name.
     public let name: String
@@ -19,8 +23,14 @@ public struct WeightView: @unchecked Sendable {
     public let shape: [Int]
     /// First byte of the data, inside the read-only mapping.
     public let pointer: UnsafeRawPointer
+    /// The mapped shard that `pointer` points into; held only to keep the mapping alive.
+    let owner: SafetensorsFile
     /// Bytes of data.
     public var byteCount: Int { shape.reduce(1, *) * dtype.byteSize }
+    /// The data as raw bytes (valid inside `body`, which runs while the mapping is held).
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(owner) { try body(UnsafeRawBufferPointer(start: pointer, count: byteCount)) }
+    }
 }
 
 /// How far loading (or writing) a checkpoint has got.
@@ -148,7 +158,7 @@ public final class Checkpoint: @unchecked Sendable {
                 detail: "tensor '\(name)' has shape \(info.shape), expected \(shape) (in shard '\(location.file)')")
         }
         return WeightView(name: name, file: location.file, dtype: info.dtype, shape: info.shape,
-                          pointer: location.shard.pointer(to: info))
+                          pointer: location.shard.pointer(to: info), owner: location.shard)
     }
 
     /// True when the checkpoint has a weight called `name`.
