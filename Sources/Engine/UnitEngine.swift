@@ -1,0 +1,154 @@
+import Foundation
+import LLMuxCore
+import Synchronization
+
+/// Errors a request stream can end with.
+public enum EngineStreamError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The request was refused or failed; the message says why.
+    case failed(String)
+    /// The engine is shutting down and takes no new requests.
+    case shuttingDown
+
+    /// The message.
+    public var description: String {
+        switch self {
+        case .failed(let message): return message
+        case .shuttingDown: return "the server is shutting down"
+        }
+    }
+}
+
+/// A unit's engine loop on its own thread: it owns the `EngineCore` (and through it the
+/// scheduler, KV pool and executor). Other tasks only `submit` requests and read the returned
+/// streams; cancelling a stream aborts its request within one step.
+public final class UnitEngine: Sendable {
+    private struct Inbox: ~Copyable {
+        var submissions: [(Int, GenerationRequest, AsyncThrowingStream<SequenceEvent, Error>.Continuation)] = []
+        var cancellations: [Int] = []
+        var accepting = true
+        var stopped = false
+        var nextTicket = 1
+    }
+
+    private let inbox = Mutex(Inbox())
+    private let wakeUp = NSCondition()
+    private let finished = NSCondition()
+    private let loopDone = Mutex(false)
+    /// Models served by the unit.
+    public let models: [ModelDescriptor]
+
+    /// Starts the loop over `core` (which must not be used by anyone else afterwards).
+    public init(core: EngineCore) {
+        models = core.models
+        let box = CoreBox(core)
+        let thread = Thread { [self] in self.runLoop(box.core) }
+        thread.name = "llmux-unit"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Queues a request; the stream yields one event per generated token (the last one carries
+    /// the finish reason) and throws when the request fails.
+    public func submit(_ request: GenerationRequest) -> AsyncThrowingStream<SequenceEvent, Error> {
+        let (stream, continuation) = AsyncThrowingStream<SequenceEvent, Error>.makeStream()
+        let ticket: Int? = inbox.withLock { inbox in
+            guard inbox.accepting else { return nil }
+            let ticket = inbox.nextTicket
+            inbox.nextTicket += 1
+            inbox.submissions.append((ticket, request, continuation))
+            return ticket
+        }
+        guard let ticket else {
+            continuation.finish(throwing: EngineStreamError.shuttingDown)
+            return stream
+        }
+        continuation.onTermination = { [weak self] termination in
+            if case .cancelled = termination { self?.cancel(ticket) }
+        }
+        signal()
+        return stream
+    }
+
+    /// Stops taking requests, lets the running ones finish, then ends the loop.
+    public func shutdown() {
+        inbox.withLock { $0.accepting = false }
+        signal()
+        finished.lock()
+        while !loopDone.withLock({ $0 }) { finished.wait() }
+        finished.unlock()
+    }
+
+    private func cancel(_ ticket: Int) {
+        inbox.withLock { $0.cancellations.append(ticket) }
+        signal()
+    }
+
+    private func signal() {
+        wakeUp.lock()
+        wakeUp.signal()
+        wakeUp.unlock()
+    }
+
+    /// Drain the inbox, step, route events; sleep when idle.
+    private func runLoop(_ core: EngineCore) {
+        var streams: [SequenceID: AsyncThrowingStream<SequenceEvent, Error>.Continuation] = [:]
+        var sequenceByTicket: [Int: SequenceID] = [:]
+        var ticketBySequence: [SequenceID: Int] = [:]
+        while true {
+            wakeUp.lock()
+            let (submissions, cancellations, accepting) = inbox.withLock { inbox in
+                let taken = (inbox.submissions, inbox.cancellations, inbox.accepting)
+                inbox.submissions = []
+                inbox.cancellations = []
+                return taken
+            }
+            if submissions.isEmpty && cancellations.isEmpty && !core.hasWork {
+                if !accepting { wakeUp.unlock(); break }
+                wakeUp.wait()
+                wakeUp.unlock()
+                continue
+            }
+            wakeUp.unlock()
+
+            for (ticket, request, continuation) in submissions {
+                do {
+                    let id = try core.add(request)
+                    streams[id] = continuation
+                    sequenceByTicket[ticket] = id
+                    ticketBySequence[id] = ticket
+                } catch {
+                    continuation.finish(throwing: EngineStreamError.failed("\(error)"))
+                }
+            }
+            for ticket in cancellations {
+                guard let id = sequenceByTicket.removeValue(forKey: ticket) else { continue }
+                ticketBySequence[id] = nil
+                _ = core.abort(id)
+                streams.removeValue(forKey: id)?.finish()
+            }
+            for event in core.step() {
+                guard let continuation = streams[event.sequenceID] else { continue }
+                if event.finishReason == .error {
+                    continuation.finish(throwing: EngineStreamError.failed(event.errorMessage ?? "engine error"))
+                } else {
+                    continuation.yield(event)
+                    if event.finishReason != nil { continuation.finish() }
+                }
+                if event.finishReason != nil {
+                    streams[event.sequenceID] = nil
+                    if let ticket = ticketBySequence.removeValue(forKey: event.sequenceID) { sequenceByTicket[ticket] = nil }
+                }
+            }
+        }
+        loopDone.withLock { $0 = true }
+        finished.lock()
+        finished.broadcast()
+        finished.unlock()
+    }
+}
+
+/// Carries the engine core onto the loop thread, which is its only user from then on.
+private final class CoreBox: @unchecked Sendable {
+    let core: EngineCore
+    init(_ core: EngineCore) { self.core = core }
+}
