@@ -1,5 +1,3 @@
-import Foundation
-
 /// A decoder from the `decoder` key: turns token strings back into text. Each step maps a list
 /// of token strings to a new list, as in the Rust `decode_chain`; the results are joined at the end.
 enum Decoder: Sendable {
@@ -91,7 +89,10 @@ enum Decoder: Sendable {
         var pending: [UInt8] = []
         func flush() {
             guard !pending.isEmpty else { return }
-            if let text = String(bytes: pending, encoding: .utf8) {
+            // Valid UTF-8 survives a lossy decode unchanged. (Foundation's String(bytes:encoding:)
+            // would also drop a leading BOM, which Rust keeps.)
+            let text = String(decoding: pending, as: UTF8.self)
+            if text.utf8.elementsEqual(pending) {
                 output.append(text)
             } else {
                 output.append(contentsOf: repeatElement("\u{FFFD}", count: pending.count))

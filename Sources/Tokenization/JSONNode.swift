@@ -46,8 +46,7 @@ struct JSONNode {
 
     func int() throws -> Int {
         guard let value else { throw missing() }
-        // JSONSerialization yields NSNumber for every number; booleans must not pass as ints.
-        if let number = value as? NSNumber, !(value is Bool), let exact = Int(exactly: number.doubleValue) {
+        if let number = value as? NSNumber, !Self.isBoolean(number), let exact = Int(exactly: number.doubleValue) {
             return exact
         }
         throw wrongType("an integer")
@@ -55,8 +54,14 @@ struct JSONNode {
 
     func bool(default fallback: Bool) throws -> Bool {
         guard let value else { return fallback }
-        guard let flag = value as? Bool else { throw wrongType("a boolean") }
-        return flag
+        guard let number = value as? NSNumber, Self.isBoolean(number) else { throw wrongType("a boolean") }
+        return number.boolValue
+    }
+
+    /// JSONSerialization yields NSNumber for numbers and booleans alike, and `as? Bool` / `as? Int`
+    /// accept either; JSON booleans are the ones stored as C `char`.
+    private static func isBoolean(_ number: NSNumber) -> Bool {
+        String(cString: number.objCType) == "c"
     }
 
     func array() throws -> [JSONNode] {
