@@ -1,7 +1,7 @@
 import Foundation
 import LLMuxCore
 import Testing
-@testable import Tokenization
+import Tokenization
 
 /// Every fixture case must match the Python `tokenizers` library exactly.
 @Suite struct FixtureParityTests {

@@ -1,6 +1,6 @@
 import Foundation
 import LLMuxCore
-@testable import Tokenization
+import Tokenization
 
 /// One string and what the Python `tokenizers` library produced for it.
 struct FixtureCase: Decodable {

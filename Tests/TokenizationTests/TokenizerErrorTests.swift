@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Tokenization
+import Tokenization
 
 /// Malformed or unsupported tokenizer.json files fail with messages naming the file and key.
 @Suite struct TokenizerErrorTests {
