@@ -13,14 +13,21 @@ public final class EngineCore {
     private let tokenizers: [ModelID: Tokenizer]
     private var trackers: [SequenceID: OutputTracker] = [:]
     private var nextSequence: UInt64 = 1
+    private let clock = ContinuousClock()
+    private let started: ContinuousClock.Instant
 
-    /// An engine over `executor`; `tokenizers` decode each model's output.
-    public init(executor: any ModelExecutor, tokenizers: [ModelID: Tokenizer], limits: SchedulerLimits = SchedulerLimits()) {
+    /// An engine over `executor`; `tokenizers` decode each model's output. `expectedRates`
+    /// (requests/s by model) set the initial KV quotas and spatial shares.
+    public init(executor: any ModelExecutor, tokenizers: [ModelID: Tokenizer], policy: SchedulingPolicy = .mux,
+                limits: SchedulerLimits = SchedulerLimits(), expectedRates: [ModelID: Double] = [:]) {
         self.executor = executor
         self.tokenizers = tokenizers
         self.descriptors = Dictionary(uniqueKeysWithValues: executor.models.map { ($0.id, $0) })
         let perPage = Dictionary(uniqueKeysWithValues: executor.models.map { ($0.id, executor.tokensPerPage(for: $0.id)) })
-        self.scheduler = Scheduler(limits: limits, kvCache: KVCacheManager(pageCount: executor.pageCount, tokensPerPageByModel: perPage))
+        self.scheduler = Scheduler(policy: policy, limits: limits,
+                                   kvCache: KVCacheManager(pageCount: executor.pageCount, tokensPerPageByModel: perPage),
+                                   expectedRates: expectedRates)
+        self.started = clock.now
     }
 
     /// Descriptors of the served models.
@@ -68,7 +75,8 @@ public final class EngineCore {
     /// One engine step. A failing executor fails every sequence of the step (with the message),
     /// never the process.
     public func step() -> [SequenceEvent] {
-        let plan = scheduler.schedule()
+        let elapsed = clock.now - started
+        let plan = scheduler.schedule(now: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
         guard !plan.isEmpty else { return [] }
         let result: StepResult
         do {

@@ -52,10 +52,11 @@ public final class ModelRunner: ModelExecutor {
     /// Tokens per page of `model`.
     public func tokensPerPage(for model: ModelID) -> Int { tokensPerPageByModel[model]! }
 
-    /// Runs each job in turn and samples.
+    /// Runs each model's jobs and samples. The CPU has no SM partitions, so a model's prefill and
+    /// decode jobs are fused into one pass over its weights.
     public func execute(_ plan: StepPlan) throws -> StepResult {
         var result = StepResult()
-        for job in plan.jobs where !job.tokenIDs.isEmpty {
+        for job in Self.fuseByModel(plan.jobs) where !job.tokenIDs.isEmpty {
             guard let decoder = decoders[job.model] else { throw LLMuxError.unknownModel(job.model.name) }
             let shape = models.first { $0.id == job.model }!.kvShape
             let tokensPerPage = tokensPerPageByModel[job.model]!
@@ -70,5 +71,27 @@ public final class ModelRunner: ModelExecutor {
             for (sequence, token) in zip(sampling, tokens) { result.samples[sequence.sequenceID] = token }
         }
         return result
+    }
+
+    /// One job per model, concatenating the flat batches in plan order.
+    static func fuseByModel(_ jobs: [JobPlan]) -> [JobPlan] {
+        var fused: [JobPlan] = []
+        for job in jobs {
+            guard let index = fused.firstIndex(where: { $0.model == job.model }) else {
+                fused.append(job)
+                continue
+            }
+            let offset = fused[index].tokenIDs.count
+            fused[index].tokenIDs += job.tokenIDs
+            fused[index].positions += job.positions
+            fused[index].slotMapping += job.slotMapping
+            fused[index].sequences += job.sequences.map {
+                var sequence = $0
+                sequence.queryStart += offset
+                return sequence
+            }
+            if job.phase == .prefill { fused[index].phase = .prefill }
+        }
+        return fused
     }
 }

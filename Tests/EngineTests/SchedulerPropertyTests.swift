@@ -42,16 +42,17 @@ import Testing
         }
     }
 
-    @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
-    func randomWorkloadsNeverLeakAndMatchSoloRuns(seed: UInt64) throws {
+    @Test(arguments: SchedulingPolicy.allCases, [1, 2, 3, 4] as [UInt64])
+    func randomWorkloadsNeverLeakAndMatchSoloRuns(policy: SchedulingPolicy, seed: UInt64) throws {
         let workload = Self.workload(seed: seed, count: 24)
         let expected = Self.solo(workload)
         var random = TestRandom(seed: seed &* 77)
         // 30 pages: the largest single request (60 + 30 tokens at 4 a page) needs 23, so it fits
-        // alone, while the whole workload needs far more: preemption is forced.
-        let executor = FakeExecutor(models: Self.models, pageCount: 30)
-        let engine = EngineCore(executor: executor, tokenizers: [:],
-                                limits: SchedulerLimits(maxTokensPerStep: 32, maxSequencesPerStep: 6))
+        // alone, while the whole workload needs far more: preemption is forced. Under `spatial`
+        // each model only has its share, so the pool is doubled for every request to fit its share.
+        let executor = FakeExecutor(models: Self.models, pageCount: policy == .spatial ? 60 : 30)
+        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy,
+                                limits: SchedulerLimits(maxTokensPerStep: 32, maxSequencesPerStep: 6, quotaInterval: 0))
         var idsByIndex: [SequenceID: Int] = [:]
         var outputs: [Int: [TokenID]] = [:]
         var finished: [Int: FinishReason] = [:]
@@ -81,8 +82,14 @@ import Testing
                     finished[index] = reason
                 }
             }
-            let kv = engine.schedulerState.kvCache
-            #expect(kv.isConsistent(), "page accounting broke at step \(steps)")
+            let state = engine.schedulerState
+            #expect(state.kvCache.isConsistent(), "page accounting broke at step \(steps)")
+            #expect(state.quotas.isConsistent, "quotas no longer sum to the pool")
+            if policy == .spatial {
+                for model in state.models {
+                    #expect(state.kvCache.usedPagesByModel[model, default: 0] <= state.quotas.quota(model), "spatial share exceeded")
+                }
+            }
             steps += 1
             try #require(steps < 10_000, "no progress")
         }
