@@ -69,8 +69,8 @@ struct AddedTokenMatcher: Sendable {
             cursor = matchEnd
             let token = candidate.token
             if token.singleWord {
-                let before = matchStart == 0 || !endsWithWord(bytes[..<matchStart])
-                let after = matchEnd == bytes.count || !startsWithWord(bytes[matchEnd...])
+                let before = matchStart == 0 || !endsWithWord(bytes, at: matchStart)
+                let after = matchEnd == bytes.count || !startsWithWord(bytes, at: matchEnd)
                 if !before || !after { continue }
             }
             if token.lstrip {
@@ -110,21 +110,35 @@ private func isWordScalar(_ scalar: Unicode.Scalar) -> Bool {
     }
 }
 
-private func endsWithWord(_ bytes: ArraySlice<UInt8>) -> Bool {
-    String(decoding: bytes, as: UTF8.self).unicodeScalars.last.map(isWordScalar) ?? false
+/// The scalar ending at byte offset `end` and where it starts (UTF-8 is self-synchronizing).
+private func scalar(endingAt end: Int, in bytes: [UInt8]) -> (scalar: Unicode.Scalar, start: Int)? {
+    guard end > 0 else { return nil }
+    var start = end - 1
+    while start > 0, bytes[start] & 0xC0 == 0x80 { start -= 1 }
+    return String(decoding: bytes[start..<end], as: UTF8.self).unicodeScalars.first.map { ($0, start) }
 }
 
-private func startsWithWord(_ bytes: ArraySlice<UInt8>) -> Bool {
-    String(decoding: bytes, as: UTF8.self).unicodeScalars.first.map(isWordScalar) ?? false
+/// The scalar starting at byte offset `start` and where it ends.
+private func scalar(startingAt start: Int, in bytes: [UInt8]) -> (scalar: Unicode.Scalar, end: Int)? {
+    guard start < bytes.count else { return nil }
+    var end = start + 1
+    while end < bytes.count, bytes[end] & 0xC0 == 0x80 { end += 1 }
+    return String(decoding: bytes[start..<end], as: UTF8.self).unicodeScalars.first.map { ($0, end) }
+}
+
+private func endsWithWord(_ bytes: [UInt8], at end: Int) -> Bool {
+    scalar(endingAt: end, in: bytes).map { isWordScalar($0.scalar) } ?? false
+}
+
+private func startsWithWord(_ bytes: [UInt8], at start: Int) -> Bool {
+    scalar(startingAt: start, in: bytes).map { isWordScalar($0.scalar) } ?? false
 }
 
 /// Byte offset where the whitespace run ending at `end` begins.
 private func leadingWhitespaceStart(_ bytes: [UInt8], before end: Int) -> Int {
-    let scalars = String(decoding: bytes[..<end], as: UTF8.self).unicodeScalars
     var start = end
-    for scalar in scalars.reversed() {
-        guard scalar.properties.isWhitespace else { break }
-        start -= String(scalar).utf8.count
+    while let previous = scalar(endingAt: start, in: bytes), previous.scalar.properties.isWhitespace {
+        start = previous.start
     }
     return start
 }
@@ -132,9 +146,8 @@ private func leadingWhitespaceStart(_ bytes: [UInt8], before end: Int) -> Int {
 /// Byte offset just after the whitespace run starting at `start`.
 private func trailingWhitespaceEnd(_ bytes: [UInt8], from start: Int) -> Int {
     var end = start
-    for scalar in String(decoding: bytes[start...], as: UTF8.self).unicodeScalars {
-        guard scalar.properties.isWhitespace else { break }
-        end += String(scalar).utf8.count
+    while let next = scalar(startingAt: end, in: bytes), next.scalar.properties.isWhitespace {
+        end = next.end
     }
     return end
 }

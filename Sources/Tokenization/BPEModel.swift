@@ -60,6 +60,9 @@ struct BPEModel: Sendable {
             guard parts.count == 2 else { throw entry.invalid("expected two tokens separated by one space") }
             return (String(parts[0]), String(parts[1]))
         }
+        if let pair = entry.value as? [Any], pair.count == 2, let left = pair[0] as? String, let right = pair[1] as? String {
+            return (left, right)
+        }
         let pair = try entry.array()
         guard pair.count == 2 else { throw entry.invalid("expected a pair of tokens") }
         return (try pair[0].string(), try pair[1].string())

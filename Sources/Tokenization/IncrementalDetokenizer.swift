@@ -30,8 +30,10 @@ public struct IncrementalDetokenizer: Sendable {
         return Self.suffix(of: full, after: prefix.count)
     }
 
-    /// Returns whatever is still buffered (possibly ending in U+FFFD if the stream ended
-    /// inside a character) and resets the window.
+    /// Returns whatever is still buffered (ending in U+FFFD if the stream ended inside a
+    /// character, exactly as a full decode would). Call once, when the stream is over: a token
+    /// appended afterwards starts a new window, and decoders that strip a leading space would
+    /// treat it as the start of a text.
     public mutating func finish() -> String {
         let (prefix, full) = decodeWindow()
         let rest = full.count > prefix.count ? Self.suffix(of: full, after: prefix.count) : ""

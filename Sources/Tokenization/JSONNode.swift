@@ -3,12 +3,38 @@ import Foundation
 /// A value parsed by `JSONSerialization` together with its key path, so that every type error can
 /// name the exact key (`model.merges[3]`) in the file it came from.
 struct JSONNode {
+    /// One step from the parent: an object key or an array index.
+    enum Step {
+        case key(String)
+        case index(Int)
+    }
+
     /// The raw value; `nil` when the key is absent or JSON `null`.
     let value: Any?
-    /// Dotted key path from the document root.
-    let path: String
+    /// Path of the parent node; the full path is only spelled out when an error needs it, since
+    /// building it for each of 100k vocabulary entries would dominate load time.
+    let parentPath: String
+    let step: Step?
     /// File name used in error messages.
     let file: String
+
+    init(value: Any?, parentPath: String, step: Step?, file: String) {
+        // An exact type test: `is NSNull` on an `Any` holding an NSNumber tries bridging casts,
+        // which made loading a large vocabulary several times slower.
+        if let value, type(of: value) != NSNull.self { self.value = value } else { self.value = nil }
+        self.parentPath = parentPath
+        self.step = step
+        self.file = file
+    }
+
+    /// Dotted key path from the document root, e.g. `model.merges[3]`.
+    var path: String {
+        switch step {
+        case nil: return parentPath
+        case .key(let key)?: return parentPath.isEmpty ? key : "\(parentPath).\(key)"
+        case .index(let index)?: return "\(parentPath)[\(index)]"
+        }
+    }
 
     /// Parses `data` whose top level must be an object.
     static func parse(_ data: Data, file: String) throws -> JSONNode {
@@ -21,13 +47,12 @@ struct JSONNode {
         guard object is [String: Any] else {
             throw TokenizerError.invalidJSON(file: file, reason: "top level is not an object")
         }
-        return JSONNode(value: object, path: "", file: file)
+        return JSONNode(value: object, parentPath: "", step: nil, file: file)
     }
 
     /// The member `key`, or an absent node when this is not an object.
     subscript(key: String) -> JSONNode {
-        let child = (value as? [String: Any])?[key]
-        return JSONNode(value: child is NSNull ? nil : child, path: path.isEmpty ? key : "\(path).\(key)", file: file)
+        JSONNode(value: (value as? [String: Any])?[key], parentPath: path, step: .key(key), file: file)
     }
 
     /// Whether the key is absent or null.
@@ -67,16 +92,16 @@ struct JSONNode {
     func array() throws -> [JSONNode] {
         guard let value else { throw missing() }
         guard let items = value as? [Any] else { throw wrongType("an array") }
-        return items.enumerated().map { index, item in
-            JSONNode(value: item is NSNull ? nil : item, path: "\(path)[\(index)]", file: file)
-        }
+        let here = path
+        return items.enumerated().map { JSONNode(value: $1, parentPath: here, step: .index($0), file: file) }
     }
 
     /// Members of an object, in no particular order.
     func members() throws -> [(key: String, node: JSONNode)] {
         guard let value else { throw missing() }
         guard let object = value as? [String: Any] else { throw wrongType("an object") }
-        return object.keys.map { ($0, self[$0]) }
+        let here = path
+        return object.map { ($0.key, JSONNode(value: $0.value, parentPath: here, step: .key($0.key), file: file)) }
     }
 
     func unsupported(_ what: String) -> TokenizerError { .unsupported(file: file, key: path, value: what) }

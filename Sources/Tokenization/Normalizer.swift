@@ -42,7 +42,11 @@ enum Normalizer: Sendable {
         case .nfd: return text.decomposedStringWithCanonicalMapping
         case .nfkc: return text.precomposedStringWithCompatibilityMapping
         case .nfkd: return text.decomposedStringWithCompatibilityMapping
-        case .lowercase: return text.lowercased()
+        case .lowercase:
+            // Scalar by scalar like Rust's `char::to_lowercase`: no context rules (final sigma).
+            var view = String.UnicodeScalarView()
+            for scalar in text.unicodeScalars { view.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars) }
+            return String(view)
         case .prepend(let prefix): return text.isEmpty ? text : prefix + text
         case let .replaceString(pattern, content): return text.replacingBytes(pattern, with: content)
         case let .replaceRegex(regex, content): return regex.replace(in: text, with: content)

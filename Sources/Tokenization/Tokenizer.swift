@@ -16,6 +16,9 @@ public final class Tokenizer: Sendable {
     private let normalizedMatcher: AddedTokenMatcher
     private let addedByID: [TokenID: AddedToken]
     private let addedByContent: [TokenKey: TokenID]
+    /// How each added token is spelled on the way out: the Rust library hands the decoder the
+    /// normalized form of `normalized` tokens (e.g. "[hi]" for "[Hi]" under Lowercase).
+    private let addedSpelling: [TokenID: String]
     private let modelTokens: [String?]
     private let specialContents: Set<TokenKey>
     private let config: TokenizerConfig
@@ -53,15 +56,20 @@ public final class Tokenizer: Sendable {
         let added = root["added_tokens"].isNull ? [] : try root["added_tokens"].array().map(AddedToken.init)
         var byID: [TokenID: AddedToken] = [:], byContent: [TokenKey: TokenID] = [:]
         var raw: [(String, AddedToken)] = [], normalized: [(String, AddedToken)] = []
+        var spelling: [TokenID: String] = [:]
         for token in added {
             byID[token.id] = token
             byContent[TokenKey(token.content)] = token.id
             if token.normalized {
-                normalized.append((normalizer?.apply(token.content) ?? token.content, token))
+                let form = normalizer?.apply(token.content) ?? token.content
+                normalized.append((form, token))
+                spelling[token.id] = form
             } else {
                 raw.append((token.content, token))
+                spelling[token.id] = token.content
             }
         }
+        addedSpelling = spelling
         addedByID = byID
         addedByContent = byContent
         rawMatcher = AddedTokenMatcher(raw)
@@ -117,9 +125,10 @@ public final class Tokenizer: Sendable {
         return addedByContent[key] ?? model.vocab[key]
     }
 
-    /// The string of a token id, as stored in the vocabulary (byte-level tokens stay encoded).
+    /// The string of a token id, as stored in the vocabulary (byte-level tokens stay encoded;
+    /// normalized added tokens come back normalized, as Python's `id_to_token`).
     public func token(for id: TokenID) -> String? {
-        if let added = addedByID[id] { return added.content }
+        if let added = addedSpelling[id] { return added }
         guard id >= 0, Int(id) < modelTokens.count else { return nil }
         return modelTokens[Int(id)]
     }

@@ -21,7 +21,7 @@ struct FixtureCases: Decodable {
 
 enum Fixtures {
     /// The fixture tokenizers, one per style.
-    static let names = ["llama3", "gpt2", "llama2", "mistral"]
+    static let names = ["llama3", "gpt2", "llama2", "mistral", "misc"]
 
     static func directory(_ name: String) -> URL {
         Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent(name)

@@ -25,6 +25,12 @@ import Tokenization
         #expect(tokenizer.eosTokenID == 2)
     }
 
+    @Test func listChatTemplateIsNotAString() throws {
+        let tokenizer = try Fixtures.tokenizer("misc")
+        #expect(tokenizer.chatTemplate == nil)
+        #expect(tokenizer.bosTokenID == tokenizer.tokenID(for: "[CLS]"))
+    }
+
     @Test func tokenRoundTrip() throws {
         let tokenizer = try Fixtures.tokenizer("llama2")
         #expect(tokenizer.tokenID(for: "<0x0A>") == 13)
