@@ -14,6 +14,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         .target(name: "LLMuxCore"),
@@ -28,8 +30,14 @@ let package = Package(
         .target(name: "Compute", dependencies: ["LLMuxCore", "CLLMuxKernels"]),
         .target(name: "Models", dependencies: ["LLMuxCore", "Compute"]),
         .target(name: "Engine", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Tokenization"]),
+        .target(name: "OpenAIAPI"),
+        .target(name: "Server", dependencies: [
+            "LLMuxCore", "Engine", "OpenAIAPI", "Tokenization",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .executableTarget(name: "llmux", dependencies: [
-            "LLMuxCore", "KVMemory", "Scheduling", "Tokenization", "Compute", "Models", "Engine",
+            "LLMuxCore", "KVMemory", "Scheduling", "Tokenization", "Compute", "Models", "Engine", "Server",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "LLMuxCoreTests", dependencies: ["LLMuxCore"]),
@@ -37,6 +45,10 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "CLLMuxKernels"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Compute", "LLMuxCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ServerTests", dependencies: [
+            "Server", "OpenAIAPI", "Engine", "LLMuxCore", "Tokenization",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "KVMemory", "Scheduling", "LLMuxCore", "Models", "Compute", "Tokenization"]),
     ],
     swiftLanguageModes: [.v6]

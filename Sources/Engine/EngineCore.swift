@@ -43,16 +43,7 @@ public final class EngineCore {
     @discardableResult
     public func add(_ request: GenerationRequest) throws -> SequenceID {
         guard let model = descriptors[request.model] else { throw LLMuxError.unknownModel(request.model.name) }
-        if let problem = request.parameters.validationError() { throw LLMuxError.invalidRequest(problem) }
-        guard !request.promptTokens.isEmpty else { throw LLMuxError.invalidRequest("the prompt is empty") }
-        if let bad = request.promptTokens.first(where: { $0 < 0 || Int($0) >= model.vocabularySize }) {
-            throw LLMuxError.invalidRequest("token id \(bad) is outside the vocabulary of \(model.vocabularySize) tokens")
-        }
-        let total = request.promptTokens.count + request.parameters.maxTokens
-        guard total <= model.contextLength else {
-            throw LLMuxError.invalidRequest(
-                "This model's maximum context length is \(model.contextLength) tokens. However, you requested \(total) tokens (\(request.promptTokens.count) in the prompt, \(request.parameters.maxTokens) for the completion). Please reduce the prompt or max_tokens.")
-        }
+        if let problem = request.validationError(for: model) { throw problem }
         var parameters = request.parameters
         if parameters.seed == nil { parameters.seed = UInt64.random(in: 0...UInt64.max) }
         let id = SequenceID(nextSequence)

@@ -16,6 +16,25 @@ public struct GenerationRequest: Sendable {
     }
 }
 
+extension GenerationRequest {
+    /// Why `model` can never run this request (bad parameters, empty prompt, token ids outside
+    /// the vocabulary, prompt plus `maxTokens` over the context window), or nil when it can.
+    /// `EngineCore.add` applies the same check; front ends call it first to answer 400 early.
+    public func validationError(for model: ModelDescriptor) -> LLMuxError? {
+        if let problem = parameters.validationError() { return LLMuxError.invalidRequest(problem) }
+        guard !promptTokens.isEmpty else { return LLMuxError.invalidRequest("the prompt is empty") }
+        if let bad = promptTokens.first(where: { $0 < 0 || Int($0) >= model.vocabularySize }) {
+            return LLMuxError.invalidRequest("token id \(bad) is outside the vocabulary of \(model.vocabularySize) tokens")
+        }
+        let total = promptTokens.count + parameters.maxTokens
+        guard total <= model.contextLength else {
+            return LLMuxError.invalidRequest(
+                "This model's maximum context length is \(model.contextLength) tokens. However, you requested \(total) tokens (\(promptTokens.count) in the prompt, \(parameters.maxTokens) for the completion). Please reduce the prompt or max_tokens.")
+        }
+        return nil
+    }
+}
+
 /// What the engine reports for a sequence after a step.
 public struct SequenceEvent: Sendable, Equatable {
     /// The sequence.

@@ -8,12 +8,16 @@ public enum EngineStreamError: Error, Sendable, Equatable, CustomStringConvertib
     case failed(String)
     /// The engine is shutting down and takes no new requests.
     case shuttingDown
+    /// The engine refused the request when it was queued (it can never run: bad parameters,
+    /// prompt too long, more KV than the pool holds…); nothing was generated.
+    case rejected(LLMuxError)
 
     /// The message.
     public var description: String {
         switch self {
         case .failed(let message): return message
         case .shuttingDown: return "the server is shutting down"
+        case .rejected(let error): return error.description
         }
     }
 }
@@ -34,8 +38,12 @@ public final class UnitEngine: Sendable {
     private let wakeUp = NSCondition()
     private let finished = NSCondition()
     private let loopDone = Mutex(false)
+    private let published = Mutex(UnitStats())
     /// Models served by the unit.
     public let models: [ModelDescriptor]
+
+    /// Load of the unit as of its last loop iteration (for metrics).
+    public var stats: UnitStats { published.withLock { $0 } }
 
     /// Starts the loop over `core` (which must not be used by anyone else afterwards).
     public init(core: EngineCore) {
@@ -116,6 +124,8 @@ public final class UnitEngine: Sendable {
                     streams[id] = continuation
                     sequenceByTicket[ticket] = id
                     ticketBySequence[id] = ticket
+                } catch let error as LLMuxError {
+                    continuation.finish(throwing: EngineStreamError.rejected(error))
                 } catch {
                     continuation.finish(throwing: EngineStreamError.failed("\(error)"))
                 }
@@ -139,11 +149,38 @@ public final class UnitEngine: Sendable {
                     if let ticket = ticketBySequence.removeValue(forKey: event.sequenceID) { sequenceByTicket[ticket] = nil }
                 }
             }
+            let snapshot = UnitStats(core: core)
+            published.withLock { $0 = snapshot }
         }
         loopDone.withLock { $0 = true }
         finished.lock()
         finished.broadcast()
         finished.unlock()
+    }
+}
+
+/// Running and waiting sequences and KV pages of a unit, by model.
+public struct UnitStats: Sendable, Equatable {
+    /// Sequences in the running batch.
+    public var running: [ModelID: Int] = [:]
+    /// Sequences queued for admission.
+    public var waiting: [ModelID: Int] = [:]
+    /// KV pages held.
+    public var usedPages: [ModelID: Int] = [:]
+    /// Pages in the unit's KV pool.
+    public var totalPages = 0
+
+    /// Empty statistics.
+    public init() {}
+
+    init(core: EngineCore) {
+        let scheduler = core.schedulerState
+        for model in core.models {
+            running[model.id] = scheduler.runningCount(model.id)
+            waiting[model.id] = scheduler.waitingCount(model.id)
+            usedPages[model.id] = scheduler.kvCache.usedPagesByModel[model.id] ?? 0
+        }
+        totalPages = scheduler.kvCache.pool.pageCount
     }
 }
 

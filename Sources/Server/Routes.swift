@@ -1,0 +1,97 @@
+import Foundation
+import Hummingbird
+import OpenAIAPI
+
+/// The routes of `llmux serve` over `state`.
+public func makeRouter(state: ServerState) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.get("/health") { _, _ in
+        Response(status: state.isServing ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
+                 body: .init(byteBuffer: ByteBuffer(string: state.isServing ? "OK\n" : "loading\n")))
+    }
+    router.get("/metrics") { _, _ in
+        let loaded = state.current
+        let text = state.metrics.render(models: loaded?.models.map(\.name) ?? [], stats: loaded?.backend.stats)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+    router.get("/v1/models") { request, _ in
+        await api(state, request) { _ throws(APIError) in try state.modelList() }
+    }
+    router.post("/v1/completions") { request, _ in
+        await api(state, request) { body throws(APIError) in try state.completions(try CompletionRequest(json: body)) }
+    }
+    router.post("/v1/chat/completions") { request, _ in
+        await api(state, request) { body throws(APIError) in try state.chatCompletions(try ChatCompletionRequest(json: body)) }
+    }
+    return router
+}
+
+/// Checks the key, reads the body within the limit, runs `handle` and puts its answer (or
+/// error) on the wire. Every failure becomes an OpenAI error body with its status.
+func api(_ state: ServerState, _ request: Request, _ handle: (Data) throws(APIError) -> APIAnswer) async -> Response {
+    let response: Response
+    do {
+        try authorize(request, keys: state.configuration.apiKeys)
+        let body = request.method == .get ? Data() : try await readBody(request, limit: state.configuration.maxBodySize)
+        response = try await encode(try handle(body))
+    } catch {
+        response = errorResponse(error)
+    }
+    state.metrics.response(status: response.status.code)
+    return response
+}
+
+func authorize(_ request: Request, keys: Set<String>) throws(APIError) {
+    guard !keys.isEmpty else { return }
+    guard let header = request.headers[.authorization] else {
+        throw APIError.unauthorized("Missing API key: send it as 'Authorization: Bearer KEY'.")
+    }
+    let prefix = "Bearer "
+    guard header.hasPrefix(prefix), keys.contains(String(header.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces)) else {
+        throw APIError.unauthorized()
+    }
+}
+
+func readBody(_ request: Request, limit: Int) async throws(APIError) -> Data {
+    if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+        throw APIError.bodyTooLarge(limit: limit)
+    }
+    var data = Data()
+    do {
+        for try await part in request.body {
+            guard data.count + part.readableBytes <= limit else { throw APIError.bodyTooLarge(limit: limit) }
+            data.append(contentsOf: part.readableBytesView)
+        }
+    } catch let error as APIError {
+        throw error
+    } catch {
+        throw APIError.invalidRequest("could not read the request body: \(error)")
+    }
+    return data
+}
+
+func encode(_ answer: APIAnswer) async throws(APIError) -> Response {
+    switch answer {
+    case .json(let status, let data):
+        return Response(status: .init(code: status), headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    case .deferred(let run):
+        return try await encode(try await run())
+    case .stream(let produce):
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                // A failed write (client gone) throws out of `produce`, which cancels every
+                // sequence of the request in the engine.
+                try await produce { data in try await writer.write(ByteBuffer(bytes: data)) }
+                try await writer.finish(nil)
+            })
+    }
+}
+
+func errorResponse(_ error: any Error) -> Response {
+    let apiError = (error as? APIError) ?? APIError.internalError("\(error)")
+    return Response(status: .init(code: apiError.status), headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: apiError.jsonData())))
+}
