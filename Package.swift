@@ -28,8 +28,9 @@ let package = Package(
         .target(name: "Compute", dependencies: ["LLMuxCore", "CLLMuxKernels"]),
         .target(name: "Models", dependencies: ["LLMuxCore", "Compute"]),
         .target(name: "Engine", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Tokenization"]),
+        .target(name: "Bench", dependencies: ["LLMuxCore"]),
         .executableTarget(name: "llmux", dependencies: [
-            "LLMuxCore", "KVMemory", "Scheduling", "Tokenization", "Compute", "Models", "Engine",
+            "LLMuxCore", "KVMemory", "Scheduling", "Tokenization", "Compute", "Models", "Engine", "Bench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "LLMuxCoreTests", dependencies: ["LLMuxCore"]),
@@ -37,6 +38,7 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "CLLMuxKernels"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Compute", "LLMuxCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "KVMemory", "Scheduling", "LLMuxCore", "Models", "Compute", "Tokenization"]),
     ],
     swiftLanguageModes: [.v6]
