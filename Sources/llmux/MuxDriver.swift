@@ -118,7 +118,7 @@ struct MuxBenchResult: Codable {
                                 run.policy, run.rate, o.completed, o.requests, o.requestsPerSecond, o.tokensPerSecond,
                                 o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100))
         }
-        if let first = runs.first(where: { $0.policy == "mux" }) {
+        if runs.contains(where: { $0.policy == "mux" }) {
             for other in ["spatial", "temporal"] {
                 let pairs = runs.filter { $0.policy == other }.compactMap { run -> String? in
                     guard let mux = runs.first(where: { $0.policy == "mux" && $0.rate == run.rate }), run.overall.tokensPerSecond > 0 else { return nil }
@@ -126,7 +126,6 @@ struct MuxBenchResult: Codable {
                 }
                 if !pairs.isEmpty { lines.append("mux throughput over \(other): " + pairs.joined(separator: ", ")) }
             }
-            _ = first
         }
         return lines.joined(separator: "\n")
     }
