@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "Compute", dependencies: ["LLMuxCore", "CLLMuxKernels"]),
         .target(name: "Models", dependencies: ["LLMuxCore", "Compute"]),
         .target(name: "Engine", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Tokenization"]),
+        .target(name: "Bench", dependencies: ["LLMuxCore"]),
         .target(name: "OpenAIAPI"),
         .target(name: "Server", dependencies: [
             "LLMuxCore", "Engine", "OpenAIAPI", "Tokenization",
@@ -37,7 +38,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "llmux", dependencies: [
-            "LLMuxCore", "KVMemory", "Scheduling", "Tokenization", "Compute", "Models", "Engine", "Server",
+            "LLMuxCore", "KVMemory", "Scheduling", "Tokenization", "Compute", "Models", "Engine", "Bench", "Server",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "LLMuxCoreTests", dependencies: ["LLMuxCore"]),
@@ -45,6 +46,7 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "CLLMuxKernels"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Compute", "LLMuxCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "OpenAIAPI", "Engine", "LLMuxCore", "Tokenization",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

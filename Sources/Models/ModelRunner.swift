@@ -38,7 +38,8 @@ public final class ModelRunner: ModelExecutor {
                                       headDim: config.headDim, bytesPerElement: 4)))
         }
         let largest = descriptors.map(\.kvShape.bytesPerToken).max()!
-        pageBytes = largest * tokensPerPageOfLargest
+        let pageBytes = largest * tokensPerPageOfLargest
+        self.pageBytes = pageBytes
         pageCount = kvCacheBytes / pageBytes
         guard pageCount > 0 else {
             throw LLMuxError.outOfMemory("--kv-cache-memory of \(kvCacheBytes) bytes holds no page of \(pageBytes) bytes")

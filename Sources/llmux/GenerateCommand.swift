@@ -90,7 +90,7 @@ struct GenerateCommand: ParsableCommand {
             for event in engine.step() {
                 if let token = event.token { output.append(token) }
                 output.text += event.textDelta
-                if !json { print(event.textDelta, terminator: ""); fflush(stdout) }
+                if !json { FileHandle.standardOutput.write(Data(event.textDelta.utf8)) }
                 if let reason = event.finishReason {
                     output.finishReason = reason
                     if let message = event.errorMessage { throw LLMuxError.engine(message) }

@@ -47,9 +47,9 @@ import Testing
         let (checkpoint, golden) = try Golden.load("llama-bf16")
         let prompts = golden.cases.map(\.promptTokenIDs)
         // 2 layers × 2 kv heads × 16 dims × 2 × 4 bytes = 512 bytes per token; 16 tokens a page.
-        // 40 pages (640 tokens) cannot hold all four sequences (~400 tokens with the long one plus
+        // 22 pages (352 tokens) cannot hold all four sequences (~400 tokens with the long one plus
         // decoders), so the newest are preempted and recomputed.
-        let harness = try EngineHarness(checkpoint: checkpoint, kvCacheBytes: 40 * 16 * 512,
+        let harness = try EngineHarness(checkpoint: checkpoint, kvCacheBytes: 22 * 16 * 512,
                                         limits: SchedulerLimits(maxTokensPerStep: 64, maxSequencesPerStep: 8))
         let many = prompts + prompts.map { Array($0.prefix(30)) } + prompts
         let outputs = try harness.run(many, parameters: Self.greedyTop5)

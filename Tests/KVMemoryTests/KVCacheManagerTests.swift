@@ -7,7 +7,8 @@ import Testing
         var pool = PagePool(pageCount: 5)
         let first = pool.allocate(3)
         #expect(first?.count == 3)
-        #expect(pool.allocate(3) == nil)
+        let second = pool.allocate(3)
+        #expect(second == nil)
         #expect(pool.freePageCount == 2)
         pool.release(first!)
         #expect(pool.freePageCount == 5)
@@ -23,11 +24,14 @@ import Testing
     @Test func modelsWithDifferentPageCapacitiesShareOnePool() {
         var kv = KVCacheManager(pageCount: 10, tokensPerPageByModel: [small: 32, large: 8])
         let a = SequenceID(1), b = SequenceID(2)
-        #expect(kv.reserve(a, model: small, tokens: 40))  // 2 pages
-        #expect(kv.reserve(b, model: large, tokens: 40))  // 5 pages
+        let reserved1 = kv.reserve(a, model: small, tokens: 40)
+        #expect(reserved1)  // 2 pages
+        let reserved2 = kv.reserve(b, model: large, tokens: 40)
+        #expect(reserved2)  // 5 pages
         #expect(kv.usedPagesByModel[small] == 2 && kv.usedPagesByModel[large] == 5)
         #expect(kv.freePageCount == 3)
-        #expect(!kv.reserve(b, model: large, tokens: 80), "needs 5 more, 3 free")
+        let reserved3 = kv.reserve(b, model: large, tokens: 80)
+        #expect(!reserved3, "needs 5 more, 3 free")
         #expect(kv.pageTable(b).count == 5, "a failed reservation changes nothing")
         #expect(kv.isConsistent())
         // Slots follow the page table: position 9 of `large` is page 1, offset 1.
@@ -41,10 +45,13 @@ import Testing
     @Test func reserveGrowsOnlyWhenNeeded() {
         var kv = KVCacheManager(pageCount: 4, tokensPerPageByModel: [small: 4])
         let a = SequenceID(1)
-        #expect(kv.reserve(a, model: small, tokens: 1))
-        #expect(kv.reserve(a, model: small, tokens: 4))
+        let reserved4 = kv.reserve(a, model: small, tokens: 1)
+        #expect(reserved4)
+        let reserved5 = kv.reserve(a, model: small, tokens: 4)
+        #expect(reserved5)
         #expect(kv.pageTable(a).count == 1)
-        #expect(kv.reserve(a, model: small, tokens: 5))
+        let reserved6 = kv.reserve(a, model: small, tokens: 5)
+        #expect(reserved6)
         #expect(kv.pageTable(a).count == 2)
         #expect(kv.additionalPagesNeeded(a, model: small, tokens: 16) == 2)
     }

@@ -78,6 +78,17 @@ void llmux_paged_attention(const float *q, int q_stride, float *out,
 void llmux_softmax(float *x, int rows, int n);
 void llmux_log_softmax(const float *x, float *out, int n);
 
+// ---- Benchmark helpers ----
+// Monotonic clock in seconds.
+double llmux_now_seconds(void);
+// GB/s of a multithreaded read-and-sum over a buffer of max(bytes, 256 MB); best of `repeats`.
+double llmux_measure_read_bandwidth(size_t bytes, int repeats);
+// Runs the kernel benchmarks (read bandwidth, GEMM GFLOP/s, GEMV GB/s, dispatch latency) and
+// writes a text report into out. Returns the number of characters written, or -1 on failure.
+int llmux_bench_kernels(char *out, size_t out_len);
+// One parallel region that does nothing (measures thread pool dispatch latency).
+void llmux_bench_dispatch_noop(void);
+
 #ifdef __cplusplus
 }
 #endif

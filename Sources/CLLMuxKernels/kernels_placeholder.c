@@ -1,1 +1,0 @@
-#include "llmux_kernels.h"

@@ -1,0 +1,354 @@
+// y[M,N] = x[M,K] * W^T (+ bias). Two regimes:
+//  * small M (decode): stream each weight row once, widen in registers, dot with every x row;
+//    N is split across threads.
+//  * larger M (prefill): packed, cache-blocked GEMM with a 6x16 AVX2 FMA micro-kernel; W panels
+//    are widened to f32 while packing. The problem is split across threads along N (or M when N
+//    is small); each thread runs an independent blocked GEMM on its part.
+#include "llmux_kernels.h"
+#include "kernels_internal.h"
+
+#include <stdlib.h>
+
+#define MR 6
+#define NR 16
+#ifndef LLMUX_KC
+#define LLMUX_KC 256
+#endif
+#ifndef LLMUX_MC
+#define LLMUX_MC 144
+#endif
+#ifndef LLMUX_NC
+#define LLMUX_NC 1024
+#endif
+// M at or below this uses the streaming (GEMV-like) path.
+#ifndef LLMUX_SMALL_M
+#define LLMUX_SMALL_M 4
+#endif
+
+typedef struct {
+    const float *x; int ldx;
+    const void *w; int dt;
+    const float *bias;
+    float *y; int ldy;
+    int M, N, K;
+    int split_m; // 1: split rows of x across threads, 0: split N
+} mm_args;
+
+// ---------------------------------------------------------------------------------------------
+// Portable fallback
+static void mm_scalar_range(const mm_args *a, int m0, int m1, int n0, int n1) {
+    float *row = NULL;
+    if (a->dt != LLMUX_F32) row = malloc(sizeof(float) * (size_t)(a->K > 0 ? a->K : 1));
+    for (int n = n0; n < n1; n++) {
+        const float *wr;
+        if (a->dt == LLMUX_F32) wr = (const float *)a->w + (size_t)n * a->K;
+        else {
+            if (!row) return;
+            for (int k = 0; k < a->K; k++) row[k] = llmux_load_w(a->w, a->dt, (size_t)n * a->K + k);
+            wr = row;
+        }
+        float b = a->bias ? a->bias[n] : 0.0f;
+        for (int m = m0; m < m1; m++) {
+            const float *xr = a->x + (size_t)m * a->ldx;
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            int k = 0;
+            for (; k + 4 <= a->K; k += 4) {
+                s0 += xr[k] * wr[k]; s1 += xr[k + 1] * wr[k + 1];
+                s2 += xr[k + 2] * wr[k + 2]; s3 += xr[k + 3] * wr[k + 3];
+            }
+            for (; k < a->K; k++) s0 += xr[k] * wr[k];
+            a->y[(size_t)m * a->ldy + n] = (s0 + s1) + (s2 + s3) + b;
+        }
+    }
+    free(row);
+}
+
+static void mm_scalar_task(void *ctx, int ith, int nth) {
+    const mm_args *a = ctx;
+    int64_t b, e;
+    if (a->split_m) { llmux_split(a->M, ith, nth, 1, &b, &e); mm_scalar_range(a, (int)b, (int)e, 0, a->N); }
+    else { llmux_split(a->N, ith, nth, 8, &b, &e); mm_scalar_range(a, 0, a->M, (int)b, (int)e); }
+}
+
+#if LLMUX_X86
+// ---------------------------------------------------------------------------------------------
+// Streaming path: MB rows of x against RB consecutive rows of W.
+LLMUX_INLINE LLMUX_AVX2 void gemv_tile(const float *x, int ldx, const void *w, int dt, int K,
+                                      const float *bias, float *y, int ldy, int MB, int RB) {
+    __m256 acc[3][8];
+    for (int m = 0; m < MB; m++)
+        for (int r = 0; r < RB; r++) acc[m][r] = _mm256_setzero_ps();
+    const size_t es = llmux_dtype_size(dt);
+    const char *wb = (const char *)w;
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 wv[8];
+        for (int r = 0; r < RB; r++) wv[r] = llmux_load8_w(wb + (size_t)r * K * es, dt, (size_t)k);
+        for (int m = 0; m < MB; m++) {
+            __m256 xv = _mm256_loadu_ps(x + (size_t)m * ldx + k);
+            for (int r = 0; r < RB; r++) acc[m][r] = _mm256_fmadd_ps(wv[r], xv, acc[m][r]);
+        }
+    }
+    for (int m = 0; m < MB; m++) {
+        for (int r = 0; r < RB; r++) {
+            float s = llmux_hsum8(acc[m][r]);
+            for (int kk = k; kk < K; kk++)
+                s += x[(size_t)m * ldx + kk] * llmux_load_w(wb + (size_t)r * K * es, dt, (size_t)kk);
+            if (bias) s += bias[r];
+            y[(size_t)m * ldy + r] = s;
+        }
+    }
+}
+
+// Instantiate with constant dtype / shape so the loops fully unroll into registers.
+#define GEMV_CASES(DT)                                                                            \
+    static LLMUX_AVX2 void gemv_rows_##DT(const mm_args *a, int n0, int n1) {                   \
+        int n = n0;                                                                             \
+        const size_t es = llmux_dtype_size(DT);                                                 \
+        for (; n < n1;) {                                                                       \
+            int rb = (a->M == 1) ? 8 : 4;                                                       \
+            if (n + rb > n1) rb = 1;                                                            \
+            const char *wr = (const char *)a->w + (size_t)n * a->K * es;                        \
+            const float *bb = a->bias ? a->bias + n : NULL;                                     \
+            int m = 0;                                                                          \
+            while (m < a->M) {                                                                  \
+                int left = a->M - m;                                                            \
+                int mb = left >= 3 ? (left == 4 ? 2 : 3) : left;                                \
+                const float *xm = a->x + (size_t)m * a->ldx;                                    \
+                float *ym = a->y + (size_t)m * a->ldy + n;                                      \
+                if (rb == 8) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 1, 8);         \
+                else if (rb == 4) {                                                             \
+                    if (mb == 1) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 1, 4);     \
+                    else if (mb == 2) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 2, 4);\
+                    else gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 3, 4);             \
+                } else {                                                                        \
+                    if (mb == 1) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 1, 1);     \
+                    else if (mb == 2) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 2, 1);\
+                    else gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 3, 1);             \
+                }                                                                               \
+                m += mb;                                                                        \
+            }                                                                                   \
+            n += rb;                                                                            \
+        }                                                                                       \
+    }
+GEMV_CASES(0)
+GEMV_CASES(1)
+GEMV_CASES(2)
+
+static void gemv_task(void *ctx, int ith, int nth) {
+    const mm_args *a = ctx;
+    int64_t b, e;
+    llmux_split(a->N, ith, nth, 8, &b, &e);
+    if (b >= e) return;
+    switch (a->dt) {
+    case LLMUX_F16: gemv_rows_1(a, (int)b, (int)e); break;
+    case LLMUX_BF16: gemv_rows_2(a, (int)b, (int)e); break;
+    default: gemv_rows_0(a, (int)b, (int)e); break;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocked GEMM
+
+// 6x16 micro-kernel. A: kc x 6 (k-major), B: kc x 16 (k-major). first: C = acc (+bias), else C += acc.
+static LLMUX_AVX2 void ukernel_6x16(int kc, const float *A, const float *B, float *C, int ldc,
+                                   int first, const float *bias) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#define UK_STEP(o)                                                                               \
+    {                                                                                          \
+        __m256 b0 = _mm256_load_ps(B + 16 * (o)), b1 = _mm256_load_ps(B + 16 * (o) + 8);      \
+        __m256 a;                                                                              \
+        a = _mm256_broadcast_ss(A + 6 * (o) + 0); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01); \
+        a = _mm256_broadcast_ss(A + 6 * (o) + 1); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11); \
+        a = _mm256_broadcast_ss(A + 6 * (o) + 2); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21); \
+        a = _mm256_broadcast_ss(A + 6 * (o) + 3); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31); \
+        a = _mm256_broadcast_ss(A + 6 * (o) + 4); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41); \
+        a = _mm256_broadcast_ss(A + 6 * (o) + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51); \
+    }
+    int k = 0;
+    for (; k + 4 <= kc; k += 4) {
+        _mm_prefetch((const char *)(B + 16 * 16), _MM_HINT_T0);
+        UK_STEP(0) UK_STEP(1) UK_STEP(2) UK_STEP(3)
+        A += 24; B += 64;
+    }
+    for (; k < kc; k++) { UK_STEP(0) A += 6; B += 16; }
+#undef UK_STEP
+    __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    if (first) {
+        __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        if (bias) { b0 = _mm256_loadu_ps(bias); b1 = _mm256_loadu_ps(bias + 8); }
+        for (int i = 0; i < 6; i++) {
+            _mm256_storeu_ps(C + (size_t)i * ldc, _mm256_add_ps(acc[2 * i], b0));
+            _mm256_storeu_ps(C + (size_t)i * ldc + 8, _mm256_add_ps(acc[2 * i + 1], b1));
+        }
+    } else {
+        for (int i = 0; i < 6; i++) {
+            float *c = C + (size_t)i * ldc;
+            _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), acc[2 * i]));
+            _mm256_storeu_ps(c + 8, _mm256_add_ps(_mm256_loadu_ps(c + 8), acc[2 * i + 1]));
+        }
+    }
+}
+
+LLMUX_INLINE LLMUX_AVX2 void transpose8(__m256 *r) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20); r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20); r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31); r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31); r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// Pack W rows n0..n0+nc-1, columns k0..k0+kc-1 into ceil(nc/16) panels of kc x 16 (zero padded).
+LLMUX_INLINE LLMUX_AVX2 void pack_b_dt(const void *w, int dt, int K, int n0, int nc, int k0, int kc, float *Bp) {
+    const size_t es = llmux_dtype_size(dt);
+    for (int p = 0; p * NR < nc; p++) {
+        float *dst = Bp + (size_t)p * kc * NR;
+        int rows = nc - p * NR; if (rows > NR) rows = NR;
+        const char *wp = (const char *)w + ((size_t)(n0 + p * NR) * K + k0) * es;
+        int k = 0;
+        if (rows == NR) {
+            for (; k + 8 <= kc; k += 8) {
+                for (int g = 0; g < 2; g++) {
+                    __m256 r[8];
+                    for (int i = 0; i < 8; i++) r[i] = llmux_load8_w(wp + (size_t)(g * 8 + i) * K * es, dt, (size_t)k);
+                    transpose8(r);
+                    for (int i = 0; i < 8; i++) _mm256_store_ps(dst + (size_t)(k + i) * NR + g * 8, r[i]);
+                }
+            }
+        }
+        for (; k < kc; k++) {
+            for (int j = 0; j < NR; j++)
+                dst[(size_t)k * NR + j] = j < rows ? llmux_load_w(wp + (size_t)j * K * es, dt, (size_t)k) : 0.0f;
+        }
+    }
+}
+static LLMUX_AVX2 void pack_b(const void *w, int dt, int K, int n0, int nc, int k0, int kc, float *Bp) {
+    switch (dt) {
+    case LLMUX_F16: pack_b_dt(w, LLMUX_F16, K, n0, nc, k0, kc, Bp); break;
+    case LLMUX_BF16: pack_b_dt(w, LLMUX_BF16, K, n0, nc, k0, kc, Bp); break;
+    default: pack_b_dt(w, LLMUX_F32, K, n0, nc, k0, kc, Bp); break;
+    }
+}
+
+// Pack x rows m0..m0+mc-1, columns k0.. into ceil(mc/6) panels of kc x 6 (zero padded).
+static void pack_a(const float *x, int ldx, int m0, int mc, int k0, int kc, float *Ap) {
+    for (int p = 0; p * MR < mc; p++) {
+        float *dst = Ap + (size_t)p * kc * MR;
+        int rows = mc - p * MR; if (rows > MR) rows = MR;
+        const float *xs = x + (size_t)(m0 + p * MR) * ldx + k0;
+        if (rows == MR) {
+            const float *r0 = xs, *r1 = xs + ldx, *r2 = xs + 2 * (size_t)ldx, *r3 = xs + 3 * (size_t)ldx,
+                        *r4 = xs + 4 * (size_t)ldx, *r5 = xs + 5 * (size_t)ldx;
+            for (int k = 0; k < kc; k++) {
+                dst[0] = r0[k]; dst[1] = r1[k]; dst[2] = r2[k]; dst[3] = r3[k]; dst[4] = r4[k]; dst[5] = r5[k];
+                dst += MR;
+            }
+        } else {
+            for (int k = 0; k < kc; k++) {
+                for (int i = 0; i < MR; i++) dst[i] = i < rows ? xs[(size_t)i * ldx + k] : 0.0f;
+                dst += MR;
+            }
+        }
+    }
+}
+
+static _Thread_local float *t_apack = NULL, *t_bpack = NULL;
+
+static float *pack_buffer(float **slot, size_t floats) {
+    if (!*slot) *slot = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    return *slot;
+}
+
+static LLMUX_AVX2 void gemm_range(const mm_args *a, int m0, int m1, int n0, int n1) {
+    float *Ap = pack_buffer(&t_apack, (size_t)LLMUX_MC * LLMUX_KC);
+    float *Bp = pack_buffer(&t_bpack, (size_t)LLMUX_KC * (LLMUX_NC + NR));
+    if (!Ap || !Bp) { mm_scalar_range(a, m0, m1, n0, n1); return; }
+    float tile[MR * NR];
+    for (int jc = n0; jc < n1; jc += LLMUX_NC) {
+        int nc = n1 - jc < LLMUX_NC ? n1 - jc : LLMUX_NC;
+        for (int pc = 0; pc < a->K; pc += LLMUX_KC) {
+            int kc = a->K - pc < LLMUX_KC ? a->K - pc : LLMUX_KC;
+            int first = pc == 0;
+            pack_b(a->w, a->dt, a->K, jc, nc, pc, kc, Bp);
+            for (int ic = m0; ic < m1; ic += LLMUX_MC) {
+                int mc = m1 - ic < LLMUX_MC ? m1 - ic : LLMUX_MC;
+                pack_a(a->x, a->ldx, ic, mc, pc, kc, Ap);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    const float *Bpanel = Bp + (size_t)(jr / NR) * kc * NR;
+                    const float *bias = (first && a->bias) ? a->bias + jc + jr : NULL;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        const float *Apanel = Ap + (size_t)(ir / MR) * kc * MR;
+                        float *C = a->y + (size_t)(ic + ir) * a->ldy + jc + jr;
+                        if (mr == MR && nr == NR) {
+                            ukernel_6x16(kc, Apanel, Bpanel, C, a->ldy, first, bias);
+                        } else {
+                            ukernel_6x16(kc, Apanel, Bpanel, tile, NR, 1, NULL);
+                            for (int i = 0; i < mr; i++)
+                                for (int j = 0; j < nr; j++) {
+                                    float v = tile[i * NR + j];
+                                    float *c = C + (size_t)i * a->ldy + j;
+                                    if (first) *c = v + (bias ? bias[j] : 0.0f);
+                                    else *c += v;
+                                }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void gemm_task(void *ctx, int ith, int nth) {
+    const mm_args *a = ctx;
+    int64_t b, e;
+    if (a->split_m) {
+        llmux_split(a->M, ith, nth, MR, &b, &e);
+        if (b < e) gemm_range(a, (int)b, (int)e, 0, a->N);
+    } else {
+        llmux_split(a->N, ith, nth, NR, &b, &e);
+        if (b < e) gemm_range(a, 0, a->M, (int)b, (int)e);
+    }
+}
+#endif // LLMUX_X86
+
+void llmux_matmul(const float *x, int ldx, const void *w, int w_dtype, const float *bias,
+                  float *y, int ldy, int M, int N, int K) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) y[(size_t)m * ldy + n] = bias ? bias[n] : 0.0f;
+        return;
+    }
+    mm_args a = {x, ldx, w, w_dtype, bias, y, ldy, M, N, K, 0};
+    double flops = 2.0 * M * (double)N * K;
+    int threads = flops < 2e5 ? 1 : 0; // tiny problems are not worth a dispatch
+#if LLMUX_X86
+    if (llmux_internal_simd()) {
+        if (M <= LLMUX_SMALL_M) {
+            llmux_parallel(gemv_task, &a, threads);
+        } else {
+            // Split along N when there are enough column panels for every thread, else along M.
+            int nth = threads ? threads : llmux_get_num_threads();
+            a.split_m = (N / NR < 2 * nth && M / MR >= 2 * nth) ? 1 : 0;
+            llmux_parallel(gemm_task, &a, threads);
+        }
+        return;
+    }
+#endif
+    a.split_m = (N < 64 && M >= 8) ? 1 : 0;
+    llmux_parallel(mm_scalar_task, &a, threads);
+}

@@ -1,0 +1,194 @@
+// Persistent thread pool: workers spin briefly on a generation counter, then sleep on a condvar.
+// The calling thread takes part as worker 0. Dispatches from different threads are serialised.
+#define _GNU_SOURCE
+#include "llmux_kernels.h"
+#include "kernels_internal.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LLMUX_MAX_THREADS 256
+#define LLMUX_SPIN_NS 200000  // how long an idle worker spins before sleeping
+
+typedef struct {
+    pthread_mutex_t lock;          // protects sleeping / condvar handshake
+    pthread_cond_t wake;
+    _Atomic uint64_t generation;   // bumped once per dispatch
+    _Atomic int done;              // workers finished with the current generation
+    _Atomic int shutdown;
+    int n_workers;                 // threads besides the caller
+    pthread_t threads[LLMUX_MAX_THREADS];
+    // current job (written before generation is bumped)
+    llmux_task_fn fn;
+    void *ctx;
+    int nth;
+} llmux_pool;
+
+static pthread_mutex_t g_dispatch = PTHREAD_MUTEX_INITIALIZER; // serialises dispatch + (re)config
+static llmux_pool *g_pool = NULL;
+static int g_requested = 0; // 0 = default (online CPUs)
+static _Thread_local int t_in_pool = 0;
+
+static inline void cpu_relax(void) {
+#if LLMUX_X86
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+double llmux_now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct { llmux_pool *pool; int index; } worker_arg;
+
+static void *worker_main(void *p) {
+    worker_arg a = *(worker_arg *)p;
+    free(p);
+    llmux_pool *pool = a.pool;
+    t_in_pool = 1;
+    uint64_t seen = 0; // the pool starts at generation 0; a dispatch may already have bumped it
+    for (;;) {
+        uint64_t g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        if (g == seen) {
+            uint64_t start = now_ns();
+            unsigned spins = 0;
+            while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
+                cpu_relax();
+                if ((++spins & 255u) == 0 && now_ns() - start > LLMUX_SPIN_NS) break;
+            }
+            if (g == seen) {
+                pthread_mutex_lock(&pool->lock);
+                while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen)
+                    pthread_cond_wait(&pool->wake, &pool->lock);
+                pthread_mutex_unlock(&pool->lock);
+            }
+        }
+        seen = g;
+        if (atomic_load_explicit(&pool->shutdown, memory_order_acquire)) break;
+        int ith = a.index;
+        if (ith < pool->nth) pool->fn(pool->ctx, ith, pool->nth);
+        atomic_fetch_add_explicit(&pool->done, 1, memory_order_acq_rel);
+    }
+    return NULL;
+}
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > LLMUX_MAX_THREADS) n = LLMUX_MAX_THREADS;
+    return (int)n;
+}
+
+static int wanted_threads(void) { return g_requested > 0 ? g_requested : default_threads(); }
+
+// g_dispatch held.
+static llmux_pool *pool_get(void) {
+    if (g_pool) return g_pool;
+    llmux_pool *pool = calloc(1, sizeof(llmux_pool));
+    if (!pool) return NULL;
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->wake, NULL);
+    int n = wanted_threads();
+    for (int i = 1; i < n; i++) {
+        worker_arg *a = malloc(sizeof(worker_arg));
+        if (!a) break;
+        a->pool = pool; a->index = i;
+        if (pthread_create(&pool->threads[pool->n_workers], NULL, worker_main, a) != 0) { free(a); break; }
+        pool->n_workers++;
+    }
+    g_pool = pool;
+    return pool;
+}
+
+// g_dispatch held.
+static void pool_destroy(void) {
+    llmux_pool *pool = g_pool;
+    if (!pool) return;
+    pthread_mutex_lock(&pool->lock);
+    atomic_store_explicit(&pool->shutdown, 1, memory_order_release);
+    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_acq_rel);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    for (int i = 0; i < pool->n_workers; i++) pthread_join(pool->threads[i], NULL);
+    pthread_cond_destroy(&pool->wake);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool);
+    g_pool = NULL;
+}
+
+void llmux_set_num_threads(int n) {
+    if (n > LLMUX_MAX_THREADS) n = LLMUX_MAX_THREADS;
+    pthread_mutex_lock(&g_dispatch);
+    int old = wanted_threads();
+    g_requested = n > 0 ? n : 0;
+    if (wanted_threads() != old) pool_destroy();
+    pthread_mutex_unlock(&g_dispatch);
+}
+
+int llmux_get_num_threads(void) {
+    pthread_mutex_lock(&g_dispatch);
+    int n = wanted_threads();
+    pthread_mutex_unlock(&g_dispatch);
+    return n;
+}
+
+void llmux_parallel(llmux_task_fn fn, void *ctx, int max_threads) {
+    if (t_in_pool || max_threads == 1) { fn(ctx, 0, 1); return; } // nested call: run inline
+    pthread_mutex_lock(&g_dispatch);
+    llmux_pool *pool = pool_get();
+    int nth = pool ? pool->n_workers + 1 : 1;
+    if (max_threads > 0 && max_threads < nth) nth = max_threads;
+    if (nth <= 1) {
+        pthread_mutex_unlock(&g_dispatch);
+        fn(ctx, 0, 1);
+        return;
+    }
+    pool->fn = fn; pool->ctx = ctx; pool->nth = nth;
+    atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
+    pthread_mutex_lock(&pool->lock);
+    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_acq_rel);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    t_in_pool = 1;
+    fn(ctx, 0, nth);
+    t_in_pool = 0;
+    unsigned spins = 0;
+    while (atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n_workers) {
+        cpu_relax();
+        if (++spins > (1u << 16)) sched_yield();
+    }
+    pthread_mutex_unlock(&g_dispatch);
+}
+
+int llmux_internal_simd(void) {
+    static _Atomic int level = -1;
+    int l = atomic_load_explicit(&level, memory_order_relaxed);
+    if (l < 0) {
+#if LLMUX_X86
+        __builtin_cpu_init();
+        l = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) ? 1 : 0;
+        const char *env = getenv("LLMUX_NO_SIMD");
+        if (env && env[0] == '1') l = 0;
+#else
+        l = 0;
+#endif
+        atomic_store_explicit(&level, l, memory_order_relaxed);
+    }
+    return l;
+}
+
+int llmux_simd_level(void) { return llmux_internal_simd(); }

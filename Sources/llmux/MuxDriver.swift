@@ -1,0 +1,132 @@
+import Bench
+import Engine
+import Foundation
+import LLMuxCore
+import Models
+import Scheduling
+
+/// A model's latency when it has the unit to itself: prefill as a line in prompt length and a
+/// decode step at batch 1, measured on the same runner as the benchmark.
+struct SoloProfile: Codable {
+    let prefillBase: Double
+    let prefillPerToken: Double
+    let decodeStep: Double
+
+    /// Predicted latency of a request served alone.
+    func latency(prompt: Int, output: Int) -> Double {
+        prefillBase + prefillPerToken * Double(prompt) + decodeStep * Double(max(0, output - 1))
+    }
+
+    static func measure(runner: ModelRunner, model: ModelID, promptMean: Int) throws -> SoloProfile {
+        func time(prompt: Int, output: Int) throws -> (first: Double, total: Double) {
+            let engine = EngineCore(executor: runner, tokenizers: [:], limits: SchedulerLimits(maxTokensPerStep: 8192))
+            let tokens = (0..<prompt).map { TokenID(3 + $0 % 200) }
+            try engine.add(GenerationRequest(model: model, promptTokens: tokens, parameters: SamplingParameters(maxTokens: output, stopAtEOS: false)))
+            let start = Date()
+            var first: Double?
+            while engine.hasWork {
+                for event in engine.step() where event.token != nil && first == nil { first = Date().timeIntervalSince(start) }
+            }
+            return (first ?? 0, Date().timeIntervalSince(start))
+        }
+        _ = try time(prompt: 16, output: 2)  // warm up
+        let short = max(8, promptMean / 2), long = max(16, promptMean * 2)
+        let a = try time(prompt: short, output: 1).first
+        let b = try time(prompt: long, output: 1).first
+        let decode = try time(prompt: 8, output: 33)
+        let perToken = max(0, (b - a) / Double(long - short))
+        return SoloProfile(prefillBase: max(0, a - perToken * Double(short)), prefillPerToken: perToken,
+                           decodeStep: (decode.total - decode.first) / 32)
+    }
+}
+
+/// Replays a workload against an engine in real time: arrivals are added between steps.
+enum MuxDriver {
+    static func run(engine: EngineCore, models: [ModelID], workload: [WorkloadRequest], profiles: [SoloProfile],
+                    timeLimit: Double) throws -> ([RequestRecord], Double) {
+        var records: [RequestRecord] = []
+        var indexBySequence: [SequenceID: Int] = [:]
+        var next = 0
+        let start = Date()
+        while next < workload.count || engine.hasWork {
+            let now = Date().timeIntervalSince(start)
+            if now > timeLimit { break }
+            while next < workload.count && workload[next].arrival <= now {
+                let request = workload[next]
+                let prompt = (0..<request.promptLength).map { TokenID(3 + ($0 * 7 + next) % 1000) }
+                let id = try engine.add(GenerationRequest(
+                    model: models[request.modelIndex], promptTokens: prompt,
+                    parameters: SamplingParameters(maxTokens: request.outputLength, stopAtEOS: false)))
+                indexBySequence[id] = records.count
+                records.append(RequestRecord(
+                    modelIndex: request.modelIndex, arrival: request.arrival, promptTokens: request.promptLength,
+                    soloLatency: profiles[request.modelIndex].latency(prompt: request.promptLength, output: request.outputLength)))
+                next += 1
+            }
+            if !engine.hasWork {
+                if next < workload.count {
+                    Thread.sleep(forTimeInterval: max(0, min(0.05, workload[next].arrival - now)))
+                }
+                continue
+            }
+            let events = engine.step()
+            let stamp = Date().timeIntervalSince(start)
+            for event in events {
+                guard let index = indexBySequence[event.sequenceID] else { continue }
+                if event.token != nil {
+                    records[index].outputTokens += 1
+                    if records[index].firstToken == nil { records[index].firstToken = stamp }
+                }
+                if event.finishReason != nil { records[index].finish = stamp }
+            }
+        }
+        return (records, Date().timeIntervalSince(start))
+    }
+}
+
+/// One policy at one rate.
+struct MuxRun: Codable {
+    let policy: String
+    let rate: Double
+    let seconds: Double
+    let overall: LatencySummary
+    let perModel: [LatencySummary]
+}
+
+/// The whole `bench mux` run.
+struct MuxBenchResult: Codable {
+    let command: String
+    let gitRevision: String
+    let device: String
+    let date: String
+    let models: [String]
+    let parameters: [Int]
+    let alpha: Double
+    let duration: Double
+    let promptMean: Double
+    let outputMean: Double
+    let kvCacheBytes: Int
+    let profiles: [SoloProfile]
+    let runs: [MuxRun]
+
+    func table() -> String {
+        var lines = ["device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", ")); alpha \(alpha)"]
+        lines.append("policy   | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10")
+        for run in runs {
+            let o = run.overall
+            lines.append(String(format: "%-8@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%",
+                                run.policy, run.rate, o.completed, o.requests, o.requestsPerSecond, o.tokensPerSecond,
+                                o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100))
+        }
+        if runs.contains(where: { $0.policy == "mux" }) {
+            for other in ["spatial", "temporal"] {
+                let pairs = runs.filter { $0.policy == other }.compactMap { run -> String? in
+                    guard let mux = runs.first(where: { $0.policy == "mux" && $0.rate == run.rate }), run.overall.tokensPerSecond > 0 else { return nil }
+                    return String(format: "%.1f/s: %.2fx", run.rate, mux.overall.tokensPerSecond / run.overall.tokensPerSecond)
+                }
+                if !pairs.isEmpty { lines.append("mux throughput over \(other): " + pairs.joined(separator: ", ")) }
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

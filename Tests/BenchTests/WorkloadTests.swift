@@ -1,0 +1,46 @@
+import Bench
+import Testing
+
+@Suite struct WorkloadTests {
+    @Test func powerLawSharesFollowTheExponent() {
+        let spec = WorkloadSpec(modelCount: 4, totalRate: 10, alpha: 2, duration: 1)
+        let shares = spec.rateShares
+        #expect(abs(shares.reduce(0, +) - 1) < 1e-12)
+        // (i+1)^-2: 1, 1/4, 1/9, 1/16
+        #expect(abs(shares[0] / shares[1] - 4) < 1e-9 && abs(shares[0] / shares[3] - 16) < 1e-9)
+    }
+
+    @Test func poissonArrivalsMatchRatesAndLengthsMatchMeans() {
+        let spec = WorkloadSpec(modelCount: 2, totalRate: 50, alpha: 0, duration: 200, meanPromptLength: 160,
+                                meanOutputLength: 340, maxTotalLength: 100_000, seed: 3)
+        let requests = spec.generate()
+        // 10,000 expected arrivals: the count is within 4 standard deviations (sqrt(10000) = 100).
+        #expect(abs(requests.count - 10_000) < 400)
+        #expect(zip(requests, requests.dropFirst()).allSatisfy { $0.arrival <= $1.arrival })
+        let perModel = requests.filter { $0.modelIndex == 0 }.count
+        #expect(abs(perModel - 5_000) < 300)
+        let meanPrompt = Double(requests.map(\.promptLength).reduce(0, +)) / Double(requests.count)
+        let meanOutput = Double(requests.map(\.outputLength).reduce(0, +)) / Double(requests.count)
+        #expect(abs(meanPrompt - 160) < 8 && abs(meanOutput - 340) < 17)
+        #expect(spec.generate() == requests, "same seed, same workload")
+    }
+
+    @Test func summaryCountsSLOAttainment() {
+        var fast = RequestRecord(modelIndex: 0, arrival: 0, promptTokens: 4, soloLatency: 1)
+        fast.firstToken = 0.5
+        fast.finish = 4
+        fast.outputTokens = 8
+        var slow = RequestRecord(modelIndex: 0, arrival: 1, promptTokens: 4, soloLatency: 1)
+        slow.firstToken = 3
+        slow.finish = 9
+        slow.outputTokens = 4
+        let unfinished = RequestRecord(modelIndex: 1, arrival: 2, promptTokens: 4, soloLatency: 1)
+        let summary = LatencySummary([fast, slow, unfinished], duration: 10)
+        #expect(summary.completed == 2)
+        #expect(abs(summary.sloAttainment5 - 1.0 / 3) < 1e-12)  // latencies 4 and 8: only 4 <= 5
+        #expect(abs(summary.sloAttainment10 - 2.0 / 3) < 1e-12)
+        #expect(abs(summary.tokensPerSecond - 1.2) < 1e-12)
+        #expect(abs(summary.ttftP50 - 1.25) < 1e-12)  // ttfts 0.5 and 2.0
+        #expect(abs(percentile([1, 2, 3, 4], 0.5) - 2.5) < 1e-12)
+    }
+}
