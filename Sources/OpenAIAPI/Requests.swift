@@ -22,6 +22,8 @@ public struct SamplingFields: Sendable, Equatable {
     public var stream = false
     /// `stream_options.include_usage`: a last chunk with the usage and no choices.
     public var includeUsage = false
+    /// vLLM's `return_tokens_as_token_ids`: logprob tokens are written `token_id:N`.
+    public var returnTokensAsTokenIDs = false
 
     /// Defaults.
     public init() {}
@@ -56,6 +58,7 @@ public struct SamplingFields: Sendable, Equatable {
             throw APIError.invalidRequest("'best_of' is not supported (it must be absent or equal to 'n')", param: "best_of")
         }
         stream = try fields.bool("stream") ?? false
+        returnTokensAsTokenIDs = try fields.bool("return_tokens_as_token_ids") ?? false
         if let options = try fields.object("stream_options") {
             guard stream else {
                 throw APIError.invalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.", param: "stream_options")

@@ -98,6 +98,7 @@ extension ServerState {
         let name = model.name
         let promptTokenCount = prompts.reduce(0) { $0 + $1.count }
         let wantsLogprobs = request.logprobs != nil
+        let asIDs = sampling.returnTokensAsTokenIDs
 
         if sampling.stream {
             let includeUsage = sampling.includeUsage
@@ -115,7 +116,7 @@ extension ServerState {
                         }
                         if event.token != nil { generated += 1 }
                         let logprobs = wantsLogprobs
-                            ? Self.completionLogprobs(event.token.map { [$0] } ?? [], model: model, offset: &offsets[choice]) : nil
+                            ? Self.completionLogprobs(event.token.map { [$0] } ?? [], model: model, asIDs: asIDs, offset: &offsets[choice]) : nil
                         guard !text.isEmpty || event.finishReason != nil || wantsLogprobs else { return }
                         let chunk = CompletionResponse(
                             id: id, created: created, model: name,
@@ -148,7 +149,7 @@ extension ServerState {
                 let echo = echoTexts.isEmpty ? "" : echoTexts[jobs[choice].promptIndex]
                 choices.append(CompletionChoice(
                     index: choice, text: echo + output.text,
-                    logprobs: wantsLogprobs ? Self.completionLogprobs(output.tokens, model: model, offset: &offset) : nil,
+                    logprobs: wantsLogprobs ? Self.completionLogprobs(output.tokens, model: model, asIDs: asIDs, offset: &offset) : nil,
                     finishReason: finishReasonName(output.finishReason)))
             }
             let usage = Usage(promptTokens: promptTokenCount, completionTokens: outputs.reduce(0) { $0 + $1.tokens.count })
@@ -177,13 +178,13 @@ extension ServerState {
         return outputs
     }
 
-    static func completionLogprobs(_ tokens: [SampledToken], model: ServedModel, offset: inout Int) -> CompletionLogprobs {
+    static func completionLogprobs(_ tokens: [SampledToken], model: ServedModel, asIDs: Bool, offset: inout Int) -> CompletionLogprobs {
         var logprobs = CompletionLogprobs()
         for token in tokens {
-            let text = model.tokenText(token.tokenID)
+            let text = model.tokenText(token.tokenID, asID: asIDs)
             logprobs.tokens.append(text)
             logprobs.tokenLogprobs.append(Double(token.logprob))
-            logprobs.topLogprobs.append(TopLogprobMap(token.top.map { (model.tokenText($0.tokenID), Double($0.logprob)) }))
+            logprobs.topLogprobs.append(TopLogprobMap(token.top.map { (model.tokenText($0.tokenID, asID: asIDs), Double($0.logprob)) }))
             logprobs.textOffset.append(offset)
             offset += text.unicodeScalars.count
         }
@@ -208,6 +209,7 @@ extension ServerState {
         let created = Int(Date().timeIntervalSince1970)
         let name = model.name
         let wantsLogprobs = request.logprobs
+        let asIDs = sampling.returnTokensAsTokenIDs
 
         if sampling.stream {
             let includeUsage = sampling.includeUsage
@@ -225,7 +227,7 @@ extension ServerState {
                     switch item {
                     case .event(let choice, let event):
                         if event.token != nil { generated += 1 }
-                        let logprobs = wantsLogprobs ? Self.chatLogprobs(event.token.map { [$0] } ?? [], model: model) : nil
+                        let logprobs = wantsLogprobs ? Self.chatLogprobs(event.token.map { [$0] } ?? [], model: model, asIDs: asIDs) : nil
                         if !event.textDelta.isEmpty || (logprobs.map { !$0.content.isEmpty } ?? false) {
                             try await write(try chunk([ChatChunkChoice(index: choice, delta: ChatDelta(content: event.textDelta),
                                                                        logprobs: logprobs)]))
@@ -253,7 +255,7 @@ extension ServerState {
             let outputs = try await self.collect(jobs, backend: backend, model: name)
             let choices = outputs.enumerated().map { choice, output in
                 ChatChoice(index: choice, message: ChatResponseMessage(content: output.text),
-                           logprobs: wantsLogprobs ? Self.chatLogprobs(output.tokens, model: model) : nil,
+                           logprobs: wantsLogprobs ? Self.chatLogprobs(output.tokens, model: model, asIDs: asIDs) : nil,
                            finishReason: finishReasonName(output.finishReason))
             }
             let usage = Usage(promptTokens: prompt.count, completionTokens: outputs.reduce(0) { $0 + $1.tokens.count })
@@ -261,10 +263,10 @@ extension ServerState {
         }
     }
 
-    static func chatLogprobs(_ tokens: [SampledToken], model: ServedModel) -> ChatLogprobs {
+    static func chatLogprobs(_ tokens: [SampledToken], model: ServedModel, asIDs: Bool) -> ChatLogprobs {
         ChatLogprobs(content: tokens.map { token in
-            ChatTokenLogprob(token: model.tokenText(token.tokenID), logprob: Double(token.logprob),
-                             topLogprobs: token.top.map { ChatTopLogprob(token: model.tokenText($0.tokenID), logprob: Double($0.logprob)) })
+            ChatTokenLogprob(token: model.tokenText(token.tokenID, asID: asIDs), logprob: Double(token.logprob),
+                             topLogprobs: token.top.map { ChatTopLogprob(token: model.tokenText($0.tokenID, asID: asIDs), logprob: Double($0.logprob)) })
         })
     }
 

@@ -85,8 +85,8 @@ public struct ServedModel: Sendable {
     }
 
     /// The text of one token, for log-probabilities.
-    func tokenText(_ id: TokenID) -> String {
-        guard let tokenizer else { return "token_id:\(id)" }
+    func tokenText(_ id: TokenID, asID: Bool = false) -> String {
+        guard let tokenizer, !asID else { return "token_id:\(id)" }
         return tokenizer.decode([id])
     }
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// The `llmux` command line (contract in docs/architecture.md).
 @main
-struct LLMuxCommand: ParsableCommand {
+struct LLMuxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llmux",
         abstract: "Serve many LLMs at once on shared devices.",
@@ -11,7 +11,7 @@ struct LLMuxCommand: ParsableCommand {
             or point `--model` at a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
             `llmux make-model` writes random-weight checkpoints of real architectures and sizes.
             """,
-        subcommands: [GenerateCommand.self, MakeModelCommand.self, BenchCommand.self])
+        subcommands: [ServeCommand.self, GenerateCommand.self, MakeModelCommand.self, BenchCommand.self])
 }
 
 /// `llmux bench …`.
