@@ -27,3 +27,10 @@ struct ByteSize: ExpressibleByArgument, CustomStringConvertible {
 }
 
 import Foundation
+
+/// An error that ends a command with its message and exit code 1 (no usage text, unlike
+/// `ValidationError`, since the arguments were fine).
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}

@@ -67,7 +67,7 @@ struct GenerateCommand: ParsableCommand {
         do {
             try generate(path: path)
         } catch let error as LLMuxError {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
     }
 
@@ -144,7 +144,7 @@ struct GenerationOutput: Encodable {
 
     func jsonString() throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }
