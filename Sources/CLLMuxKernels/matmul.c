@@ -70,6 +70,14 @@ static void mm_scalar_task(void *ctx, int ith, int nth) {
     else { llmux_split(a->N, ith, nth, 8, &b, &e); mm_scalar_range(a, 0, a->M, (int)b, (int)e); }
 }
 
+static _Thread_local float *t_apack = NULL, *t_bpack = NULL;
+
+// Called by pool workers as they exit so their packing buffers are not leaked.
+void llmux_internal_thread_exit(void) {
+    free(t_apack); free(t_bpack);
+    t_apack = t_bpack = NULL;
+}
+
 #if LLMUX_X86
 // ---------------------------------------------------------------------------------------------
 // Streaming path: MB rows of x against RB consecutive rows of W.
@@ -264,7 +272,6 @@ static void pack_a(const float *x, int ldx, int m0, int mc, int k0, int kc, floa
     }
 }
 
-static _Thread_local float *t_apack = NULL, *t_bpack = NULL;
 
 static float *pack_buffer(float **slot, size_t floats) {
     if (!*slot) *slot = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);

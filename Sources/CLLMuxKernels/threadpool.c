@@ -83,6 +83,7 @@ static void *worker_main(void *p) {
         if (ith < pool->nth) pool->fn(pool->ctx, ith, pool->nth);
         atomic_fetch_add_explicit(&pool->done, 1, memory_order_acq_rel);
     }
+    llmux_internal_thread_exit();
     return NULL;
 }
 
