@@ -70,12 +70,23 @@ static void mm_scalar_task(void *ctx, int ith, int nth) {
     else { llmux_split(a->N, ith, nth, 8, &b, &e); mm_scalar_range(a, 0, a->M, (int)b, (int)e); }
 }
 
-static _Thread_local float *t_apack = NULL, *t_bpack = NULL;
+static _Thread_local float *t_apack = NULL, *t_bpack = NULL, *t_aall = NULL;
+static _Thread_local size_t t_aall_cap = 0;
 
 // Called by pool workers as they exit so their packing buffers are not leaked.
 void llmux_internal_thread_exit(void) {
-    free(t_apack); free(t_bpack);
-    t_apack = t_bpack = NULL;
+    free(t_apack); free(t_bpack); free(t_aall);
+    t_apack = t_bpack = t_aall = NULL;
+    t_aall_cap = 0;
+}
+
+// Thread-local buffer of at least `floats` floats (grown as needed; NULL if allocation fails).
+static float *grow_buffer(float **slot, size_t *cap, size_t floats) {
+    if (*cap >= floats) return *slot;
+    free(*slot);
+    *slot = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    *cap = *slot ? floats : 0;
+    return *slot;
 }
 
 #if LLMUX_X86
@@ -312,16 +323,23 @@ static LLMUX_AVX2 void gemm_range(const mm_args *a, int m0, int m1, int n0, int 
     float *Ap = pack_buffer(&t_apack, (size_t)LLMUX_MC * LLMUX_KC);
     float *Bp = pack_buffer(&t_bpack, (size_t)LLMUX_KC * (LLMUX_NC + NR));
     if (!Ap || !Bp) { mm_scalar_range(a, m0, m1, n0, n1); return; }
-    if (m1 - m0 <= LLMUX_MC) {
-        // All rows fit one A block: pack A once per k block, then pack each 16-column B panel
-        // just before use so it stays in L1 (W is streamed exactly once).
+    const int mc = m1 - m0;
+    const int a_panels = (mc + MR - 1) / MR;
+    float *Aall = (mc <= LLMUX_MC) ? grow_buffer(&t_aall, &t_aall_cap, (size_t)a_panels * MR * a->K) : NULL;
+    if (Aall) {
+        // All rows fit one A block: pack all of A (every k block) once, then walk W one 16-row
+        // panel at a time over the whole of K, so each W row is streamed sequentially exactly
+        // once and each packed B panel is consumed from L1 right after packing.
         for (int pc = 0; pc < a->K; pc += LLMUX_KC) {
             int kc = a->K - pc < LLMUX_KC ? a->K - pc : LLMUX_KC;
-            pack_a(a->x, a->ldx, m0, m1 - m0, pc, kc, Ap);
-            for (int jr = n0; jr < n1; jr += NR) {
-                int nr = n1 - jr < NR ? n1 - jr : NR;
+            pack_a(a->x, a->ldx, m0, mc, pc, kc, Aall + (size_t)a_panels * MR * pc);
+        }
+        for (int jr = n0; jr < n1; jr += NR) {
+            int nr = n1 - jr < NR ? n1 - jr : NR;
+            for (int pc = 0; pc < a->K; pc += LLMUX_KC) {
+                int kc = a->K - pc < LLMUX_KC ? a->K - pc : LLMUX_KC;
                 pack_b(a->w, a->dt, a->K, jr, nr, pc, kc, Bp);
-                panel_tiles(a, Ap, Bp, kc, m1 - m0, m0, jr, nr, pc == 0);
+                panel_tiles(a, Aall + (size_t)a_panels * MR * pc, Bp, kc, mc, m0, jr, nr, pc == 0);
             }
         }
         return;
