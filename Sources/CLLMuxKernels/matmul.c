@@ -81,7 +81,7 @@ void llmux_internal_thread_exit(void) {
 }
 
 // Thread-local buffer of at least `floats` floats (grown as needed; NULL if allocation fails).
-static float *grow_buffer(float **slot, size_t *cap, size_t floats) {
+static __attribute__((unused)) float *grow_buffer(float **slot, size_t *cap, size_t floats) {
     if (*cap >= floats) return *slot;
     free(*slot);
     *slot = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
