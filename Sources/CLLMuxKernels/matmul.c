@@ -22,7 +22,7 @@
 #endif
 // M at or below this uses the streaming (GEMV-like) path.
 #ifndef LLMUX_SMALL_M
-#define LLMUX_SMALL_M 8
+#define LLMUX_SMALL_M 14
 #endif
 
 typedef struct {
@@ -94,7 +94,7 @@ static __attribute__((unused)) float *grow_buffer(float **slot, size_t *cap, siz
 // Streaming path: MB rows of x against RB consecutive rows of W.
 LLMUX_INLINE LLMUX_AVX2 void gemv_tile(const float *x, int ldx, const void *w, int dt, int K,
                                       const float *bias, float *y, int ldy, int MB, int RB) {
-    __m256 acc[3][8];
+    __m256 acc[4][8];
     for (int m = 0; m < MB; m++)
         for (int r = 0; r < RB; r++) acc[m][r] = _mm256_setzero_ps();
     const size_t es = llmux_dtype_size(dt);
@@ -119,36 +119,42 @@ LLMUX_INLINE LLMUX_AVX2 void gemv_tile(const float *x, int ldx, const void *w, i
     }
 }
 
-// Instantiate with constant dtype / shape so the loops fully unroll into registers.
-#define GEMV_CASES(DT)                                                                            \
-    static LLMUX_AVX2 void gemv_rows_##DT(const mm_args *a, int n0, int n1) {                   \
-        int n = n0;                                                                             \
-        const size_t es = llmux_dtype_size(DT);                                                 \
-        for (; n < n1;) {                                                                       \
-            int rb = (a->M == 1) ? 8 : 4;                                                       \
-            if (n + rb > n1) rb = 1;                                                            \
-            const char *wr = (const char *)a->w + (size_t)n * a->K * es;                        \
-            const float *bb = a->bias ? a->bias + n : NULL;                                     \
-            int m = 0;                                                                          \
-            while (m < a->M) {                                                                  \
-                int left = a->M - m;                                                            \
-                int mb = left >= 3 ? (left == 4 ? 2 : 3) : left;                                \
-                const float *xm = a->x + (size_t)m * a->ldx;                                    \
-                float *ym = a->y + (size_t)m * a->ldy + n;                                      \
-                if (rb == 8) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 1, 8);         \
-                else if (rb == 4) {                                                             \
-                    if (mb == 1) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 1, 4);     \
-                    else if (mb == 2) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 2, 4);\
-                    else gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 3, 4);             \
-                } else {                                                                        \
-                    if (mb == 1) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 1, 1);     \
-                    else if (mb == 2) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 2, 1);\
-                    else gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 3, 1);             \
-                }                                                                               \
-                m += mb;                                                                        \
-            }                                                                                   \
-            n += rb;                                                                            \
-        }                                                                                       \
+#ifndef LLMUX_GEMV_RB
+#define LLMUX_GEMV_RB 4 // W rows per tile when M > 1
+#endif
+#ifndef LLMUX_GEMV_MB
+#define LLMUX_GEMV_MB 2 // x rows per tile
+#endif
+
+// Instantiates gemv_tile with constant dtype / shape so its loops unroll into registers.
+LLMUX_INLINE LLMUX_AVX2 void gemv_tile_dispatch(const float *x, int ldx, const void *w, int dt, int K,
+                                                const float *bias, float *y, int ldy, int mb, int rb) {
+#define GT(MBc, RBc) gemv_tile(x, ldx, w, dt, K, bias, y, ldy, MBc, RBc)
+    switch (rb) {
+    case 8: GT(1, 8); break;
+    case 4: if (mb == 1) GT(1, 4); else if (mb == 2) GT(2, 4); else if (mb == 3) GT(3, 4); else GT(4, 4); break;
+    case 2: if (mb == 1) GT(1, 2); else if (mb == 2) GT(2, 2); else if (mb == 3) GT(3, 2); else GT(4, 2); break;
+    default: if (mb == 1) GT(1, 1); else if (mb == 2) GT(2, 1); else if (mb == 3) GT(3, 1); else GT(4, 1); break;
+    }
+#undef GT
+}
+
+#define GEMV_CASES(DT)                                                                          \
+    static LLMUX_AVX2 void gemv_rows_##DT(const mm_args *a, int n0, int n1) {                 \
+        const size_t es = llmux_dtype_size(DT);                                               \
+        const int rb_full = a->M == 1 ? 8 : LLMUX_GEMV_RB;                                    \
+        for (int n = n0; n < n1;) {                                                           \
+            int rb = n + rb_full <= n1 ? rb_full : 1;                                         \
+            const char *wr = (const char *)a->w + (size_t)n * a->K * es;                      \
+            const float *bb = a->bias ? a->bias + n : NULL;                                   \
+            for (int m = 0; m < a->M;) {                                                      \
+                int mb = a->M - m < LLMUX_GEMV_MB ? a->M - m : LLMUX_GEMV_MB;                 \
+                gemv_tile_dispatch(a->x + (size_t)m * a->ldx, a->ldx, wr, DT, a->K, bb,       \
+                                   a->y + (size_t)m * a->ldy + n, a->ldy, mb, rb);            \
+                m += mb;                                                                      \
+            }                                                                                 \
+            n += rb;                                                                          \
+        }                                                                                     \
     }
 GEMV_CASES(0)
 GEMV_CASES(1)
