@@ -92,6 +92,8 @@ static int default_threads(void) {
     int n = atomic_load_explicit(&cached, memory_order_relaxed);
     if (n > 0) return n;
     long c = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env = getenv("LLMUX_NUM_THREADS"); // optional override of the default
+    if (env && atoi(env) > 0) c = atoi(env);
     if (c < 1) c = 1;
     if (c > LLMUX_MAX_THREADS) c = LLMUX_MAX_THREADS;
     atomic_store_explicit(&cached, (int)c, memory_order_relaxed);
