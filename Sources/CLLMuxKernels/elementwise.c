@@ -174,13 +174,8 @@ void llmux_add_rmsnorm(float *residual, const float *x, const void *w, int w_dty
 }
 
 void llmux_add_inplace(float *residual, const float *x, size_t n) {
-    size_t i = 0;
-#if LLMUX_X86
-    if (llmux_internal_simd()) {
-        // plain loop; the compiler vectorises it, and it is memory-bound anyway
-    }
-#endif
-    for (; i < n; i++) residual[i] += x[i];
+    // Memory-bound; the compiler vectorises this loop with the baseline ISA.
+    for (size_t i = 0; i < n; i++) residual[i] += x[i];
 }
 
 // ---------------------------------------------------------------------------------------------

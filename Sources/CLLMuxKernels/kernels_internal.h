@@ -23,6 +23,8 @@ int llmux_internal_simd(void);
 // nth is min(max_threads, pool size); pass max_threads <= 0 for "all". Returns after all are done.
 typedef void (*llmux_task_fn)(void *ctx, int ith, int nth);
 void llmux_parallel(llmux_task_fn fn, void *ctx, int max_threads);
+// Frees a pool worker's thread-local scratch (called as the worker exits).
+void llmux_internal_thread_exit(void);
 
 // Splits [0, n) into nth nearly equal contiguous parts, aligned to `align` where possible.
 LLMUX_INLINE void llmux_split(int64_t n, int ith, int nth, int64_t align, int64_t *begin, int64_t *end) {

@@ -22,7 +22,7 @@
 #endif
 // M at or below this uses the streaming (GEMV-like) path.
 #ifndef LLMUX_SMALL_M
-#define LLMUX_SMALL_M 4
+#define LLMUX_SMALL_M 14
 #endif
 
 typedef struct {
@@ -70,12 +70,31 @@ static void mm_scalar_task(void *ctx, int ith, int nth) {
     else { llmux_split(a->N, ith, nth, 8, &b, &e); mm_scalar_range(a, 0, a->M, (int)b, (int)e); }
 }
 
+static _Thread_local float *t_apack = NULL, *t_bpack = NULL, *t_aall = NULL;
+static _Thread_local size_t t_aall_cap = 0;
+
+// Called by pool workers as they exit so their packing buffers are not leaked.
+void llmux_internal_thread_exit(void) {
+    free(t_apack); free(t_bpack); free(t_aall);
+    t_apack = t_bpack = t_aall = NULL;
+    t_aall_cap = 0;
+}
+
+// Thread-local buffer of at least `floats` floats (grown as needed; NULL if allocation fails).
+static __attribute__((unused)) float *grow_buffer(float **slot, size_t *cap, size_t floats) {
+    if (*cap >= floats) return *slot;
+    free(*slot);
+    *slot = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    *cap = *slot ? floats : 0;
+    return *slot;
+}
+
 #if LLMUX_X86
 // ---------------------------------------------------------------------------------------------
 // Streaming path: MB rows of x against RB consecutive rows of W.
 LLMUX_INLINE LLMUX_AVX2 void gemv_tile(const float *x, int ldx, const void *w, int dt, int K,
                                       const float *bias, float *y, int ldy, int MB, int RB) {
-    __m256 acc[3][8];
+    __m256 acc[4][8];
     for (int m = 0; m < MB; m++)
         for (int r = 0; r < RB; r++) acc[m][r] = _mm256_setzero_ps();
     const size_t es = llmux_dtype_size(dt);
@@ -100,36 +119,42 @@ LLMUX_INLINE LLMUX_AVX2 void gemv_tile(const float *x, int ldx, const void *w, i
     }
 }
 
-// Instantiate with constant dtype / shape so the loops fully unroll into registers.
-#define GEMV_CASES(DT)                                                                            \
-    static LLMUX_AVX2 void gemv_rows_##DT(const mm_args *a, int n0, int n1) {                   \
-        int n = n0;                                                                             \
-        const size_t es = llmux_dtype_size(DT);                                                 \
-        for (; n < n1;) {                                                                       \
-            int rb = (a->M == 1) ? 8 : 4;                                                       \
-            if (n + rb > n1) rb = 1;                                                            \
-            const char *wr = (const char *)a->w + (size_t)n * a->K * es;                        \
-            const float *bb = a->bias ? a->bias + n : NULL;                                     \
-            int m = 0;                                                                          \
-            while (m < a->M) {                                                                  \
-                int left = a->M - m;                                                            \
-                int mb = left >= 3 ? (left == 4 ? 2 : 3) : left;                                \
-                const float *xm = a->x + (size_t)m * a->ldx;                                    \
-                float *ym = a->y + (size_t)m * a->ldy + n;                                      \
-                if (rb == 8) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 1, 8);         \
-                else if (rb == 4) {                                                             \
-                    if (mb == 1) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 1, 4);     \
-                    else if (mb == 2) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 2, 4);\
-                    else gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 3, 4);             \
-                } else {                                                                        \
-                    if (mb == 1) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 1, 1);     \
-                    else if (mb == 2) gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 2, 1);\
-                    else gemv_tile(xm, a->ldx, wr, DT, a->K, bb, ym, a->ldy, 3, 1);             \
-                }                                                                               \
-                m += mb;                                                                        \
-            }                                                                                   \
-            n += rb;                                                                            \
-        }                                                                                       \
+#ifndef LLMUX_GEMV_RB
+#define LLMUX_GEMV_RB 4 // W rows per tile when M > 1
+#endif
+#ifndef LLMUX_GEMV_MB
+#define LLMUX_GEMV_MB 2 // x rows per tile
+#endif
+
+// Instantiates gemv_tile with constant dtype / shape so its loops unroll into registers.
+LLMUX_INLINE LLMUX_AVX2 void gemv_tile_dispatch(const float *x, int ldx, const void *w, int dt, int K,
+                                                const float *bias, float *y, int ldy, int mb, int rb) {
+#define GT(MBc, RBc) gemv_tile(x, ldx, w, dt, K, bias, y, ldy, MBc, RBc)
+    switch (rb) {
+    case 8: GT(1, 8); break;
+    case 4: if (mb == 1) GT(1, 4); else if (mb == 2) GT(2, 4); else if (mb == 3) GT(3, 4); else GT(4, 4); break;
+    case 2: if (mb == 1) GT(1, 2); else if (mb == 2) GT(2, 2); else if (mb == 3) GT(3, 2); else GT(4, 2); break;
+    default: if (mb == 1) GT(1, 1); else if (mb == 2) GT(2, 1); else if (mb == 3) GT(3, 1); else GT(4, 1); break;
+    }
+#undef GT
+}
+
+#define GEMV_CASES(DT)                                                                          \
+    static LLMUX_AVX2 void gemv_rows_##DT(const mm_args *a, int n0, int n1) {                 \
+        const size_t es = llmux_dtype_size(DT);                                               \
+        const int rb_full = a->M == 1 ? 8 : LLMUX_GEMV_RB;                                    \
+        for (int n = n0; n < n1;) {                                                           \
+            int rb = n + rb_full <= n1 ? rb_full : 1;                                         \
+            const char *wr = (const char *)a->w + (size_t)n * a->K * es;                      \
+            const float *bb = a->bias ? a->bias + n : NULL;                                   \
+            for (int m = 0; m < a->M;) {                                                      \
+                int mb = a->M - m < LLMUX_GEMV_MB ? a->M - m : LLMUX_GEMV_MB;                 \
+                gemv_tile_dispatch(a->x + (size_t)m * a->ldx, a->ldx, wr, DT, a->K, bb,       \
+                                   a->y + (size_t)m * a->ldy + n, a->ldy, mb, rb);            \
+                m += mb;                                                                      \
+            }                                                                                 \
+            n += rb;                                                                          \
+        }                                                                                     \
     }
 GEMV_CASES(0)
 GEMV_CASES(1)
@@ -150,25 +175,20 @@ static void gemv_task(void *ctx, int ith, int nth) {
 // ---------------------------------------------------------------------------------------------
 // Blocked GEMM
 
-// 6x16 micro-kernel. A: kc x 6 (k-major), B: kc x 16 (k-major). first: C = acc (+bias), else C += acc.
-static LLMUX_AVX2 void ukernel_6x16(int kc, const float *A, const float *B, float *C, int ldc,
-                                   int first, const float *bias) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+// R x 16 micro-kernel (R = 1..6 rows of x). A: kc x 6 (k-major, rows >= R unused),
+// B: kc x 16 (k-major). first: C = acc (+bias), else C += acc.
+LLMUX_INLINE LLMUX_AVX2 void ukernel_rx16(int kc, const float *A, const float *B, float *C, int ldc,
+                                          int first, const float *bias, const int R) {
+    __m256 c0[MR], c1[MR];
+    for (int i = 0; i < R; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
 #define UK_STEP(o)                                                                               \
     {                                                                                          \
         __m256 b0 = _mm256_load_ps(B + 16 * (o)), b1 = _mm256_load_ps(B + 16 * (o) + 8);      \
-        __m256 a;                                                                              \
-        a = _mm256_broadcast_ss(A + 6 * (o) + 0); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01); \
-        a = _mm256_broadcast_ss(A + 6 * (o) + 1); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11); \
-        a = _mm256_broadcast_ss(A + 6 * (o) + 2); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21); \
-        a = _mm256_broadcast_ss(A + 6 * (o) + 3); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31); \
-        a = _mm256_broadcast_ss(A + 6 * (o) + 4); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41); \
-        a = _mm256_broadcast_ss(A + 6 * (o) + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51); \
+        for (int i = 0; i < R; i++) {                                                          \
+            __m256 a = _mm256_broadcast_ss(A + 6 * (o) + i);                                   \
+            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);                                             \
+            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);                                             \
+        }                                                                                      \
     }
     int k = 0;
     for (; k + 4 <= kc; k += 4) {
@@ -178,19 +198,54 @@ static LLMUX_AVX2 void ukernel_6x16(int kc, const float *A, const float *B, floa
     }
     for (; k < kc; k++) { UK_STEP(0) A += 6; B += 16; }
 #undef UK_STEP
-    __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
     if (first) {
         __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
         if (bias) { b0 = _mm256_loadu_ps(bias); b1 = _mm256_loadu_ps(bias + 8); }
-        for (int i = 0; i < 6; i++) {
-            _mm256_storeu_ps(C + (size_t)i * ldc, _mm256_add_ps(acc[2 * i], b0));
-            _mm256_storeu_ps(C + (size_t)i * ldc + 8, _mm256_add_ps(acc[2 * i + 1], b1));
+        for (int i = 0; i < R; i++) {
+            _mm256_storeu_ps(C + (size_t)i * ldc, _mm256_add_ps(c0[i], b0));
+            _mm256_storeu_ps(C + (size_t)i * ldc + 8, _mm256_add_ps(c1[i], b1));
         }
     } else {
-        for (int i = 0; i < 6; i++) {
+        for (int i = 0; i < R; i++) {
             float *c = C + (size_t)i * ldc;
-            _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), acc[2 * i]));
-            _mm256_storeu_ps(c + 8, _mm256_add_ps(_mm256_loadu_ps(c + 8), acc[2 * i + 1]));
+            _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), c0[i]));
+            _mm256_storeu_ps(c + 8, _mm256_add_ps(_mm256_loadu_ps(c + 8), c1[i]));
+        }
+    }
+}
+
+static LLMUX_AVX2 void ukernel(int kc, const float *A, const float *B, float *C, int ldc, int first,
+                               const float *bias, int rows) {
+    switch (rows) {
+    case 1: ukernel_rx16(kc, A, B, C, ldc, first, bias, 1); break;
+    case 2: ukernel_rx16(kc, A, B, C, ldc, first, bias, 2); break;
+    case 3: ukernel_rx16(kc, A, B, C, ldc, first, bias, 3); break;
+    case 4: ukernel_rx16(kc, A, B, C, ldc, first, bias, 4); break;
+    case 5: ukernel_rx16(kc, A, B, C, ldc, first, bias, 5); break;
+    default: ukernel_rx16(kc, A, B, C, ldc, first, bias, 6); break;
+    }
+}
+
+// Runs the micro-kernels of one packed B panel (nr valid columns) against mc packed rows of A.
+static LLMUX_AVX2 void panel_tiles(const mm_args *a, const float *Ap, const float *Bpanel, int kc, int mc,
+                                   int row0, int col0, int nr, int first) {
+    const float *bias = (first && a->bias) ? a->bias + col0 : NULL;
+    float tile[MR * NR];
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        const float *Apanel = Ap + (size_t)(ir / MR) * kc * MR;
+        float *C = a->y + (size_t)(row0 + ir) * a->ldy + col0;
+        if (nr == NR) {
+            ukernel(kc, Apanel, Bpanel, C, a->ldy, first, bias, mr);
+        } else {
+            ukernel(kc, Apanel, Bpanel, tile, NR, 1, NULL, mr);
+            for (int i = 0; i < mr; i++)
+                for (int j = 0; j < nr; j++) {
+                    float v = tile[i * NR + j];
+                    float *c = C + (size_t)i * a->ldy + j;
+                    if (first) *c = v + (bias ? bias[j] : 0.0f);
+                    else *c += v;
+                }
         }
     }
 }
@@ -264,7 +319,6 @@ static void pack_a(const float *x, int ldx, int m0, int mc, int k0, int kc, floa
     }
 }
 
-static _Thread_local float *t_apack = NULL, *t_bpack = NULL;
 
 static float *pack_buffer(float **slot, size_t floats) {
     if (!*slot) *slot = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
@@ -275,37 +329,38 @@ static LLMUX_AVX2 void gemm_range(const mm_args *a, int m0, int m1, int n0, int 
     float *Ap = pack_buffer(&t_apack, (size_t)LLMUX_MC * LLMUX_KC);
     float *Bp = pack_buffer(&t_bpack, (size_t)LLMUX_KC * (LLMUX_NC + NR));
     if (!Ap || !Bp) { mm_scalar_range(a, m0, m1, n0, n1); return; }
-    float tile[MR * NR];
+    const int mc = m1 - m0;
+    const int a_panels = (mc + MR - 1) / MR;
+    float *Aall = (mc <= LLMUX_MC) ? grow_buffer(&t_aall, &t_aall_cap, (size_t)a_panels * MR * a->K) : NULL;
+    if (Aall) {
+        // All rows fit one A block: pack all of A (every k block) once, then walk W one 16-row
+        // panel at a time over the whole of K, so each W row is streamed sequentially exactly
+        // once and each packed B panel is consumed from L1 right after packing.
+        for (int pc = 0; pc < a->K; pc += LLMUX_KC) {
+            int kc = a->K - pc < LLMUX_KC ? a->K - pc : LLMUX_KC;
+            pack_a(a->x, a->ldx, m0, mc, pc, kc, Aall + (size_t)a_panels * MR * pc);
+        }
+        for (int jr = n0; jr < n1; jr += NR) {
+            int nr = n1 - jr < NR ? n1 - jr : NR;
+            for (int pc = 0; pc < a->K; pc += LLMUX_KC) {
+                int kc = a->K - pc < LLMUX_KC ? a->K - pc : LLMUX_KC;
+                pack_b(a->w, a->dt, a->K, jr, nr, pc, kc, Bp);
+                panel_tiles(a, Aall + (size_t)a_panels * MR * pc, Bp, kc, mc, m0, jr, nr, pc == 0);
+            }
+        }
+        return;
+    }
     for (int jc = n0; jc < n1; jc += LLMUX_NC) {
         int nc = n1 - jc < LLMUX_NC ? n1 - jc : LLMUX_NC;
         for (int pc = 0; pc < a->K; pc += LLMUX_KC) {
             int kc = a->K - pc < LLMUX_KC ? a->K - pc : LLMUX_KC;
-            int first = pc == 0;
             pack_b(a->w, a->dt, a->K, jc, nc, pc, kc, Bp);
             for (int ic = m0; ic < m1; ic += LLMUX_MC) {
                 int mc = m1 - ic < LLMUX_MC ? m1 - ic : LLMUX_MC;
                 pack_a(a->x, a->ldx, ic, mc, pc, kc, Ap);
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
-                    const float *Bpanel = Bp + (size_t)(jr / NR) * kc * NR;
-                    const float *bias = (first && a->bias) ? a->bias + jc + jr : NULL;
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        int mr = mc - ir < MR ? mc - ir : MR;
-                        const float *Apanel = Ap + (size_t)(ir / MR) * kc * MR;
-                        float *C = a->y + (size_t)(ic + ir) * a->ldy + jc + jr;
-                        if (mr == MR && nr == NR) {
-                            ukernel_6x16(kc, Apanel, Bpanel, C, a->ldy, first, bias);
-                        } else {
-                            ukernel_6x16(kc, Apanel, Bpanel, tile, NR, 1, NULL);
-                            for (int i = 0; i < mr; i++)
-                                for (int j = 0; j < nr; j++) {
-                                    float v = tile[i * NR + j];
-                                    float *c = C + (size_t)i * a->ldy + j;
-                                    if (first) *c = v + (bias ? bias[j] : 0.0f);
-                                    else *c += v;
-                                }
-                        }
-                    }
+                    panel_tiles(a, Ap, Bp + (size_t)(jr / NR) * kc * NR, kc, mc, ic, jc + jr, nr, pc == 0);
                 }
             }
         }

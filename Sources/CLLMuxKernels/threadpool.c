@@ -30,7 +30,7 @@ typedef struct {
 
 static pthread_mutex_t g_dispatch = PTHREAD_MUTEX_INITIALIZER; // serialises dispatch + (re)config
 static llmux_pool *g_pool = NULL;
-static int g_requested = 0; // 0 = default (online CPUs)
+static _Atomic int g_requested = 0; // 0 = default (online CPUs); written under g_dispatch
 static _Thread_local int t_in_pool = 0;
 
 static inline void cpu_relax(void) {
@@ -83,14 +83,21 @@ static void *worker_main(void *p) {
         if (ith < pool->nth) pool->fn(pool->ctx, ith, pool->nth);
         atomic_fetch_add_explicit(&pool->done, 1, memory_order_acq_rel);
     }
+    llmux_internal_thread_exit();
     return NULL;
 }
 
 static int default_threads(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) n = 1;
-    if (n > LLMUX_MAX_THREADS) n = LLMUX_MAX_THREADS;
-    return (int)n;
+    static _Atomic int cached = 0; // sysconf reads /sys, so ask once
+    int n = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (n > 0) return n;
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env = getenv("LLMUX_NUM_THREADS"); // optional override of the default
+    if (env && atoi(env) > 0) c = atoi(env);
+    if (c < 1) c = 1;
+    if (c > LLMUX_MAX_THREADS) c = LLMUX_MAX_THREADS;
+    atomic_store_explicit(&cached, (int)c, memory_order_relaxed);
+    return (int)c;
 }
 
 static int wanted_threads(void) { return g_requested > 0 ? g_requested : default_threads(); }
@@ -139,12 +146,8 @@ void llmux_set_num_threads(int n) {
     pthread_mutex_unlock(&g_dispatch);
 }
 
-int llmux_get_num_threads(void) {
-    pthread_mutex_lock(&g_dispatch);
-    int n = wanted_threads();
-    pthread_mutex_unlock(&g_dispatch);
-    return n;
-}
+// Lock-free so that it may be called from anywhere, including inside a parallel region.
+int llmux_get_num_threads(void) { return wanted_threads(); }
 
 void llmux_parallel(llmux_task_fn fn, void *ctx, int max_threads) {
     if (t_in_pool || max_threads == 1) { fn(ctx, 0, 1); return; } // nested call: run inline

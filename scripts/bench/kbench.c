@@ -35,11 +35,11 @@ static int check(int M, int N, int K, int dt, int use_bias, int pad) {
 
 int main(int argc, char **argv) {
     int fails = 0;
-    int Ms[] = {1, 2, 3, 4, 5, 7, 16, 33, 64, 130};
+    int Ms[] = {1, 2, 3, 4, 5, 7, 13, 14, 15, 16, 33, 64, 130};
     int Ns[] = {1, 17, 100, 300};
     int Ks[] = {1, 9, 300, 517};
     for (int dt = 0; dt < 3; dt++)
-        for (int a = 0; a < 10; a++)
+        for (int a = 0; a < 13; a++)
             for (int b = 0; b < 4; b++)
                 for (int c = 0; c < 4; c++) fails += check(Ms[a], Ns[b], Ks[c], dt, (a + b + c) & 1, (a + c) % 3);
     printf("matmul spot-check: %d failures\n", fails);

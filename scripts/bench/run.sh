@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${TMPDIR:-/tmp}/llmux_kbench
-clang -std=c11 -O3 -ffp-contract=fast -fno-math-errno ${EXTRA_CFLAGS:-} -ISources/CLLMuxKernels/include \
+"${CC:-clang}" -std=c11 -O3 -ffp-contract=fast -fno-math-errno ${EXTRA_CFLAGS:-} -ISources/CLLMuxKernels/include \
   Sources/CLLMuxKernels/*.c scripts/bench/kbench.c -o "$out" -lpthread -lm
 "$out" "$@"
 if [ "${1:-}" != q ] && command -v python3 >/dev/null; then

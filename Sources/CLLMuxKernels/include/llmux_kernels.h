@@ -16,7 +16,8 @@ extern "C" {
 #define LLMUX_F16 1
 #define LLMUX_BF16 2
 
-// Thread pool used by every kernel below. Default: the number of online CPUs.
+// Thread pool used by every kernel below. Default: the number of online CPUs (or the environment
+// variable LLMUX_NUM_THREADS when set). LLMUX_NO_SIMD=1 forces the portable paths.
 void llmux_set_num_threads(int n);
 int llmux_get_num_threads(void);
 // 1 when the AVX2+FMA+F16C paths are in use, 0 for the portable fallback.
