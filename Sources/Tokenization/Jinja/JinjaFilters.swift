@@ -77,7 +77,8 @@ extension JinjaInterpreter {
             let precision = try args.int(0, "precision") ?? 0
             let method = try args.string(1, "method") ?? "common"
             let scale = pow(10.0, Double(precision))
-            let rule: FloatingPointRoundingRule = method == "ceil" ? .up : method == "floor" ? .down : .toNearestOrAwayFromZero
+            // "common" is Python's round(), which rounds halves to even.
+            let rule: FloatingPointRoundingRule = method == "ceil" ? .up : method == "floor" ? .down : .toNearestOrEven
             return .double((d * scale).rounded(rule) / scale)
         case "tojson":
             let indent: String?

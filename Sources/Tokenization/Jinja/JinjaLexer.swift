@@ -13,11 +13,12 @@ struct JinjaLexer {
     private var lineStarting = true
     private var pieces: [JinjaPiece] = []
 
-    /// Lexes `source` into pieces, or throws a syntax error naming the line.
-    static func lex(_ source: String) throws -> [JinjaPiece] {
+    /// Lexes `source` into pieces and the number of its last line (where "unexpected end of
+    /// template" is reported), or throws a syntax error naming the line.
+    static func lex(_ source: String) throws -> (pieces: [JinjaPiece], lastLine: Int) {
         var lexer = JinjaLexer(source: source)
         try lexer.run()
-        return lexer.pieces
+        return (lexer.pieces, lexer.line)
     }
 
     private init(source: String) {

@@ -10,22 +10,19 @@ struct JinjaParser {
 
     /// Parses a whole template.
     static func parse(_ source: String) throws -> [JinjaNode] {
-        var parser = JinjaParser(pieces: try JinjaLexer.lex(source))
+        let (pieces, lastLine) = try JinjaLexer.lex(source)
+        var parser = JinjaParser(pieces: pieces, lastLine: lastLine)
         let (body, end) = try parser.parseBody(until: [])
         if let end { throw ChatTemplateError.syntax("line \(end.line): Encountered unknown tag '\(end.name)'.") }
         return body
     }
 
-    private init(pieces: [JinjaPiece]) { self.pieces = pieces }
+    /// Line of the end of the template.
+    private let lastLine: Int
 
-    private var lastLine: Int {
-        for piece in pieces.reversed() {
-            switch piece {
-            case .output(_, let line), .statement(_, let line): return line
-            case .text: continue
-            }
-        }
-        return 1
+    private init(pieces: [JinjaPiece], lastLine: Int) {
+        self.pieces = pieces
+        self.lastLine = lastLine
     }
 
     private func lookingFor() -> String {
