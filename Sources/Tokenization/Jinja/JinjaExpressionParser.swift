@@ -59,6 +59,13 @@ struct JinjaExpressionParser {
         if depth > Self.maxDepth { throw error("expression nested too deeply") }
     }
 
+    /// Counts one more link of a left-associative chain (`a + b + c`, `x.y.z`, `v|f|g`): each
+    /// nests the tree one level deeper, and evaluation recurses that deep.
+    private mutating func link(_ links: inout Int) throws {
+        links += 1
+        try enter()
+    }
+
     /// An expression; with `allowTuple`, `a, b` becomes a list (Jinja's tuple).
     mutating func parseExpression(allowTuple: Bool = false, allowConditional: Bool = true) throws -> JinjaExpr {
         let first = allowConditional ? try parseConditional() : try parseOr()
@@ -84,13 +91,17 @@ struct JinjaExpressionParser {
 
     mutating func parseOr() throws -> JinjaExpr {
         var expr = try parseAnd()
-        while skipName("or") { expr = .or(expr, try parseAnd()) }
+        var links = 0
+        defer { depth -= links }
+        while skipName("or") { try link(&links); expr = .or(expr, try parseAnd()) }
         return expr
     }
 
     mutating func parseAnd() throws -> JinjaExpr {
         var expr = try parseNot()
-        while skipName("and") { expr = .and(expr, try parseNot()) }
+        var links = 0
+        defer { depth -= links }
+        while skipName("and") { try link(&links); expr = .and(expr, try parseNot()) }
         return expr
     }
 
@@ -105,7 +116,10 @@ struct JinjaExpressionParser {
     mutating func parseCompare() throws -> JinjaExpr {
         let first = try parseMath1()
         var rest: [(String, JinjaExpr)] = []
+        var links = 0
+        defer { depth -= links }
         while let token = current {
+            if rest.count > links { try link(&links) }
             if token.kind == .op, ["==", "!=", "<", ">", "<=", ">="].contains(token.text) {
                 index += 1
                 rest.append((token.text, try parseMath1()))
@@ -124,8 +138,11 @@ struct JinjaExpressionParser {
 
     mutating func parseMath1() throws -> JinjaExpr {
         var expr = try parseConcat()
+        var links = 0
+        defer { depth -= links }
         while let token = current, token.isOp("+") || token.isOp("-") {
             index += 1
+            try link(&links)
             expr = .binary(token.text, expr, try parseConcat())
         }
         return expr
@@ -133,14 +150,19 @@ struct JinjaExpressionParser {
 
     mutating func parseConcat() throws -> JinjaExpr {
         var expr = try parseMath2()
-        while skipOp("~") { expr = .binary("~", expr, try parseMath2()) }
+        var links = 0
+        defer { depth -= links }
+        while skipOp("~") { try link(&links); expr = .binary("~", expr, try parseMath2()) }
         return expr
     }
 
     mutating func parseMath2() throws -> JinjaExpr {
         var expr = try parsePow()
+        var links = 0
+        defer { depth -= links }
         while let token = current, token.kind == .op, ["*", "/", "//", "%"].contains(token.text) {
             index += 1
+            try link(&links)
             expr = .binary(token.text, expr, try parsePow())
         }
         return expr
@@ -148,7 +170,9 @@ struct JinjaExpressionParser {
 
     mutating func parsePow() throws -> JinjaExpr {
         var expr = try parseUnary(withFilter: true)
-        while skipOp("**") { expr = .binary("**", expr, try parseUnary(withFilter: true)) }
+        var links = 0
+        defer { depth -= links }
+        while skipOp("**") { try link(&links); expr = .binary("**", expr, try parseUnary(withFilter: true)) }
         return expr
     }
 
@@ -219,7 +243,10 @@ struct JinjaExpressionParser {
 
     mutating func parsePostfix(_ base: JinjaExpr) throws -> JinjaExpr {
         var expr = base
+        var links = 0
+        defer { depth -= links }
         while let token = current, token.kind == .op {
+            if [".", "[", "("].contains(token.text) { try link(&links) }
             if token.text == "." {
                 index += 1
                 guard let next = current, next.kind == .name || next.kind == .integer else {
@@ -282,7 +309,10 @@ struct JinjaExpressionParser {
 
     mutating func parseFilterAndTest(_ base: JinjaExpr) throws -> JinjaExpr {
         var expr = base
+        var links = 0
+        defer { depth -= links }
         while let token = current {
+            if token.isOp("|") || token.isName("is") || token.isOp("(") { try link(&links) }
             if token.isOp("|") {
                 index += 1
                 expr = try parseFilter(expr)

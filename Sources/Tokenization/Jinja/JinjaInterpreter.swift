@@ -9,6 +9,9 @@ final class JinjaInterpreter {
     var macros: [String: JinjaMacro] = [:]
     let now: @Sendable () -> Date
     private var callDepth = 0
+    /// Loop iterations so far; nested loops could otherwise run for practically forever.
+    private var steps = 0
+    static let maxSteps = 1_000_000
     /// Limits that turn runaway templates into errors instead of exhausted memory or stack.
     static let maxCallDepth = 50
     static let maxOutput = 64 << 20
@@ -127,6 +130,8 @@ final class JinjaInterpreter {
         if items.isEmpty { return try run(otherwise, into: &out) }
         let count = items.count
         for (i, item) in items.enumerated() {
+            steps += 1
+            guard steps <= Self.maxSteps else { throw ChatTemplateError.runtime("template ran too many loop iterations") }
             var scope = try bind(targets, item)
             scope["loop"] = .object(JinjaObject([
                 ("index", .int(i + 1)), ("index0", .int(i)), ("revindex", .int(count - i)),

@@ -18,7 +18,7 @@ enum JinjaOperators {
         case ("*", _, .string(let y)) where a.intValue != nil && !isBool(a): return .string(try repeated(y, a.intValue ?? 0))
         case ("*", .array(let x), _) where b.intValue != nil:
             let n = max(0, b.intValue ?? 0)
-            guard x.count * min(n, JinjaInterpreter.maxSequence) <= JinjaInterpreter.maxSequence else {
+            guard n <= JinjaInterpreter.maxSequence / max(x.count, 1) else {
                 throw ChatTemplateError.runtime("sequence too large")
             }
             return .array(Array(repeating: x, count: n).flatMap { $0 })
@@ -52,7 +52,7 @@ enum JinjaOperators {
 
     private static func repeated(_ text: String, _ n: Int) throws -> String {
         guard n > 0 else { return "" }
-        guard text.utf8.count * min(n, JinjaInterpreter.maxOutput) <= JinjaInterpreter.maxOutput else {
+        guard n <= JinjaInterpreter.maxOutput / max(text.utf8.count, 1) else {
             throw ChatTemplateError.runtime("string too large")
         }
         return String(repeating: text, count: n)

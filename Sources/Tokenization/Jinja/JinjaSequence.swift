@@ -37,11 +37,21 @@ enum JinjaSequence {
         if step > 0 {
             var i = clamp(start, default: 0, low: 0, high: count)
             let end = clamp(stop, default: count, low: 0, high: count)
-            while i < end { result.append(i); i += step }
+            while i < end {
+                result.append(i)
+                let (next, overflow) = i.addingReportingOverflow(step)
+                if overflow { break }
+                i = next
+            }
         } else {
             var i = clamp(start, default: count - 1, low: -1, high: count - 1)
             let end = clamp(stop, default: -1, low: -1, high: count - 1)
-            while i > end { result.append(i); i += step }
+            while i > end {
+                result.append(i)
+                let (next, overflow) = i.addingReportingOverflow(step)
+                if overflow { break }
+                i = next
+            }
         }
         return result
     }
