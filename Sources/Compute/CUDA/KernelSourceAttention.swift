@@ -72,10 +72,13 @@ extern "C" __global__ void attn_decode(const bf16* q, int q_stride, const bf16* 
             m[g] = m_new;
         }
     }
-    for (int g = 0; g < group; g++) {
-        if (lane == 0) { sm_m[warp][g] = m[g]; sm_l[warp][g] = l[g]; }
-        #pragma unroll
-        for (int i = 0; i < MAXDPL; i++) if (i < dpl && d0 + i < head_dim) sm_acc[warp][g][d0 + i] = acc[g][i];
+    #pragma unroll
+    for (int g = 0; g < MAXG; g++) {
+        if (g < group) {
+            if (lane == 0) { sm_m[warp][g] = m[g]; sm_l[warp][g] = l[g]; }
+            #pragma unroll
+            for (int i = 0; i < MAXDPL; i++) if (i < dpl && d0 + i < head_dim) sm_acc[warp][g][d0 + i] = acc[g][i];
+        }
     }
     __syncthreads();
     for (int idx = threadIdx.x; idx < group * head_dim; idx += blockDim.x) {
