@@ -16,7 +16,7 @@ extension CUDABackend {
         ]
         if maxQueries > 8 && headDim % 16 == 0 && headDim <= 128 && !decodeAttentionOnly {
             let tiles = (maxQueries + 63) / 64
-            let shared = (2 * headDim * 65 + 64 * headDim + 64 * 65) * 4
+            let shared = (2 * headDim * 65 + 64 * 65) * 4
             try kernels.launch(.attn_prefill, grid: (batch.sequenceCount * tiles, heads, 1), block: 128, sharedBytes: shared,
                                common + [.int(tiles), .int(heads), .int(kvHeads), .int(headDim), .int(layer.tokensPerPage),
                                          .int64(Int64(layer.pageStride)), .float(scale), .ptr(out), .int(out.rowStride)])

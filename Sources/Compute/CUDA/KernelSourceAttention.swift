@@ -121,7 +121,7 @@ extern "C" __global__ void attn_combine(const float* part_out, const float* part
 // Causal attention of a 64-query tile of one sequence and one head over its pages, 64 keys at a
 // time (flash-attention style online softmax, f32 math in shared memory). grid
 // (sequences * max_tiles, heads), block 128 = 8 row groups x 16 columns; head_dim % 16 == 0, <= 128.
-// Dynamic shared memory: (2 * head_dim * 65 + 64 * head_dim + 64 * 65) floats.
+// Dynamic shared memory: (2 * head_dim * 65 + 64 * 65) floats.
 extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16* k_cache, const bf16* v_cache,
         const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, int max_tiles,
         int heads, int kv_heads, int head_dim, int tokens_per_page, long long page_stride, float scale,
@@ -137,8 +137,8 @@ extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16*
     const int* table = page_tables + (long long)s * max_pages;
     float* qt = smem;                        // [head_dim][65]
     float* kt = qt + head_dim * 65;          // [head_dim][65]
-    float* vs = kt + head_dim * 65;          // [64][head_dim]
-    float* ps = vs + 64 * head_dim;          // [64][65]
+    float* vs = kt;                          // [64][head_dim], the same memory as kt
+    float* ps = kt + head_dim * 65;          // [64][65]
     const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
     const int dcols = head_dim >> 4;
 
@@ -159,15 +159,13 @@ extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16*
         for (int idx = tid; idx < 64 * head_dim; idx += 128) {
             const int c = idx / head_dim, d = idx % head_dim;
             const int j = k0 + c;
-            float kv = 0.0f, vv = 0.0f;
+            float kv = 0.0f;
             if (j < last_key) {
                 const long long base = (long long)table[j / tokens_per_page] * page_stride
                                      + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim + d;
                 kv = bf2f(k_cache[base]);
-                vv = bf2f(v_cache[base]);
             }
             kt[d * 65 + c] = kv;
-            vs[c * head_dim + d] = vv;
         }
         __syncthreads();
         float sc[8][4];
@@ -212,6 +210,19 @@ extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16*
             m[i] = m_new;
             #pragma unroll
             for (int j = 0; j < 8; j++) acc[i][j] *= correction;
+        }
+        __syncthreads();
+        // The value tile reuses the key tile's memory (two blocks fit on an SM that way).
+        for (int idx = tid; idx < 64 * head_dim; idx += 128) {
+            const int c = idx / head_dim, d = idx % head_dim;
+            const int j = k0 + c;
+            float vv = 0.0f;
+            if (j < last_key) {
+                const long long base = (long long)table[j / tokens_per_page] * page_stride
+                                     + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim + d;
+                vv = bf2f(v_cache[base]);
+            }
+            vs[c * head_dim + d] = vv;
         }
         __syncthreads();
         for (int c = 0; c < 64; c++) {
