@@ -33,7 +33,7 @@ step() {  # step NAME SECONDS command…
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -2
 SITE=$(python3 -c "import site; print(site.getsitepackages()[0])" 2>/dev/null)
 DIRS=$( (find "$SITE/nvidia" /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-          \( -name 'libcublasLt.so*' -o -name 'libnvrtc.so*' \) 2>/dev/null) | xargs -r -n1 dirname | sort -u | tr '\n' ':')
+          \( -name 'libcublasLt.so*' -o -name 'libnvrtc.so*' \) -not -path '*stubs*' 2>/dev/null) | xargs -r -n1 dirname | sort -u | tr '\n' ':')
 export LD_LIBRARY_PATH="${DIRS}/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
 export LLMUX_CUDA_LIB_DIRS="$DIRS"
 echo "library folders: $DIRS"
