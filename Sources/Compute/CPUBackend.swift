@@ -14,8 +14,22 @@ public final class CPUBackend: ComputeBackend {
         "cpu (\(llmux_get_num_threads()) threads, \(llmux_simd_level() > 0 ? "avx2+fma" : "scalar"))"
     }
 
-    public func makeTensor(rows: Int, columns: Int) -> Tensor {
-        Tensor(buffer: DeviceBuffer(allocating: rows * columns * 4), dtype: .f32, rows: rows, columns: columns)
+    /// The CPU kernels compute in f32.
+    public var activationDType: DType { .f32 }
+    /// The CPU keeps its KV cache in f32.
+    public var kvCacheDType: DType { .f32 }
+    /// The host: the caller sizes the pool.
+    public func freeMemoryBytes() -> Int? { nil }
+
+    public func makeTensor(rows: Int, columns: Int, dtype: DType) -> Tensor {
+        precondition(dtype == .f32, "the CPU backend computes in f32")
+        return Tensor(buffer: DeviceBuffer(allocating: rows * columns * 4), dtype: .f32, rows: rows, columns: columns)
+    }
+
+    public func upload(floats values: [Float]) -> Tensor {
+        let tensor = makeTensor(rows: 1, columns: values.count, dtype: .f32)
+        tensor.floats.update(from: values, count: values.count)
+        return tensor
     }
 
     public func makeWeight(address: UnsafeRawPointer, dtype: DType, rows: Int, columns: Int, owner: AnyObject?) -> Tensor {
@@ -65,14 +79,14 @@ public final class CPUBackend: ComputeBackend {
 
     public func writeKV(keys: Tensor, values: Tensor, layer: PagedKVLayer, slots: IntTensor, kvHeads: Int, headDim: Int) {
         precondition(keys.rowStride == values.rowStride)
-        llmux_kv_write(keys.floats, values.floats, Int32(keys.rowStride), layer.keys, layer.values, slots.pointer,
+        llmux_kv_write(keys.floats, values.floats, Int32(keys.rowStride), layer.floatKeys, layer.floatValues, slots.pointer,
                        Int32(slots.count), Int32(kvHeads), Int32(headDim), Int32(layer.tokensPerPage), Int64(layer.pageStride))
     }
 
     public func pagedAttention(queries: Tensor, layer: PagedKVLayer, batch: AttentionBatch, heads: Int, kvHeads: Int,
                                headDim: Int, scale: Float, out: Tensor) {
         precondition(out.rowStride == heads * headDim)
-        llmux_paged_attention(queries.floats, Int32(queries.rowStride), out.floats, layer.keys, layer.values,
+        llmux_paged_attention(queries.floats, Int32(queries.rowStride), out.floats, layer.floatKeys, layer.floatValues,
                               Int32(heads), Int32(kvHeads), Int32(headDim), Int32(layer.tokensPerPage), Int64(layer.pageStride),
                               Int32(batch.sequenceCount), batch.queryStarts.pointer, batch.contextLengths.pointer,
                               batch.pageTables.pointer, Int32(batch.maxPages), scale)
@@ -89,5 +103,18 @@ public final class CPUBackend: ComputeBackend {
             let pointer = UnsafeBufferPointer(start: logits.floats + row * logits.rowStride, count: logits.columns)
             return Sampler.sample(logits: pointer, request: requests[row])
         }
+    }
+}
+
+extension PagedKVLayer {
+    /// Typed keys of an f32 pool (the CPU's).
+    var floatKeys: UnsafeMutablePointer<Float> {
+        precondition(dtype == .f32, "the CPU backend keeps an f32 KV cache")
+        return keys.assumingMemoryBound(to: Float.self)
+    }
+    /// Typed values of an f32 pool (the CPU's).
+    var floatValues: UnsafeMutablePointer<Float> {
+        precondition(dtype == .f32, "the CPU backend keeps an f32 KV cache")
+        return values.assumingMemoryBound(to: Float.self)
     }
 }

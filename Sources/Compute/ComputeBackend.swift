@@ -1,20 +1,24 @@
 import LLMuxCore
 
 /// Where one layer's keys and values live in a paged KV pool: token slot `s` of kv head `h` is
-/// at `keys + (s / tokensPerPage) * pageStride + (s % tokensPerPage) * kvDim + h * headDim`.
+/// at element `(s / tokensPerPage) * pageStride + (s % tokensPerPage) * kvDim + h * headDim` from
+/// `keys`. The addresses are the backend's (host memory on the CPU, device addresses on a GPU).
 public struct PagedKVLayer: @unchecked Sendable {
     /// First key element of page 0 for this layer.
-    public let keys: UnsafeMutablePointer<Float>
+    public let keys: UnsafeMutableRawPointer
     /// First value element of page 0 for this layer.
-    public let values: UnsafeMutablePointer<Float>
+    public let values: UnsafeMutableRawPointer
+    /// Element type of the pool (the backend's `kvCacheDType`).
+    public let dtype: DType
     /// Tokens held by one page for this model.
     public let tokensPerPage: Int
     /// Elements between consecutive pages.
     public let pageStride: Int
     /// A layer view.
-    public init(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, tokensPerPage: Int, pageStride: Int) {
+    public init(keys: UnsafeMutableRawPointer, values: UnsafeMutableRawPointer, dtype: DType, tokensPerPage: Int, pageStride: Int) {
         self.keys = keys
         self.values = values
+        self.dtype = dtype
         self.tokensPerPage = tokensPerPage
         self.pageStride = pageStride
     }
@@ -32,47 +36,71 @@ public struct AttentionBatch: Sendable {
     public let sequenceCount: Int
     /// Width of `pageTables`.
     public let maxPages: Int
+    /// Most query tokens of one sequence (1 for a pure decode batch); 0 when unknown.
+    public let maxQueryCount: Int
+    /// Longest context of the batch; 0 when unknown.
+    public let maxContextLength: Int
     /// Metadata for one step.
-    public init(queryStarts: IntTensor, contextLengths: IntTensor, pageTables: IntTensor, sequenceCount: Int, maxPages: Int) {
+    public init(queryStarts: IntTensor, contextLengths: IntTensor, pageTables: IntTensor, sequenceCount: Int, maxPages: Int,
+                maxQueryCount: Int = 0, maxContextLength: Int = 0) {
         self.queryStarts = queryStarts
         self.contextLengths = contextLengths
         self.pageTables = pageTables
         self.sequenceCount = sequenceCount
         self.maxPages = maxPages
+        self.maxQueryCount = maxQueryCount
+        self.maxContextLength = maxContextLength
     }
 }
 
 /// Whole-batch operations on device tensors: what a model's forward pass needs from a device.
 /// Every call covers all tokens of a step, so a GPU backend launches one kernel per call and no
-/// value comes back to the host until `sample`.
+/// value comes back to the host until `sample`. Every call can fail (a GPU reports out of memory
+/// or a failed launch as an error, never a crash).
 public protocol ComputeBackend: AnyObject {
     /// Human-readable device name (for logs and benchmark reports).
     var deviceName: String { get }
-    /// A new f32 tensor of `rows × columns`, zeroed.
-    func makeTensor(rows: Int, columns: Int) -> Tensor
-    /// A weight tensor over stored bytes (f32, f16 or bf16). The CPU borrows the memory.
-    func makeWeight(address: UnsafeRawPointer, dtype: DType, rows: Int, columns: Int, owner: AnyObject?) -> Tensor
+    /// Element type of the activations the backend computes in (f32 on the CPU, bf16 on CUDA).
+    var activationDType: DType { get }
+    /// Element type of the KV cache.
+    var kvCacheDType: DType { get }
+    /// Bytes of device memory still free (nil on the host, where the caller sizes the pool).
+    func freeMemoryBytes() throws -> Int?
+    /// A new tensor of `rows × columns`, zeroed; `dtype` is f32 or the activation type.
+    func makeTensor(rows: Int, columns: Int, dtype: DType) throws -> Tensor
+    /// A weight tensor over stored bytes (f32, f16 or bf16). The CPU borrows the memory; a GPU
+    /// copies it to the device (in the backend's weight type).
+    func makeWeight(address: UnsafeRawPointer, dtype: DType, rows: Int, columns: Int, owner: AnyObject?) throws -> Tensor
     /// Copies integers to the device.
-    func upload(_ values: [Int32]) -> IntTensor
+    func upload(_ values: [Int32]) throws -> IntTensor
+    /// Copies floats to a new f32 `1 × n` tensor on the device.
+    func upload(floats values: [Float]) throws -> Tensor
     /// `out[t] = table[ids[t]]`.
-    func embedding(ids: IntTensor, table: Tensor, out: Tensor)
+    func embedding(ids: IntTensor, table: Tensor, out: Tensor) throws
     /// `out = x · weightᵀ (+ bias)`; weight is `[out features, in features]`.
-    func matmul(_ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor)
+    func matmul(_ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor) throws
     /// RMSNorm of each row.
-    func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor)
+    func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor) throws
     /// `residual += x`, then `out = rmsNorm(residual)`.
-    func addRMSNorm(residual: Tensor, _ x: Tensor, weight: Tensor, eps: Float, out: Tensor)
+    func addRMSNorm(residual: Tensor, _ x: Tensor, weight: Tensor, eps: Float, out: Tensor) throws
     /// Rotary embedding in place on `heads` heads of each row.
-    func rope(_ x: Tensor, positions: IntTensor, heads: Int, headDim: Int, inverseFrequencies: Tensor)
+    func rope(_ x: Tensor, positions: IntTensor, heads: Int, headDim: Int, inverseFrequencies: Tensor) throws
     /// `out = silu(gate) * up`, where each row of `gateUp` is gate then up.
-    func siluMul(gateUp: Tensor, out: Tensor)
+    func siluMul(gateUp: Tensor, out: Tensor) throws
     /// Stores this step's keys and values at their slots.
-    func writeKV(keys: Tensor, values: Tensor, layer: PagedKVLayer, slots: IntTensor, kvHeads: Int, headDim: Int)
+    func writeKV(keys: Tensor, values: Tensor, layer: PagedKVLayer, slots: IntTensor, kvHeads: Int, headDim: Int) throws
     /// Causal attention of every query over its sequence's pages.
     func pagedAttention(queries: Tensor, layer: PagedKVLayer, batch: AttentionBatch, heads: Int, kvHeads: Int,
-                        headDim: Int, scale: Float, out: Tensor)
+                        headDim: Int, scale: Float, out: Tensor) throws
     /// Copies the given rows of `x` into consecutive rows of `out`.
-    func gatherRows(_ x: Tensor, rows: [Int], out: Tensor)
+    func gatherRows(_ x: Tensor, rows: [Int], out: Tensor) throws
     /// Samples one token per row of `logits` (row i for `requests[i]`).
-    func sample(logits: Tensor, requests: [SampleRequest]) -> [SampledToken]
+    func sample(logits: Tensor, requests: [SampleRequest]) throws -> [SampledToken]
+}
+
+extension ComputeBackend {
+    /// A zeroed tensor of the backend's activation type.
+    public func makeTensor(rows: Int, columns: Int) throws -> Tensor {
+        try makeTensor(rows: rows, columns: columns, dtype: activationDType)
+    }
 }

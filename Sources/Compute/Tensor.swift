@@ -8,6 +8,8 @@ public final class DeviceBuffer: @unchecked Sendable {
     public let byteCount: Int
     /// Whether `deinit` frees the memory (false for memory-mapped weights).
     private let owned: Bool
+    /// Frees device memory (set by GPU backends; nil for host memory).
+    private let release: (@Sendable (UnsafeMutableRawPointer) -> Void)?
     /// Keeps a borrowed mapping alive (e.g. the safetensors file object) as long as the buffer.
     private let keepAlive: AnyObject?
 
@@ -19,6 +21,7 @@ public final class DeviceBuffer: @unchecked Sendable {
         self.byteCount = byteCount
         self.owned = true
         self.keepAlive = nil
+        self.release = nil
     }
 
     /// Wraps memory that someone else owns (a memory-mapped checkpoint); `owner` is retained.
@@ -27,10 +30,26 @@ public final class DeviceBuffer: @unchecked Sendable {
         self.byteCount = byteCount
         self.owned = false
         self.keepAlive = owner
+        self.release = nil
     }
+
+    /// Device memory at `deviceAddress` (stored in `address` as a bit pattern, never dereferenced
+    /// on the host); `release` frees it when the buffer goes away (nil: borrowed, `owner` kept).
+    public init(deviceAddress: UInt64, byteCount: Int, owner: AnyObject? = nil,
+                release: (@Sendable (UnsafeMutableRawPointer) -> Void)?) {
+        self.address = UnsafeMutableRawPointer(bitPattern: UInt(deviceAddress))!
+        self.byteCount = byteCount
+        self.owned = false
+        self.keepAlive = owner
+        self.release = release
+    }
+
+    /// The address as a 64-bit integer (a `CUdeviceptr` on CUDA).
+    public var deviceAddress: UInt64 { UInt64(UInt(bitPattern: address)) }
 
     deinit {
         if owned { address.deallocate() }
+        release?(address)
     }
 }
 
@@ -63,6 +82,8 @@ public struct Tensor: @unchecked Sendable {
 
     /// Address of the first element.
     public var address: UnsafeMutableRawPointer { buffer.address + offset * dtype.byteSize }
+    /// Address of the first element as a 64-bit integer (a `CUdeviceptr` on CUDA).
+    public var deviceAddress: UInt64 { buffer.deviceAddress + UInt64(offset * dtype.byteSize) }
 
     /// `count` rows starting at `start`.
     public func rows(_ start: Int, count: Int) -> Tensor {
@@ -92,6 +113,8 @@ public struct IntTensor: @unchecked Sendable {
         self.buffer = buffer
         self.count = count
     }
+    /// The address as a 64-bit integer (a `CUdeviceptr` on CUDA).
+    public var deviceAddress: UInt64 { buffer.deviceAddress }
     /// Typed address.
     public var pointer: UnsafeMutablePointer<Int32> { buffer.address.assumingMemoryBound(to: Int32.self) }
 }

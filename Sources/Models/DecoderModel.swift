@@ -18,13 +18,13 @@ final class DecoderModel {
 
     /// Runs `job`; `layerCache(l)` locates layer l's pages. Returns logits, one row per
     /// sequence with a sample request, in job order.
-    func forward(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) -> Tensor {
+    func forward(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor {
         let tokens = job.tokenIDs.count
-        let work = workspace(tokens: tokens)
-        let ids = backend.upload(job.tokenIDs)
-        let positions = backend.upload(job.positions)
-        let slots = backend.upload(job.slotMapping)
-        let batch = attentionBatch(job)
+        let work = try workspace(tokens: tokens)
+        let ids = try backend.upload(job.tokenIDs)
+        let positions = try backend.upload(job.positions)
+        let slots = try backend.upload(job.slotMapping)
+        let batch = try attentionBatch(job)
         let (heads, kvHeads, headDim) = (config.headCount, config.kvHeadCount, config.headDim)
         let queryWidth = heads * headDim
         let kvWidth = kvHeads * headDim
@@ -42,40 +42,40 @@ final class DecoderModel {
         let gateUp = work.gateUp.rows(0, count: tokens)
         let activated = work.activated.rows(0, count: tokens)
 
-        backend.embedding(ids: ids, table: weights.embedding, out: residual)
-        backend.rmsNorm(residual, weight: weights.layers[0].inputNorm, eps: eps, out: normed)
+        try backend.embedding(ids: ids, table: weights.embedding, out: residual)
+        try backend.rmsNorm(residual, weight: weights.layers[0].inputNorm, eps: eps, out: normed)
         for (index, layer) in weights.layers.enumerated() {
             let cache = layerCache(index)
-            backend.matmul(normed, weight: layer.query, bias: layer.queryBias, out: queries)
-            backend.matmul(normed, weight: layer.key, bias: layer.keyBias, out: keys)
-            backend.matmul(normed, weight: layer.value, bias: layer.valueBias, out: values)
-            backend.rope(queries, positions: positions, heads: heads, headDim: headDim, inverseFrequencies: weights.inverseFrequencies)
-            backend.rope(keys, positions: positions, heads: kvHeads, headDim: headDim, inverseFrequencies: weights.inverseFrequencies)
-            backend.writeKV(keys: keys, values: values, layer: cache, slots: slots, kvHeads: kvHeads, headDim: headDim)
-            backend.pagedAttention(queries: queries, layer: cache, batch: batch, heads: heads, kvHeads: kvHeads,
+            try backend.matmul(normed, weight: layer.query, bias: layer.queryBias, out: queries)
+            try backend.matmul(normed, weight: layer.key, bias: layer.keyBias, out: keys)
+            try backend.matmul(normed, weight: layer.value, bias: layer.valueBias, out: values)
+            try backend.rope(queries, positions: positions, heads: heads, headDim: headDim, inverseFrequencies: weights.inverseFrequencies)
+            try backend.rope(keys, positions: positions, heads: kvHeads, headDim: headDim, inverseFrequencies: weights.inverseFrequencies)
+            try backend.writeKV(keys: keys, values: values, layer: cache, slots: slots, kvHeads: kvHeads, headDim: headDim)
+            try backend.pagedAttention(queries: queries, layer: cache, batch: batch, heads: heads, kvHeads: kvHeads,
                                    headDim: headDim, scale: scale, out: attention)
-            backend.matmul(attention, weight: layer.output, bias: nil, out: projected)
-            backend.addRMSNorm(residual: residual, projected, weight: layer.postAttentionNorm, eps: eps, out: normed)
-            backend.matmul(normed, weight: layer.gate, bias: nil, out: gateUp.columns(0, count: config.intermediateSize))
-            backend.matmul(normed, weight: layer.up, bias: nil, out: gateUp.columns(config.intermediateSize, count: config.intermediateSize))
-            backend.siluMul(gateUp: gateUp, out: activated)
-            backend.matmul(activated, weight: layer.down, bias: nil, out: projected)
+            try backend.matmul(attention, weight: layer.output, bias: nil, out: projected)
+            try backend.addRMSNorm(residual: residual, projected, weight: layer.postAttentionNorm, eps: eps, out: normed)
+            try backend.matmul(normed, weight: layer.gate, bias: nil, out: gateUp.columns(0, count: config.intermediateSize))
+            try backend.matmul(normed, weight: layer.up, bias: nil, out: gateUp.columns(config.intermediateSize, count: config.intermediateSize))
+            try backend.siluMul(gateUp: gateUp, out: activated)
+            try backend.matmul(activated, weight: layer.down, bias: nil, out: projected)
             let nextNorm = index + 1 < weights.layers.count ? weights.layers[index + 1].inputNorm : weights.finalNorm
-            backend.addRMSNorm(residual: residual, projected, weight: nextNorm, eps: eps, out: normed)
+            try backend.addRMSNorm(residual: residual, projected, weight: nextNorm, eps: eps, out: normed)
         }
 
         let sampledRows = job.sequences.filter { $0.sample != nil }.map { $0.queryStart + $0.queryCount - 1 }
-        let lastHidden = backend.makeTensor(rows: sampledRows.count, columns: config.hiddenSize)
-        backend.gatherRows(normed, rows: sampledRows, out: lastHidden)
-        let logits = backend.makeTensor(rows: sampledRows.count, columns: config.vocabSize)
+        let lastHidden = try backend.makeTensor(rows: sampledRows.count, columns: config.hiddenSize)
+        try backend.gatherRows(normed, rows: sampledRows, out: lastHidden)
+        let logits = try backend.makeTensor(rows: sampledRows.count, columns: config.vocabSize, dtype: .f32)
         if !sampledRows.isEmpty {
-            backend.matmul(lastHidden, weight: weights.lmHead, bias: nil, out: logits)
+            try backend.matmul(lastHidden, weight: weights.lmHead, bias: nil, out: logits)
         }
         return logits
     }
 
     /// Query offsets, context lengths and padded page tables of the job's sequences.
-    private func attentionBatch(_ job: JobPlan) -> AttentionBatch {
+    private func attentionBatch(_ job: JobPlan) throws -> AttentionBatch {
         let maxPages = max(1, job.sequences.map(\.pageTable.count).max() ?? 1)
         var starts: [Int32] = [0]
         var lengths: [Int32] = []
@@ -87,15 +87,18 @@ final class DecoderModel {
             tables.append(contentsOf: sequence.pageTable)
             tables.append(contentsOf: repeatElement(0, count: maxPages - sequence.pageTable.count))
         }
-        return AttentionBatch(queryStarts: backend.upload(starts), contextLengths: backend.upload(lengths),
-                              pageTables: backend.upload(tables), sequenceCount: job.sequences.count, maxPages: maxPages)
+        return AttentionBatch(queryStarts: try backend.upload(starts), contextLengths: try backend.upload(lengths),
+                              pageTables: try backend.upload(tables), sequenceCount: job.sequences.count, maxPages: maxPages,
+                              maxQueryCount: job.sequences.map(\.queryCount).max() ?? 0,
+                              maxContextLength: job.sequences.map(\.contextLength).max() ?? 0)
     }
 
     /// Activation buffers reused across steps; regrown when a step has more tokens.
-    private func workspace(tokens: Int) -> DecoderScratch {
+    private func workspace(tokens: Int) throws -> DecoderScratch {
         if let scratch, scratch.capacity >= tokens { return scratch }
         let capacity = max(tokens, (scratch?.capacity ?? 0) * 2, 16)
-        let created = DecoderScratch(capacity: capacity, config: config, backend: backend)
+        scratch = nil
+        let created = try DecoderScratch(capacity: capacity, config: config, backend: backend)
         scratch = created
         return created
     }
@@ -106,16 +109,17 @@ struct DecoderScratch {
     let capacity: Int
     let residual, normed, qkv, attention, projected, gateUp, activated: Tensor
 
-    init(capacity: Int, config: ModelConfig, backend: any ComputeBackend) {
+    init(capacity: Int, config: ModelConfig, backend: any ComputeBackend) throws {
         let queryWidth = config.headCount * config.headDim
         let kvWidth = config.kvHeadCount * config.headDim
         self.capacity = capacity
-        residual = backend.makeTensor(rows: capacity, columns: config.hiddenSize)
-        normed = backend.makeTensor(rows: capacity, columns: config.hiddenSize)
-        qkv = backend.makeTensor(rows: capacity, columns: queryWidth + 2 * kvWidth)
-        attention = backend.makeTensor(rows: capacity, columns: queryWidth)
-        projected = backend.makeTensor(rows: capacity, columns: config.hiddenSize)
-        gateUp = backend.makeTensor(rows: capacity, columns: 2 * config.intermediateSize)
-        activated = backend.makeTensor(rows: capacity, columns: config.intermediateSize)
+        // The residual stream stays in f32 on every backend (bf16 would round it at every layer).
+        residual = try backend.makeTensor(rows: capacity, columns: config.hiddenSize, dtype: .f32)
+        normed = try backend.makeTensor(rows: capacity, columns: config.hiddenSize)
+        qkv = try backend.makeTensor(rows: capacity, columns: queryWidth + 2 * kvWidth)
+        attention = try backend.makeTensor(rows: capacity, columns: queryWidth)
+        projected = try backend.makeTensor(rows: capacity, columns: config.hiddenSize)
+        gateUp = try backend.makeTensor(rows: capacity, columns: 2 * config.intermediateSize)
+        activated = try backend.makeTensor(rows: capacity, columns: config.intermediateSize)
     }
 }

@@ -18,7 +18,8 @@ struct LayerWeights {
 }
 
 /// A whole model's weights. Matrices and norms stay in their stored dtype (on the CPU they are
-/// the memory-mapped file itself, read in place); biases are widened to f32 once.
+/// the memory-mapped file itself, read in place; a GPU copies them to the device); biases are
+/// widened to f32 once.
 struct DecoderWeights {
     let embedding: Tensor
     let layers: [LayerWeights]
@@ -36,18 +37,15 @@ struct DecoderWeights {
 
         func matrix(_ name: String, _ rows: Int, _ columns: Int) throws -> Tensor {
             let view = try checkpoint.weight(name, shape: [rows, columns])
-            return backend.makeWeight(address: view.pointer, dtype: view.dtype, rows: rows, columns: columns, owner: checkpoint)
+            return try backend.makeWeight(address: view.pointer, dtype: view.dtype, rows: rows, columns: columns, owner: checkpoint)
         }
         func vector(_ name: String, _ count: Int) throws -> Tensor {
             let view = try checkpoint.weight(name, shape: [count])
-            return backend.makeWeight(address: view.pointer, dtype: view.dtype, rows: 1, columns: count, owner: checkpoint)
+            return try backend.makeWeight(address: view.pointer, dtype: view.dtype, rows: 1, columns: count, owner: checkpoint)
         }
         func bias(_ name: String, _ count: Int) throws -> Tensor {
             let view = try checkpoint.weight(name, shape: [count])
-            let widened = backend.makeTensor(rows: 1, columns: count)
-            let values = Kernels.toFloat(view.pointer, dtype: view.dtype, count: count)
-            widened.floats.update(from: values, count: count)
-            return widened
+            return try backend.upload(floats: Kernels.toFloat(view.pointer, dtype: view.dtype, count: count))
         }
 
         embedding = try matrix("model.embed_tokens.weight", config.vocabSize, hidden)
@@ -75,7 +73,6 @@ struct DecoderWeights {
             lmHead = try matrix("lm_head.weight", config.vocabSize, hidden)
         }
         let frequencies = config.inverseFrequencies()
-        inverseFrequencies = backend.makeTensor(rows: 1, columns: frequencies.count)
-        inverseFrequencies.floats.update(from: frequencies, count: frequencies.count)
+        inverseFrequencies = try backend.upload(floats: frequencies)
     }
 }

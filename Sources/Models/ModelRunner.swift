@@ -19,14 +19,16 @@ public final class ModelRunner: ModelExecutor {
     private let tokensPerPageByModel: [ModelID: Int]
     private let pool: Tensor
 
-    /// Loads `checkpoints` onto `backend` with a KV pool of about `kvCacheBytes` bytes. The
+    /// Loads `checkpoints` onto `backend` with a KV pool of about `kvCacheBytes` bytes (nil: a
+    /// device backend takes `freeMemoryFraction` of the memory left free after the weights). The
     /// largest per-token KV footprint gets `tokensPerPageOfLargest` tokens per page.
-    public init(checkpoints: [(ModelID, Checkpoint)], backend: any ComputeBackend, kvCacheBytes: Int,
-                tokensPerPageOfLargest: Int = 16) throws {
+    public init(checkpoints: [(ModelID, Checkpoint)], backend: any ComputeBackend, kvCacheBytes requested: Int?,
+                tokensPerPageOfLargest: Int = 16, freeMemoryFraction: Double = 0.85) throws {
         precondition(!checkpoints.isEmpty)
         self.backend = backend
         var decoders: [ModelID: DecoderModel] = [:]
         var descriptors: [ModelDescriptor] = []
+        let elementBytes = backend.kvCacheDType.byteSize
         for (id, checkpoint) in checkpoints {
             let decoder = try DecoderModel(checkpoint: checkpoint, backend: backend)
             decoders[id] = decoder
@@ -35,11 +37,19 @@ public final class ModelRunner: ModelExecutor {
                 id: id, contextLength: config.maxPositionEmbeddings, vocabularySize: config.vocabSize,
                 eosTokenIDs: checkpoint.eosTokenIDs,
                 kvShape: KVCacheShape(layerCount: config.layerCount, kvHeadCount: config.kvHeadCount,
-                                      headDim: config.headDim, bytesPerElement: 4)))
+                                      headDim: config.headDim, bytesPerElement: elementBytes)))
         }
         let largest = descriptors.map(\.kvShape.bytesPerToken).max()!
         let pageBytes = largest * tokensPerPageOfLargest
         self.pageBytes = pageBytes
+        let kvCacheBytes: Int
+        if let requested {
+            kvCacheBytes = requested
+        } else if let free = try backend.freeMemoryBytes() {
+            kvCacheBytes = Int(Double(free) * freeMemoryFraction)
+        } else {
+            throw LLMuxError.outOfMemory("the KV-cache size must be given on \(backend.deviceName)")
+        }
         pageCount = kvCacheBytes / pageBytes
         guard pageCount > 0 else {
             throw LLMuxError.outOfMemory("--kv-cache-memory of \(kvCacheBytes) bytes holds no page of \(pageBytes) bytes")
@@ -47,7 +57,7 @@ public final class ModelRunner: ModelExecutor {
         self.models = descriptors
         self.decoders = decoders
         self.tokensPerPageByModel = Dictionary(uniqueKeysWithValues: descriptors.map { ($0.id, pageBytes / $0.kvShape.bytesPerToken) })
-        self.pool = backend.makeTensor(rows: pageCount, columns: pageBytes / 4)
+        self.pool = try backend.makeTensor(rows: pageCount, columns: pageBytes / elementBytes, dtype: backend.kvCacheDType)
     }
 
     /// Tokens per page of `model`.
@@ -61,14 +71,17 @@ public final class ModelRunner: ModelExecutor {
             guard let decoder = decoders[job.model] else { throw LLMuxError.unknownModel(job.model.name) }
             let shape = models.first { $0.id == job.model }!.kvShape
             let tokensPerPage = tokensPerPageByModel[job.model]!
-            let layerFloats = tokensPerPage * shape.kvHeadCount * shape.headDim
-            let base = pool.floats
-            let logits = decoder.forward(job) { layer in
-                let keys = base + 2 * layer * layerFloats
-                return PagedKVLayer(keys: keys, values: keys + layerFloats, tokensPerPage: tokensPerPage, pageStride: self.pool.rowStride)
+            let layerElements = tokensPerPage * shape.kvHeadCount * shape.headDim
+            let dtype = pool.dtype
+            let layerBytes = layerElements * dtype.byteSize
+            let base = pool.address
+            let logits = try decoder.forward(job) { layer in
+                let keys = base + 2 * layer * layerBytes
+                return PagedKVLayer(keys: keys, values: keys + layerBytes, dtype: dtype, tokensPerPage: tokensPerPage,
+                                    pageStride: self.pool.rowStride)
             }
             let sampling = job.sequences.filter { $0.sample != nil }
-            let tokens = backend.sample(logits: logits, requests: sampling.map { $0.sample! })
+            let tokens = try backend.sample(logits: logits, requests: sampling.map { $0.sample! })
             for (sequence, token) in zip(sampling, tokens) { result.samples[sequence.sequenceID] = token }
         }
         return result

@@ -30,29 +30,51 @@ struct BenchEngineCommand: ParsableCommand {
     var decodeSteps = 16
     @Option(help: "CPU threads (default: all cores).")
     var threads: Int?
+    @Option(help: "Device: cpu or cuda[:N]. On CUDA the rooflines are a device-to-device copy and cuBLASLt bf16.")
+    var device: DeviceChoice = .cpu
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
     func run() throws {
         let path = try model ?? presetPath(preset)
         let checkpoint = try openCheckpoint(path)
-        let backend = CPUBackend(threads: threads)
+        let backend = try device.makeBackend(threads: threads)
         let config = checkpoint.config
         let batchSizes = batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !batchSizes.isEmpty, batchSizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--batches must list positive integers") }
 
-        report("measuring memory bandwidth …")
-        let bandwidth = Kernels.measureReadBandwidth(bytes: 512 << 20, repeats: 5)
-        let shape = (m: min(512, promptLength * batchSizes.max()!), n: config.intermediateSize, k: config.hiddenSize)
-        report("measuring BLAS and LLMux matmul rates on \(shape.m)x\(shape.n)x\(shape.k) …")
-        let blas = BLASReference.measure(m: shape.m, n: shape.n, k: shape.k, threads: threads)
-        let ownMatmul = Kernels.measureMatmul(m: shape.m, n: shape.n, k: shape.k, dtype: .f32)
-        let cost = ModelCost(checkpoint: checkpoint)
+        let bandwidth: Double
+        let blas: Double?
+        let ownMatmul: Double
+        let reference: String
+        var shape = (m: min(512, promptLength * batchSizes.max()!), n: config.intermediateSize, k: config.hiddenSize)
+        if let cuda = backend as? CUDABackend {
+            report("measuring device copy bandwidth and cuBLASLt bf16 rates …")
+            shape.m = min(4096, promptLength * batchSizes.max()!)
+            bandwidth = try cuda.measureCopyBandwidth(bytes: 1 << 30)
+            blas = try cuda.measureMatmul(m: shape.m, n: shape.n, k: shape.k) * 1000
+            ownMatmul = try cuda.measureMatmul(m: 8192, n: 8192, k: 8192) * 1000
+            reference = "cuBLASLt"
+        } else {
+            report("measuring memory bandwidth …")
+            bandwidth = Kernels.measureReadBandwidth(bytes: 512 << 20, repeats: 5)
+            report("measuring BLAS and LLMux matmul rates on \(shape.m)x\(shape.n)x\(shape.k) …")
+            blas = BLASReference.measure(m: shape.m, n: shape.n, k: shape.k, threads: threads)
+            ownMatmul = Kernels.measureMatmul(m: shape.m, n: shape.n, k: shape.k, dtype: .f32)
+            reference = "BLAS"
+        }
 
+        var cost = ModelCost(checkpoint: checkpoint)
+        if device.isCUDA { cost.useBytesPerElement(backend.activationDType.byteSize) }
+        let tokensPerSequence = promptLength + decodeSteps + 2
+        let runner = try ModelRunner(checkpoints: [(ModelID("bench"), checkpoint)], backend: backend,
+                                     kvCacheBytes: batchSizes.max()! * kvBytes(forTokens: tokensPerSequence, config: config))
+        report("warming up …")
+        _ = try measure(runner: runner, vocabulary: config.vocabSize, batch: batchSizes[0], promptLength: min(promptLength, 64), steps: 2)
         var rows: [BenchRow] = []
         for batch in batchSizes {
             report("batch \(batch): prefill \(batch)×\(promptLength) tokens, then \(decodeSteps) decode steps …")
-            let timing = try measure(checkpoint: checkpoint, backend: backend, batch: batch)
+            let timing = try measure(runner: runner, vocabulary: config.vocabSize, batch: batch, promptLength: promptLength, steps: decodeSteps)
             let prefillTokens = Double(batch * promptLength)
             let prefillFlops = cost.prefillFlops(batch: batch, promptLength: promptLength)
             let decodeRate = Double(batch) * Double(timing.decodeSteps) / timing.decodeSeconds
@@ -69,7 +91,7 @@ struct BenchEngineCommand: ParsableCommand {
             date: ISO8601DateFormatter().string(from: Date()), model: path, parameters: config.parameterCount,
             weightBytesPerDecodeStep: cost.weightBytesPerStep, promptLength: promptLength, decodeSteps: decodeSteps,
             readBandwidthGBs: bandwidth, blasGFlops: blas, llmuxMatmulGFlops: ownMatmul,
-            matmulShape: [shape.m, shape.n, shape.k], rows: rows)
+            matmulShape: [shape.m, shape.n, shape.k], matmulReference: reference, rows: rows)
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -78,15 +100,12 @@ struct BenchEngineCommand: ParsableCommand {
         print(result.table())
     }
 
-    private func measure(checkpoint: Checkpoint, backend: CPUBackend, batch: Int) throws -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int) {
+    private func measure(runner: ModelRunner, vocabulary: Int, batch: Int, promptLength: Int, steps decodeSteps: Int) throws
+        -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int) {
         let id = ModelID("bench")
-        let tokens = promptLength + decodeSteps + 2
-        let runner = try ModelRunner(checkpoints: [(id, checkpoint)], backend: backend,
-                                     kvCacheBytes: batch * kvBytes(forTokens: tokens, config: checkpoint.config))
         let engine = EngineCore(executor: runner, tokenizers: [:],
                                 limits: SchedulerLimits(maxTokensPerStep: max(2048, batch), maxSequencesPerStep: max(64, batch)))
         var generator = SplitMix(seed: 42)
-        let vocabulary = checkpoint.config.vocabSize
         for _ in 0..<batch {
             let prompt = (0..<promptLength).map { _ in TokenID(generator.next() % UInt64(vocabulary)) }
             try engine.add(GenerationRequest(model: id, promptTokens: prompt,
@@ -95,11 +114,16 @@ struct BenchEngineCommand: ParsableCommand {
         var started = Set<SequenceID>()
         let prefillStart = Date()
         while started.count < batch {
-            for event in engine.step() where event.token != nil { started.insert(event.sequenceID) }
+            for event in engine.step() {
+                if let message = event.errorMessage { throw CommandFailure(message) }
+                if event.token != nil { started.insert(event.sequenceID) }
+            }
         }
         let prefillSeconds = Date().timeIntervalSince(prefillStart)
         let decodeStart = Date()
-        for _ in 0..<decodeSteps { _ = engine.step() }
+        for _ in 0..<decodeSteps {
+            if let failed = engine.step().first(where: { $0.errorMessage != nil }) { throw CommandFailure(failed.errorMessage!) }
+        }
         return (prefillSeconds, Date().timeIntervalSince(decodeStart), decodeSteps)
     }
 

@@ -5,7 +5,7 @@ import Models
 struct ModelCost {
     /// Bytes of every matrix read once per decode step (all layers plus the output head), in the
     /// stored dtype, which is what the kernels stream.
-    let weightBytesPerStep: Int
+    private(set) var weightBytesPerStep: Int
     /// Matrix parameters of the layers (excluding the embedding and the head).
     let layerMatrixParameters: Int
     let config: ModelConfig
@@ -19,6 +19,11 @@ struct ModelCost {
         layerMatrixParameters = perLayer * config.layerCount
         let bytesPerElement = (try? checkpoint.weight("model.norm.weight", shape: [config.hiddenSize]).dtype.byteSize) ?? 2
         weightBytesPerStep = (layerMatrixParameters + config.vocabSize * config.hiddenSize) * bytesPerElement
+    }
+
+    /// Counts the weights at `bytes` per element (a backend that converts them at load).
+    mutating func useBytesPerElement(_ bytes: Int) {
+        weightBytesPerStep = (layerMatrixParameters + config.vocabSize * config.hiddenSize) * bytes
     }
 
     /// Matmul and attention FLOPs of prefilling `batch` prompts (the head runs on the last token only).
@@ -87,15 +92,19 @@ struct BenchEngineResult: Codable {
     let blasGFlops: Double?
     let llmuxMatmulGFlops: Double
     let matmulShape: [Int]
+    var matmulReference: String? = nil
     let rows: [BenchRow]
 
     func table() -> String {
         var lines = [
             "device \(device), model \(parameters / 1_000_000)M parameters, \(weightBytesPerDecodeStep / 1_000_000) MB of weights per decode step",
-            String(format: "read bandwidth %.1f GB/s; matmul %@: BLAS %@ GFLOP/s, LLMux %.1f GFLOP/s",
-                   readBandwidthGBs, matmulShape.map(String.init).joined(separator: "x"),
-                   blasGFlops.map { String(format: "%.1f", $0) } ?? "n/a", llmuxMatmulGFlops),
-            "batch | prefill tok/s | prefill GFLOP/s | of BLAS | decode tok/s | roofline tok/s | of roofline",
+            matmulReference == "cuBLASLt"
+                ? String(format: "copy bandwidth %.1f GB/s (read+write); cuBLASLt bf16 %@: %.1f GFLOP/s, 8192^3: %.1f GFLOP/s",
+                         readBandwidthGBs, matmulShape.map(String.init).joined(separator: "x"), blasGFlops ?? 0, llmuxMatmulGFlops)
+                : String(format: "read bandwidth %.1f GB/s; matmul %@: BLAS %@ GFLOP/s, LLMux %.1f GFLOP/s",
+                         readBandwidthGBs, matmulShape.map(String.init).joined(separator: "x"),
+                         blasGFlops.map { String(format: "%.1f", $0) } ?? "n/a", llmuxMatmulGFlops),
+            "batch | prefill tok/s | prefill GFLOP/s | of \(matmulReference ?? "BLAS") | decode tok/s | roofline tok/s | of roofline",
         ]
         for row in rows {
             lines.append(String(format: "%5d | %13.1f | %15.1f | %7@ | %12.1f | %14.1f | %10.0f%%",

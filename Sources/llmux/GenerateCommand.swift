@@ -54,6 +54,8 @@ struct GenerateCommand: ParsableCommand {
     var kvCacheMemory: ByteSize?
     @Option(help: "CPU threads for the kernels (default: all cores).")
     var threads: Int?
+    @Option(help: "Device: cpu or cuda[:N].")
+    var device: DeviceChoice = .cpu
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
@@ -68,6 +70,8 @@ struct GenerateCommand: ParsableCommand {
             try generate(path: path)
         } catch let error as LLMuxError {
             throw CommandFailure(error.description)
+        } catch let error as CUDAError {
+            throw CommandFailure(error.description)
         }
     }
 
@@ -81,7 +85,8 @@ struct GenerateCommand: ParsableCommand {
             logprobs: logprobs, maxTokens: maxTokens, stopStrings: stop, stopAtEOS: !ignoreEos)
         let modelID = ModelID("model")
         let kvBytes = kvCacheMemory?.bytes ?? kvBytes(forTokens: promptTokens.count + maxTokens, config: checkpoint.config)
-        let runner = try ModelRunner(checkpoints: [(modelID, checkpoint)], backend: CPUBackend(threads: threads), kvCacheBytes: kvBytes)
+        let runner = try ModelRunner(checkpoints: [(modelID, checkpoint)], backend: device.makeBackend(threads: threads, quiet: json),
+                                     kvCacheBytes: kvBytes)
         let engine = EngineCore(executor: runner, tokenizers: tokenizer.map { [modelID: $0] } ?? [:])
         try engine.add(GenerationRequest(model: modelID, promptTokens: promptTokens, parameters: parameters))
 

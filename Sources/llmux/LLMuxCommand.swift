@@ -11,7 +11,7 @@ struct LLMuxCommand: AsyncParsableCommand {
             or point `--model` at a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
             `llmux make-model` writes random-weight checkpoints of real architectures and sizes.
             """,
-        subcommands: [ServeCommand.self, GenerateCommand.self, MakeModelCommand.self, BenchCommand.self])
+        subcommands: [ServeCommand.self, GenerateCommand.self, MakeModelCommand.self, BenchCommand.self, GPUCheckCommand.self])
 }
 
 /// `llmux bench …`.

@@ -48,8 +48,9 @@ struct EngineHarness {
     let engine: EngineCore
     static let model = ModelID("m")
 
-    init(checkpoint: Checkpoint, kvCacheBytes: Int = 16 << 20, limits: SchedulerLimits = SchedulerLimits()) throws {
-        let runner = try ModelRunner(checkpoints: [(Self.model, checkpoint)], backend: CPUBackend(), kvCacheBytes: kvCacheBytes)
+    init(checkpoint: Checkpoint, kvCacheBytes: Int = 16 << 20, limits: SchedulerLimits = SchedulerLimits(),
+         backend: any ComputeBackend = CPUBackend()) throws {
+        let runner = try ModelRunner(checkpoints: [(Self.model, checkpoint)], backend: backend, kvCacheBytes: kvCacheBytes)
         engine = EngineCore(executor: runner, tokenizers: [:], limits: limits)
     }
 

@@ -1,0 +1,180 @@
+import Foundation
+import LLMuxCore
+
+/// The CUDA backend: bf16 weights and activations on one GPU (f32 residual stream and logits),
+/// kernels compiled at run time by NVRTC, matrix products through cuBLASLt with fp32
+/// accumulation. CUDA's libraries are opened with `dlopen` when the backend is created, so the
+/// package builds and runs without them.
+public final class CUDABackend: ComputeBackend {
+    let context: CUDAContext
+    let kernels: CUDAKernels
+    let matmuls: MatmulEngine
+    private let workspace: DeviceBuffer
+    /// Scratch for split attention partials, regrown on demand.
+    private var attentionScratch: DeviceBuffer?
+    /// Scratch for sampling results.
+    var sampleScratch: DeviceBuffer?
+    /// Forces the per-token attention kernel for prefill too (cross-checks; `LLMUX_CUDA_ATTENTION=decode`).
+    let decodeAttentionOnly = ProcessInfo.processInfo.environment["LLMUX_CUDA_ATTENTION"] == "decode"
+
+    /// Opens the driver, cuBLASLt and NVRTC, and prepares GPU `ordinal`. The error says which
+    /// library or call failed.
+    public init(ordinal: Int = 0) throws {
+        context = try CUDAContext(ordinal: ordinal)
+        let lt = try CUBLASLt()
+        kernels = try CUDAKernels(context: context)
+        let workspaceBytes = 32 << 20
+        workspace = try context.allocate(workspaceBytes)
+        matmuls = try MatmulEngine(lt: lt, workspace: workspace.deviceAddress, workspaceBytes: workspaceBytes)
+    }
+
+    public var deviceName: String {
+        "cuda:\(context.ordinal) \(context.name) (sm_\(context.computeCapability), \(context.multiprocessorCount) SMs)"
+    }
+    /// A line on how the kernels were obtained, for start-up logs.
+    public var kernelReport: String {
+        String(format: "kernels %@ in %.2f s (%@)", kernels.fromCache ? "loaded from the disk cache" : "compiled by NVRTC",
+               kernels.loadSeconds, context.driver.library.name)
+    }
+    public var activationDType: DType { .bf16 }
+    public var kvCacheDType: DType { .bf16 }
+    public var multiprocessorCount: Int { context.multiprocessorCount }
+
+    public func freeMemoryBytes() throws -> Int? { try context.memoryInfo().free }
+
+    public func makeTensor(rows: Int, columns: Int, dtype: DType) throws -> Tensor {
+        try context.makeCurrent()
+        let bytes = rows * columns * dtype.byteSize
+        let buffer = try context.allocate(bytes)
+        try context.zero(buffer.deviceAddress, byteCount: max(bytes, 1))
+        return Tensor(buffer: buffer, dtype: dtype, rows: rows, columns: columns)
+    }
+
+    /// Copies stored bytes to the device as bf16 (f32 and f16 are rounded to bf16 on the host).
+    public func makeWeight(address: UnsafeRawPointer, dtype: DType, rows: Int, columns: Int, owner: AnyObject?) throws -> Tensor {
+        try context.makeCurrent()
+        let count = rows * columns
+        let buffer = try context.allocate(count * 2)
+        if dtype == .bf16 {
+            try context.copyToDevice(buffer.deviceAddress, from: address, byteCount: count * 2)
+        } else {
+            let chunk = 1 << 22
+            var converted = [UInt16](repeating: 0, count: min(chunk, count))
+            var start = 0
+            while start < count {
+                let n = min(chunk, count - start)
+                let floats = Kernels.toFloat(address + start * dtype.byteSize, dtype: dtype, count: n)
+                for i in 0..<n { converted[i] = BFloat16Bits.round(floats[i]) }
+                try converted.withUnsafeBytes {
+                    try context.copyToDevice(buffer.deviceAddress + UInt64(start * 2), from: $0.baseAddress!, byteCount: n * 2)
+                }
+                start += n
+            }
+        }
+        return Tensor(buffer: buffer, dtype: .bf16, rows: rows, columns: columns)
+    }
+
+    public func upload(_ values: [Int32]) throws -> IntTensor {
+        try context.makeCurrent()
+        let buffer = try values.withUnsafeBytes { try context.stage($0) }
+        return IntTensor(buffer: buffer, count: values.count)
+    }
+
+    public func upload(floats values: [Float]) throws -> Tensor {
+        let tensor = try makeTensor(rows: 1, columns: values.count, dtype: .f32)
+        try values.withUnsafeBytes { try context.copyToDevice(tensor.deviceAddress, from: $0.baseAddress!, byteCount: $0.count) }
+        return tensor
+    }
+
+    public func embedding(ids: IntTensor, table: Tensor, out: Tensor) throws {
+        try expect(table.dtype == .bf16 && out.dtype == .f32 && out.rowStride == out.columns, "embedding types")
+        try kernels.launch(.embedding, grid: (ids.count, 1, 1), block: 256, [.ptr(ids), .ptr(table), .ptr(out), .int(table.columns)])
+    }
+
+    public func matmul(_ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor) throws {
+        try expect(x.columns == weight.columns && out.columns == weight.rows && out.rows == x.rows,
+                   "matmul shapes: x \(x.rows)x\(x.columns), w \(weight.rows)x\(weight.columns), out \(out.rows)x\(out.columns)")
+        guard x.rows > 0 else { return }
+        let key = MatmulKey(m: x.rows, n: weight.rows, k: x.columns, ldx: x.rowStride, ldw: weight.rowStride, ldout: out.rowStride,
+                            xType: CUBLASLt.DataType(x.dtype).rawValue, wType: CUBLASLt.DataType(weight.dtype).rawValue,
+                            outType: CUBLASLt.DataType(out.dtype).rawValue)
+        try matmuls.run(x: x.deviceAddress, w: weight.deviceAddress, out: out.deviceAddress, key: key, stream: context.stream)
+        if let bias {
+            try expect(bias.dtype == .f32 && out.dtype == .bf16, "bias types")
+            try kernels.launch(.bias_add, grid: (out.rows, 1, 1), block: 256, [.ptr(out), .int(out.rowStride), .ptr(bias), .int(out.columns)])
+        }
+    }
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor) throws {
+        try expect(x.dtype == .f32 && x.rowStride == x.columns && out.dtype == .bf16, "rmsNorm takes the f32 residual")
+        try kernels.launch(.add_rmsnorm, grid: (x.rows, 1, 1), block: normThreads(x.columns),
+                           [.ptr(x), .pointer(0), .int(0), .ptr(weight), .ptr(out), .int(out.rowStride), .int(x.columns), .float(eps)])
+    }
+
+    public func addRMSNorm(residual: Tensor, _ x: Tensor, weight: Tensor, eps: Float, out: Tensor) throws {
+        try expect(residual.dtype == .f32 && residual.rowStride == residual.columns && x.dtype == .bf16 && out.dtype == .bf16,
+                   "addRMSNorm types")
+        try kernels.launch(.add_rmsnorm, grid: (x.rows, 1, 1), block: normThreads(x.columns),
+                           [.ptr(residual), .ptr(x), .int(x.rowStride), .ptr(weight), .ptr(out), .int(out.rowStride),
+                            .int(x.columns), .float(eps)])
+    }
+
+    public func rope(_ x: Tensor, positions: IntTensor, heads: Int, headDim: Int, inverseFrequencies: Tensor) throws {
+        try expect(x.dtype == .bf16 && headDim % 2 == 0 && headDim / 2 <= 1024, "rope types")
+        try kernels.launch(.rope, grid: (x.rows, heads, 1), block: max(32, (headDim / 2 + 31) / 32 * 32),
+                           [.ptr(x), .int(x.rowStride), .ptr(positions), .int(headDim), .ptr(inverseFrequencies)])
+    }
+
+    public func siluMul(gateUp: Tensor, out: Tensor) throws {
+        try expect(gateUp.columns == 2 * out.columns && out.rowStride == out.columns, "siluMul shapes")
+        let total = out.rows * out.columns
+        let blocks = min((total + 255) / 256, context.multiprocessorCount * 16)
+        try kernels.launch(.silu_mul, grid: (blocks, 1, 1), block: 256,
+                           [.ptr(gateUp), .int(gateUp.rowStride), .ptr(out), .int(out.columns), .int64(Int64(total))])
+    }
+
+    public func writeKV(keys: Tensor, values: Tensor, layer: PagedKVLayer, slots: IntTensor, kvHeads: Int, headDim: Int) throws {
+        try expect(keys.rowStride == values.rowStride && layer.dtype == .bf16 && keys.dtype == .bf16, "writeKV types")
+        try kernels.launch(.kv_write, grid: (slots.count, 1, 1), block: 128,
+                           [.ptr(keys), .ptr(values), .int(keys.rowStride), .pointer(layer.deviceKeys), .pointer(layer.deviceValues),
+                            .ptr(slots), .int(kvHeads * headDim), .int(layer.tokensPerPage), .int64(Int64(layer.pageStride))])
+    }
+
+    public func gatherRows(_ x: Tensor, rows: [Int], out: Tensor) throws {
+        guard !rows.isEmpty else { return }
+        try expect(x.dtype == out.dtype && x.dtype == .bf16, "gatherRows types")
+        let indices = try upload(rows.map { Int32($0) })
+        try kernels.launch(.gather_rows, grid: (rows.count, 1, 1), block: 256,
+                           [.ptr(x), .int(x.rowStride), .ptr(indices), .ptr(out), .int(out.rowStride), .int(x.columns)])
+    }
+
+    /// Threads of a row-norm block for `columns` columns.
+    private func normThreads(_ columns: Int) -> Int { min(1024, max(32, (columns / 4 + 31) / 32 * 32)) }
+
+    /// Device scratch of at least `bytes`, reused (stream order keeps uses apart).
+    func scratch(_ bytes: Int) throws -> DeviceBuffer {
+        if let attentionScratch, attentionScratch.byteCount >= bytes { return attentionScratch }
+        attentionScratch = nil
+        let buffer = try context.allocate(max(bytes, 1 << 20))
+        attentionScratch = buffer
+        return buffer
+    }
+
+    func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        if !condition { throw CUDAError("CUDA backend: unsupported \(message())") }
+    }
+}
+
+extension PagedKVLayer {
+    var deviceKeys: UInt64 { UInt64(UInt(bitPattern: keys)) }
+    var deviceValues: UInt64 { UInt64(UInt(bitPattern: values)) }
+}
+
+/// Round-to-nearest-even f32 → bf16 on the host.
+enum BFloat16Bits {
+    static func round(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        if value.isNaN { return UInt16(bits >> 16) | 0x40 }
+        return UInt16((bits &+ 0x7fff &+ ((bits >> 16) & 1)) >> 16)
+    }
+}

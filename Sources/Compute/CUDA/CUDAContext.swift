@@ -1,0 +1,147 @@
+import Foundation
+
+/// One GPU: its primary context, one stream, device allocations and the staging memory for
+/// small uploads and read-backs. Every call's status is checked.
+final class CUDAContext: @unchecked Sendable {
+    let driver: CUDADriver
+    let ordinal: Int32
+    let device: Int32
+    let name: String
+    let computeCapability: Int
+    let multiprocessorCount: Int
+    private(set) var context: OpaquePointer?
+    private(set) var stream: OpaquePointer?
+
+    /// Pinned host staging for uploads and the device ring it is copied into.
+    private let ringBytes = 16 << 20
+    private var hostStaging: UnsafeMutableRawPointer
+    private var deviceRing: UInt64 = 0
+    private var ringOffset = 0
+    /// Pinned host memory for results copied back.
+    let readbackBytes = 4 << 20
+    let readback: UnsafeMutableRawPointer
+
+    init(ordinal: Int) throws {
+        let driver: CUDADriver
+        switch CUDADriver.shared {
+        case .success(let opened): driver = opened
+        case .failure(let error): throw error
+        }
+        self.driver = driver
+        self.ordinal = Int32(ordinal)
+        var count: Int32 = 0
+        try driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount")
+        guard ordinal >= 0 && Int32(ordinal) < count else {
+            throw CUDAError("cuda:\(ordinal) does not exist: the driver sees \(count) device(s)")
+        }
+        var device: Int32 = 0
+        try driver.check(driver.cuDeviceGet(&device, Int32(ordinal)), "cuDeviceGet(\(ordinal))")
+        self.device = device
+        var nameBytes = [CChar](repeating: 0, count: 256)
+        try driver.check(driver.cuDeviceGetName(&nameBytes, 255, device), "cuDeviceGetName")
+        name = String(decoding: nameBytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        func attribute(_ attribute: CUDADriver.Attribute) throws -> Int {
+            var value: Int32 = 0
+            try driver.check(driver.cuDeviceGetAttribute(&value, attribute.rawValue, device), "cuDeviceGetAttribute(\(attribute))")
+            return Int(value)
+        }
+        computeCapability = try attribute(.computeCapabilityMajor) * 10 + attribute(.computeCapabilityMinor)
+        multiprocessorCount = try attribute(.multiprocessorCount)
+        var context: OpaquePointer?
+        try driver.check(driver.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain")
+        self.context = context
+        try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        var stream: OpaquePointer?
+        try driver.check(driver.cuStreamCreate(&stream, 1), "cuStreamCreate")
+        self.stream = stream
+        var staging: UnsafeMutableRawPointer?
+        try driver.check(driver.cuMemAllocHost(&staging, ringBytes), "cuMemAllocHost(\(ringBytes))")
+        hostStaging = staging!
+        var back: UnsafeMutableRawPointer?
+        try driver.check(driver.cuMemAllocHost(&back, readbackBytes), "cuMemAllocHost(\(readbackBytes))")
+        readback = back!
+        try driver.check(driver.cuMemAlloc(&deviceRing, ringBytes), "cuMemAlloc(\(ringBytes)) for the upload ring")
+    }
+
+    /// Makes this GPU's context current on the calling thread.
+    func makeCurrent() throws {
+        try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+    }
+
+    /// Free and total device memory in bytes.
+    func memoryInfo() throws -> (free: Int, total: Int) {
+        var free = 0, total = 0
+        try driver.check(driver.cuMemGetInfo(&free, &total), "cuMemGetInfo")
+        return (free, total)
+    }
+
+    /// `byteCount` bytes of device memory, freed when the buffer goes away. Out of memory is a
+    /// `CUDAError` naming the size and what is free.
+    func allocate(_ byteCount: Int) throws -> DeviceBuffer {
+        var address: UInt64 = 0
+        let status = driver.cuMemAlloc(&address, max(byteCount, 256))
+        if status == 2 { // CUDA_ERROR_OUT_OF_MEMORY
+            let free = (try? memoryInfo().free) ?? 0
+            throw CUDAError(String(format: "cuMemAlloc(%.2f GiB) failed: CUDA_ERROR_OUT_OF_MEMORY (%.2f GiB free on %@)",
+                                   Double(byteCount) / 1.0737e9, Double(free) / 1.0737e9, name))
+        }
+        try driver.check(status, "cuMemAlloc(\(byteCount))")
+        let driver = self.driver
+        return DeviceBuffer(deviceAddress: address, byteCount: byteCount) { pointer in
+            _ = driver.cuMemFree(UInt64(UInt(bitPattern: pointer)))
+        }
+    }
+
+    /// Zeroes `byteCount` bytes at `address` (stream-ordered).
+    func zero(_ address: UInt64, byteCount: Int) throws {
+        try driver.check(driver.cuMemsetD8Async(address, 0, byteCount, stream), "cuMemsetD8Async")
+    }
+
+    /// Copies host bytes to the device and waits.
+    func copyToDevice(_ destination: UInt64, from source: UnsafeRawPointer, byteCount: Int) throws {
+        try driver.check(driver.cuMemcpyHtoD(destination, source, byteCount), "cuMemcpyHtoD(\(byteCount))")
+    }
+
+    /// Stream-ordered copy of small host data through the pinned ring; the returned buffer stays
+    /// valid for far longer than one step (the ring holds 16 MiB and wraps after a synchronize).
+    func stage(_ source: UnsafeRawBufferPointer) throws -> DeviceBuffer {
+        let bytes = (max(source.count, 4) + 255) & ~255
+        if bytes > ringBytes / 4 {
+            let buffer = try allocate(source.count)
+            try synchronize()
+            try copyToDevice(buffer.deviceAddress, from: source.baseAddress!, byteCount: source.count)
+            return buffer
+        }
+        if ringOffset + bytes > ringBytes {
+            try synchronize()
+            ringOffset = 0
+        }
+        if source.count > 0 { (hostStaging + ringOffset).copyMemory(from: source.baseAddress!, byteCount: source.count) }
+        let destination = deviceRing + UInt64(ringOffset)
+        try driver.check(driver.cuMemcpyHtoDAsync(destination, hostStaging + ringOffset, bytes, stream), "cuMemcpyHtoDAsync(\(bytes))")
+        ringOffset += bytes
+        return DeviceBuffer(deviceAddress: destination, byteCount: bytes, owner: self, release: nil)
+    }
+
+    /// Copies device bytes into the pinned read-back area (at `offset`) on the stream.
+    func copyToReadback(from source: UInt64, byteCount: Int, offset: Int = 0) throws {
+        precondition(offset + byteCount <= readbackBytes, "read-back area too small")
+        try driver.check(driver.cuMemcpyDtoHAsync(readback + offset, source, byteCount, stream), "cuMemcpyDtoHAsync(\(byteCount))")
+    }
+
+    /// Copies device bytes to host memory and waits.
+    func copyToHost(_ destination: UnsafeMutableRawPointer, from source: UInt64, byteCount: Int) throws {
+        try driver.check(driver.cuMemcpyDtoHAsync(destination, source, byteCount, stream), "cuMemcpyDtoHAsync(\(byteCount))")
+        try synchronize()
+    }
+
+    /// Device-to-device copy on the stream.
+    func copy(_ destination: UInt64, from source: UInt64, byteCount: Int) throws {
+        try driver.check(driver.cuMemcpyDtoDAsync(destination, source, byteCount, stream), "cuMemcpyDtoDAsync(\(byteCount))")
+    }
+
+    /// Waits for everything queued on the stream.
+    func synchronize() throws {
+        try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+    }
+}

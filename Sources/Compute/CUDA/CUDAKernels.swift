@@ -1,0 +1,54 @@
+import Foundation
+
+/// The compiled kernel module of one GPU and a launcher with checked status.
+final class CUDAKernels: @unchecked Sendable {
+    enum Name: String, CaseIterable {
+        case embedding, add_rmsnorm, rope, silu_mul, kv_write, gather_rows, bias_add, sample_rows
+        case attn_decode, attn_combine, attn_prefill
+    }
+
+    let context: CUDAContext
+    private var module: OpaquePointer?
+    private var functions: [Name: OpaquePointer?] = [:]
+    /// Whether the CUBIN came from the disk cache, and how long compiling or loading took.
+    let fromCache: Bool
+    let loadSeconds: Double
+    /// Dynamic shared memory that `attn_prefill` may use.
+    let prefillSharedBytes = 116 * 1024
+
+    init(context: CUDAContext) throws {
+        self.context = context
+        let start = Date()
+        let compiler = NVRTCCompiler()
+        let source = KernelSource.common + KernelSource.elementwise + KernelSource.attention
+        let cubin = try compiler.cubin(source: source, architecture: context.computeCapability, name: "llmux")
+        fromCache = compiler.lastWasCached
+        let driver = context.driver
+        var module: OpaquePointer?
+        try cubin.withUnsafeBytes { bytes in
+            try driver.check(driver.cuModuleLoadData(&module, bytes.baseAddress!), "cuModuleLoadData")
+        }
+        self.module = module
+        for name in Name.allCases {
+            var function: OpaquePointer?
+            try driver.check(driver.cuModuleGetFunction(&function, module, name.rawValue), "cuModuleGetFunction(\(name.rawValue))")
+            functions[name] = function
+        }
+        // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
+        try driver.check(driver.cuFuncSetAttribute(functions[.attn_prefill]!, 8, Int32(prefillSharedBytes)),
+                         "cuFuncSetAttribute(attn_prefill, MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+        loadSeconds = Date().timeIntervalSince(start)
+    }
+
+    /// Launches `name` on the context's stream.
+    func launch(_ name: Name, grid: (Int, Int, Int), block: Int, sharedBytes: Int = 0,
+                _ arguments: [KernelArguments.Value]) throws {
+        guard grid.0 > 0 && grid.1 > 0 && grid.2 > 0 else { return }
+        let driver = context.driver
+        try KernelArguments(arguments).withPointers { pointers in
+            try driver.check(driver.cuLaunchKernel(functions[name]!, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2),
+                                                   UInt32(block), 1, 1, UInt32(sharedBytes), context.stream, pointers, nil),
+                             "cuLaunchKernel(\(name.rawValue), grid \(grid.0)x\(grid.1)x\(grid.2), block \(block))")
+        }
+    }
+}

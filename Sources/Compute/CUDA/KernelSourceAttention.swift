@@ -1,0 +1,253 @@
+/// CUDA C source of the attention kernels over the paged KV cache (bf16 pages, f32 math).
+extension KernelSource {
+    static let attention = #"""
+__device__ __forceinline__ int sequence_of(const int* query_starts, int sequences, int token) {
+    int lo = 0, hi = sequences - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) >> 1;
+        if (query_starts[mid] <= token) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+}
+
+// head_dim <= 128 (MAXDPL * 32), heads per kv head <= 8 (MAXG).
+// One query token (all query heads of one kv head) against one split of its visible context.
+// grid (tokens, kv_heads, splits), block 128 (4 warps, each taking every 4th key).
+// Writes unnormalised partial outputs and (max, sum) per split; attn_combine merges them.
+#define MAXG 8
+#define MAXDPL 4
+extern "C" __global__ void attn_decode(const bf16* q, int q_stride, const bf16* k_cache, const bf16* v_cache,
+        const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, int sequences,
+        int heads, int kv_heads, int head_dim, int tokens_per_page, long long page_stride, float scale,
+        int split_len, float* part_out, float* part_ml) {
+    __shared__ float sm_m[4][MAXG], sm_l[4][MAXG];
+    __shared__ float sm_acc[4][MAXG][MAXDPL * 32];
+    const int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int s = sequence_of(query_starts, sequences, t);
+    const int q_count = query_starts[s + 1] - query_starts[s];
+    const int visible = context_lengths[s] - q_count + (t - query_starts[s]) + 1;
+    const int begin = split * split_len;
+    const int end = min(visible, begin + split_len);
+    const int group = heads / kv_heads, h0 = kvh * group;
+    const int dpl = (head_dim + 31) / 32, d0 = lane * dpl;
+    const int kv_dim = kv_heads * head_dim;
+    const int* table = page_tables + (long long)s * max_pages;
+
+    float qr[MAXG][MAXDPL], acc[MAXG][MAXDPL], m[MAXG], l[MAXG];
+    #pragma unroll
+    for (int g = 0; g < MAXG; g++) {
+        m[g] = -__int_as_float(0x7f800000); l[g] = 0.0f;
+        #pragma unroll
+        for (int i = 0; i < MAXDPL; i++) {
+            acc[g][i] = 0.0f;
+            const int d = d0 + i;
+            qr[g][i] = (g < group && i < dpl && d < head_dim) ? bf2f(q[(long long)t * q_stride + (h0 + g) * head_dim + d]) * scale : 0.0f;
+        }
+    }
+    for (int j = begin + warp; j < end; j += 4) {
+        const long long base = (long long)table[j / tokens_per_page] * page_stride + (long long)(j % tokens_per_page) * kv_dim
+                             + (long long)kvh * head_dim;
+        float kr[MAXDPL], vr[MAXDPL];
+        #pragma unroll
+        for (int i = 0; i < MAXDPL; i++) {
+            const int d = d0 + i;
+            const bool ok = i < dpl && d < head_dim;
+            kr[i] = ok ? bf2f(k_cache[base + d]) : 0.0f;
+            vr[i] = ok ? bf2f(v_cache[base + d]) : 0.0f;
+        }
+        #pragma unroll
+        for (int g = 0; g < MAXG; g++) {
+            if (g >= group) break;
+            float dot = 0.0f;
+            #pragma unroll
+            for (int i = 0; i < MAXDPL; i++) dot += qr[g][i] * kr[i];
+            dot = warp_sum(dot);
+            const float m_new = fmaxf(m[g], dot);
+            const float correction = expf(m[g] - m_new);
+            const float p = expf(dot - m_new);
+            l[g] = l[g] * correction + p;
+            #pragma unroll
+            for (int i = 0; i < MAXDPL; i++) acc[g][i] = acc[g][i] * correction + p * vr[i];
+            m[g] = m_new;
+        }
+    }
+    #pragma unroll
+    for (int g = 0; g < MAXG; g++) {
+        if (g < group) {
+            if (lane == 0) { sm_m[warp][g] = m[g]; sm_l[warp][g] = l[g]; }
+            #pragma unroll
+            for (int i = 0; i < MAXDPL; i++) if (i < dpl && d0 + i < head_dim) sm_acc[warp][g][d0 + i] = acc[g][i];
+        }
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < group * head_dim; idx += blockDim.x) {
+        const int g = idx / head_dim, d = idx % head_dim;
+        float mx = -__int_as_float(0x7f800000);
+        for (int w = 0; w < 4; w++) mx = fmaxf(mx, sm_m[w][g]);
+        float sum = 0.0f, out = 0.0f;
+        if (mx != -__int_as_float(0x7f800000)) {
+            for (int w = 0; w < 4; w++) {
+                const float f = expf(sm_m[w][g] - mx);
+                sum += sm_l[w][g] * f;
+                out += sm_acc[w][g][d] * f;
+            }
+        }
+        const long long row = ((long long)t * heads + h0 + g) * splits + split;
+        part_out[row * head_dim + d] = out;
+        if (d == 0) { part_ml[row * 2] = mx; part_ml[row * 2 + 1] = sum; }
+    }
+}
+
+// Merges the splits of attn_decode. grid (tokens, heads), block head_dim.
+extern "C" __global__ void attn_combine(const float* part_out, const float* part_ml, int splits, int heads, int head_dim,
+                                        bf16* out, int out_stride) {
+    const int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
+    if (d >= head_dim) return;
+    const long long row0 = ((long long)t * heads + h) * splits;
+    float mx = -__int_as_float(0x7f800000);
+    for (int z = 0; z < splits; z++) mx = fmaxf(mx, part_ml[(row0 + z) * 2]);
+    float sum = 0.0f, value = 0.0f;
+    for (int z = 0; z < splits; z++) {
+        const float mz = part_ml[(row0 + z) * 2];
+        if (mz == -__int_as_float(0x7f800000)) continue;
+        const float f = expf(mz - mx);
+        sum += part_ml[(row0 + z) * 2 + 1] * f;
+        value += part_out[(row0 + z) * head_dim + d] * f;
+    }
+    out[(long long)t * out_stride + h * head_dim + d] = f2bf(sum > 0.0f ? value / sum : 0.0f);
+}
+
+// Causal attention of a 64-query tile of one sequence and one head over its pages, 64 keys at a
+// time (flash-attention style online softmax, f32 math in shared memory). grid
+// (sequences * max_tiles, heads), block 128 = 8 row groups x 16 columns; head_dim % 16 == 0, <= 128.
+// Dynamic shared memory: (2 * head_dim * 65 + 64 * 65) floats.
+extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16* k_cache, const bf16* v_cache,
+        const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, int max_tiles,
+        int heads, int kv_heads, int head_dim, int tokens_per_page, long long page_stride, float scale,
+        bf16* out, int out_stride) {
+    extern __shared__ float smem[];
+    const int s = blockIdx.x / max_tiles, tile = blockIdx.x % max_tiles, h = blockIdx.y;
+    const int q_start = query_starts[s], q_count = query_starts[s + 1] - q_start;
+    if (tile * 64 >= q_count) return;
+    const int context = context_lengths[s];
+    const int first_pos = context - q_count + tile * 64;           // position of the tile's row 0
+    const int rows = min(64, q_count - tile * 64);
+    const int kvh = h / (heads / kv_heads), kv_dim = kv_heads * head_dim;
+    const int* table = page_tables + (long long)s * max_pages;
+    float* qt = smem;                        // [head_dim][65]
+    float* kt = qt + head_dim * 65;          // [head_dim][65]
+    float* vs = kt;                          // [64][head_dim], the same memory as kt
+    float* ps = kt + head_dim * 65;          // [64][65]
+    const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
+    const int dcols = head_dim >> 4;
+
+    for (int idx = tid; idx < 64 * head_dim; idx += 128) {
+        const int r = idx / head_dim, d = idx % head_dim;
+        qt[d * 65 + r] = r < rows ? bf2f(q[(long long)(q_start + tile * 64 + r) * q_stride + h * head_dim + d]) * scale : 0.0f;
+    }
+    float acc[8][8], m[8], l[8];
+    #pragma unroll
+    for (int i = 0; i < 8; i++) {
+        m[i] = -__int_as_float(0x7f800000); l[i] = 0.0f;
+        #pragma unroll
+        for (int j = 0; j < 8; j++) acc[i][j] = 0.0f;
+    }
+    const int last_key = min(context, first_pos + rows);            // keys [0, last_key)
+    for (int k0 = 0; k0 < last_key; k0 += 64) {
+        __syncthreads();
+        for (int idx = tid; idx < 64 * head_dim; idx += 128) {
+            const int c = idx / head_dim, d = idx % head_dim;
+            const int j = k0 + c;
+            float kv = 0.0f;
+            if (j < last_key) {
+                const long long base = (long long)table[j / tokens_per_page] * page_stride
+                                     + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim + d;
+                kv = bf2f(k_cache[base]);
+            }
+            kt[d * 65 + c] = kv;
+        }
+        __syncthreads();
+        float sc[8][4];
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            #pragma unroll
+            for (int j = 0; j < 4; j++) sc[i][j] = 0.0f;
+        for (int d = 0; d < head_dim; d++) {
+            float qv[8], kv[4];
+            #pragma unroll
+            for (int i = 0; i < 8; i++) qv[i] = qt[d * 65 + ty * 8 + i];
+            #pragma unroll
+            for (int j = 0; j < 4; j++) kv[j] = kt[d * 65 + tx + 16 * j];
+            #pragma unroll
+            for (int i = 0; i < 8; i++)
+                #pragma unroll
+                for (int j = 0; j < 4; j++) sc[i][j] += qv[i] * kv[j];
+        }
+        #pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int r = ty * 8 + i, pos = first_pos + r;
+            float mx = -__int_as_float(0x7f800000);
+            #pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int key = k0 + tx + 16 * j;
+                if (r >= rows || key > pos || key >= last_key) sc[i][j] = -__int_as_float(0x7f800000);
+                mx = fmaxf(mx, sc[i][j]);
+            }
+            for (int o = 8; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            const float m_new = fmaxf(m[i], mx);
+            const bool empty = m_new == -__int_as_float(0x7f800000);
+            const float correction = empty ? 1.0f : expf(m[i] - m_new);
+            float sum = 0.0f;
+            #pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const float p = empty ? 0.0f : expf(sc[i][j] - m_new);
+                ps[r * 65 + tx + 16 * j] = p;
+                sum += p;
+            }
+            for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            l[i] = l[i] * correction + sum;
+            m[i] = m_new;
+            #pragma unroll
+            for (int j = 0; j < 8; j++) acc[i][j] *= correction;
+        }
+        __syncthreads();
+        // The value tile reuses the key tile's memory (two blocks fit on an SM that way).
+        for (int idx = tid; idx < 64 * head_dim; idx += 128) {
+            const int c = idx / head_dim, d = idx % head_dim;
+            const int j = k0 + c;
+            float vv = 0.0f;
+            if (j < last_key) {
+                const long long base = (long long)table[j / tokens_per_page] * page_stride
+                                     + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim + d;
+                vv = bf2f(v_cache[base]);
+            }
+            vs[c * head_dim + d] = vv;
+        }
+        __syncthreads();
+        for (int c = 0; c < 64; c++) {
+            float pv[8];
+            #pragma unroll
+            for (int i = 0; i < 8; i++) pv[i] = ps[(ty * 8 + i) * 65 + c];
+            #pragma unroll
+            for (int j = 0; j < 8; j++) {
+                if (j < dcols) {
+                    const float v = vs[c * head_dim + tx + 16 * j];
+                    #pragma unroll
+                    for (int i = 0; i < 8; i++) acc[i][j] += pv[i] * v;
+                }
+            }
+        }
+    }
+    #pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int r = ty * 8 + i;
+        if (r >= rows) continue;
+        const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+        #pragma unroll
+        for (int j = 0; j < 8; j++)
+            if (j < dcols) out[(long long)(q_start + tile * 64 + r) * out_stride + h * head_dim + tx + 16 * j] = f2bf(acc[i][j] * inv);
+    }
+}
+"""#
+}
