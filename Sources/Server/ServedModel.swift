@@ -27,6 +27,9 @@ public struct ServedModel: Sendable {
     public let tokenizer: Tokenizer?
     /// Unix time the model was loaded (for `/v1/models`).
     public let created: Int
+    /// The chat template parsed once at load, or why it could not be parsed (reported per request,
+    /// so a model with a broken template still serves completions).
+    private let chatTemplate: Result<ChatTemplate, ChatTemplateError>?
 
     /// A served model.
     public init(descriptor: ModelDescriptor, tokenizer: Tokenizer?, created: Int = Int(Date().timeIntervalSince1970)) {
@@ -34,6 +37,9 @@ public struct ServedModel: Sendable {
         self.descriptor = descriptor
         self.tokenizer = tokenizer
         self.created = created
+        self.chatTemplate = tokenizer?.chatTemplate.map { source in
+            Result { () throws(ChatTemplateError) in try ChatTemplate.parse(source) }
+        }
     }
 
     /// Token ids of a completion prompt.
@@ -63,12 +69,12 @@ public struct ServedModel: Sendable {
         guard let tokenizer else {
             throw APIError.invalidRequest("The model `\(name)` has no tokenizer, so it cannot serve chat completions")
         }
-        guard let source = tokenizer.chatTemplate else {
+        guard let chatTemplate else {
             throw APIError.invalidRequest("The model `\(name)` has no chat template (tokenizer_config.json has no chat_template); use /v1/completions")
         }
         let text: String
         do {
-            let template = try ChatTemplate(source: source)
+            let template = try chatTemplate.get()
             text = try template.render(messages: messages.map { ChatMessage(role: $0.role, content: $0.content) },
                                        addGenerationPrompt: addGenerationPrompt,
                                        bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
@@ -108,4 +114,17 @@ public struct ServerConfiguration: Sendable {
 
     /// Defaults.
     public init() {}
+}
+
+extension ChatTemplate {
+    /// Parses with a typed error.
+    static func parse(_ source: String) throws(ChatTemplateError) -> ChatTemplate {
+        do {
+            return try ChatTemplate(source: source)
+        } catch let error as ChatTemplateError {
+            throw error
+        } catch {
+            throw ChatTemplateError.syntax("\(error)")
+        }
+    }
 }
