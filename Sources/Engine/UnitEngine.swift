@@ -167,8 +167,10 @@ public struct UnitStats: Sendable, Equatable {
     public var waiting: [ModelID: Int] = [:]
     /// KV pages held.
     public var usedPages: [ModelID: Int] = [:]
-    /// Pages in the unit's KV pool.
+    /// Pages in the unit's KV pool (summed over units when merged).
     public var totalPages = 0
+    /// Pages of the pool each model draws from (its unit's pool).
+    public var poolPages: [ModelID: Int] = [:]
 
     /// Empty statistics.
     public init() {}
@@ -179,6 +181,7 @@ public struct UnitStats: Sendable, Equatable {
             running[model.id] = scheduler.runningCount(model.id)
             waiting[model.id] = scheduler.waitingCount(model.id)
             usedPages[model.id] = scheduler.kvCache.usedPagesByModel[model.id] ?? 0
+            poolPages[model.id] = scheduler.kvCache.pool.pageCount
         }
         totalPages = scheduler.kvCache.pool.pageCount
     }

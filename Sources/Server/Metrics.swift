@@ -112,14 +112,15 @@ public final class ServerMetrics: Sendable {
         header("llmux_requests_waiting", "gauge", "Sequences waiting for admission.")
         for model in all { out += "llmux_requests_waiting{\(label(model))} \(stats?.waiting[ModelID(model)] ?? 0)\n" }
         let total = stats?.totalPages ?? 0
-        header("llmux_kv_cache_usage_ratio", "gauge", "Fraction of the shared KV pool's pages held by the model.")
+        header("llmux_kv_cache_usage_ratio", "gauge", "Fraction of its unit's shared KV pool held by the model.")
         for model in all {
             let used = stats?.usedPages[ModelID(model)] ?? 0
-            out += "llmux_kv_cache_usage_ratio{\(label(model))} \(format(total > 0 ? Double(used) / Double(total) : 0))\n"
+            let pool = stats?.poolPages[ModelID(model)] ?? total
+            out += "llmux_kv_cache_usage_ratio{\(label(model))} \(format(pool > 0 ? Double(used) / Double(pool) : 0))\n"
         }
         header("llmux_kv_cache_used_pages", "gauge", "KV pages held by the model.")
         for model in all { out += "llmux_kv_cache_used_pages{\(label(model))} \(stats?.usedPages[ModelID(model)] ?? 0)\n" }
-        header("llmux_kv_cache_pages", "gauge", "Pages in the shared KV pool.")
+        header("llmux_kv_cache_pages", "gauge", "Pages in the shared KV pools of all units.")
         out += "llmux_kv_cache_pages \(total)\n"
         header("llmux_http_responses_total", "counter", "HTTP answers of the API routes by status.")
         for status in statuses.keys.sorted() { out += "llmux_http_responses_total{status=\"\(status)\"} \(statuses[status]!)\n" }

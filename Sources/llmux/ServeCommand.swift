@@ -8,27 +8,31 @@ import Scheduling
 import Server
 import Tokenization
 
-/// `llmux serve`: the OpenAI-compatible HTTP server over one unit holding every model.
+/// `llmux serve`: the OpenAI-compatible HTTP server over the units of one host.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve models over the OpenAI API (/v1/completions, /v1/chat/completions, /v1/models).",
         discussion: """
-            Every model shares one KV pool and one engine loop (one unit). /health answers 200 once the
-            models are loaded, /metrics gives Prometheus text. SIGINT or SIGTERM stops accepting
-            connections, lets in-flight requests finish, then exits. `--config FILE` (a multi-unit
-            llmux.yaml) is not implemented yet.
+            With --model/--demo every model shares one KV pool and one engine loop (one unit); --config
+            llmux.yaml groups models into several units, each with its device, KV pool and policy.
+            /health answers 200 once the models are loaded, /metrics gives Prometheus text. SIGINT or
+            SIGTERM stops accepting connections, lets in-flight requests finish, then exits.
             """)
 
     @Option(name: .customLong("model"), help: "NAME=PATH of a Hugging Face checkpoint directory (repeatable).")
     var models: [String] = []
     @Flag(help: "Serve the built-in demo model as \"demo\".")
     var demo = false
-    @Option(help: "Address to bind.")
-    var host = "127.0.0.1"
-    @Option(help: "Port to bind (0: any free port, printed).")
-    var port = 8000
-    @Option(help: "KV-cache memory shared by all models, e.g. 512MiB.")
+    @Option(help: "A llmux.yaml with models, rates and units (see docs/serve-config.md); replaces --model and --demo.")
+    var config: String?
+    @Option(help: "Address to bind (default 127.0.0.1, or the config's host).")
+    var host: String?
+    @Option(help: "Port to bind, 0 for any free port (default 8000, or the config's port).")
+    var port: Int?
+    @Option(help: "Device of the unit: cpu or cuda[:N] (with --config, each unit names its own).")
+    var device: DeviceChoice = .cpu
+    @Option(help: "KV-cache memory shared by all models of the unit, e.g. 512MiB.")
     var kvCacheMemory = ByteSize(bytes: 1 << 30)
     @Option(help: "Scheduling policy: mux, spatial or temporal.")
     var policy = "mux"
@@ -44,12 +48,13 @@ struct ServeCommand: AsyncParsableCommand {
     var maxSequencesPerStep = 64
     @Option(help: "CPU threads for the kernels (default: all cores).")
     var threads: Int?
-    @Option(help: "Not implemented yet: the multi-unit configuration file.")
-    var config: String?
 
     func validate() throws {
-        if config != nil { throw ValidationError("--config is not implemented yet; use --model NAME=PATH or --demo") }
-        if models.isEmpty && !demo { throw ValidationError("give at least one --model NAME=PATH, or --demo") }
+        if config != nil {
+            if !models.isEmpty || demo { throw ValidationError("--config replaces --model and --demo; give one or the other") }
+        } else if models.isEmpty && !demo {
+            throw ValidationError("give at least one --model NAME=PATH, --demo, or --config FILE")
+        }
         guard SchedulingPolicy(rawValue: policy) != nil else { throw ValidationError("--policy must be mux, spatial or temporal") }
         var names = Set<String>()
         if demo { names.insert("demo") }
@@ -60,56 +65,68 @@ struct ServeCommand: AsyncParsableCommand {
             let name = String(entry[..<equals])
             guard names.insert(name).inserted else { throw ValidationError("model name '\(name)' is given twice") }
         }
-        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be in 0...65535") }
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
     }
 
     func run() async throws {
+        let file = try config.map(ServeConfig.load)
         var configuration = ServerConfiguration()
-        configuration.host = host
-        configuration.port = port
-        configuration.apiKeys = Set(apiKeys)
+        configuration.host = host ?? file?.host ?? "127.0.0.1"
+        configuration.port = port ?? file?.port ?? 8000
+        configuration.apiKeys = Set(apiKeys + (file?.apiKeys ?? []))
         configuration.maxQueue = maxQueue
         configuration.maxBodySize = maxBodySize.bytes
-        let entries = models.map { entry -> (String, String) in
-            let equals = entry.firstIndex(of: "=")!
-            return (String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
+        let units: [ResolvedUnit]
+        if let file {
+            units = file.resolvedUnits()
+        } else {
+            var entries = try models.map { entry -> ServeConfig.Model in
+                let equals = entry.firstIndex(of: "=")!
+                return ServeConfig.Model(name: String(entry[..<equals]), path: String(entry[entry.index(after: equals)...]), rate: nil)
+            }
+            if demo { entries.insert(ServeConfig.Model(name: "demo", path: try demoModelPath(), rate: nil), at: 0) }
+            units = [ResolvedUnit(device: device.description, models: entries, kvCacheBytes: kvCacheMemory.bytes,
+                                  policy: SchedulingPolicy(rawValue: policy)!)]
         }
-        let demo = self.demo
-        let kvBytes = kvCacheMemory.bytes
-        let policy = SchedulingPolicy(rawValue: self.policy)!
         let limits = SchedulerLimits(maxTokensPerStep: maxTokensPerStep, maxSequencesPerStep: maxSequencesPerStep)
         let threads = self.threads
         try await LLMuxServer.run(configuration: configuration) {
-            try loadUnit(entries: entries, demo: demo, kvBytes: kvBytes, policy: policy, limits: limits, threads: threads)
+            try loadUnits(units, limits: limits, threads: threads)
         }
     }
 }
 
-/// Opens every checkpoint and its tokenizer and starts one unit engine over all of them.
-private func loadUnit(entries: [(String, String)], demo: Bool, kvBytes: Int, policy: SchedulingPolicy,
-                      limits: SchedulerLimits, threads: Int?) throws -> ServerState.Loaded {
-    var all = entries
-    if demo { all.insert(("demo", try demoModelPath()), at: 0) }
-    var checkpoints: [(ModelID, Checkpoint)] = []
-    var tokenizers: [ModelID: Tokenizer] = [:]
-    for (name, path) in all {
-        report("loading \(name) from \(path) …")
-        do {
-            checkpoints.append((ModelID(name), try openCheckpoint(path)))
-            if let tokenizer = try openTokenizer(path) {
-                tokenizers[ModelID(name)] = tokenizer
-            } else {
-                report("warning: \(path) has no tokenizer.json; \(name) takes token-id prompts only")
+/// Opens every unit's checkpoints and tokenizers and starts one engine loop per unit.
+private func loadUnits(_ units: [ResolvedUnit], limits: SchedulerLimits, threads: Int?) throws -> ServerState.Loaded {
+    var engines: [any GenerationBackend] = []
+    var served: [ServedModel] = []
+    var modelsByUnit: [[ModelID]] = []
+    for (index, unit) in units.enumerated() {
+        var checkpoints: [(ModelID, Checkpoint)] = []
+        var tokenizers: [ModelID: Tokenizer] = [:]
+        for model in unit.models {
+            report("loading \(model.name) from \(model.path) …")
+            do {
+                checkpoints.append((ModelID(model.name), try openCheckpoint(model.path)))
+                if let tokenizer = try openTokenizer(model.path) {
+                    tokenizers[ModelID(model.name)] = tokenizer
+                } else {
+                    report("warning: \(model.path) has no tokenizer.json; \(model.name) takes token-id prompts only")
+                }
+            } catch {
+                throw CommandFailure("cannot load \(model.name) from \(model.path): \(error)")
             }
-        } catch {
-            throw ValidationError("cannot load \(name) from \(path): \(error)")
         }
+        guard let device = DeviceChoice(argument: unit.device) else { throw CommandFailure("unit \(index): unknown device \(unit.device)") }
+        let runner = try ModelRunner(checkpoints: checkpoints, backend: device.makeBackend(threads: threads), kvCacheBytes: unit.kvCacheBytes)
+        report("unit \(index) on \(unit.device) (\(unit.policy.rawValue)): \(checkpoints.map(\.0.name).joined(separator: ", ")); KV cache \(ByteSize(bytes: unit.kvCacheBytes)) in \(runner.pageCount) pages of \(runner.pageBytes) bytes")
+        let rates = Dictionary(uniqueKeysWithValues: unit.models.compactMap { model in model.rate.map { (ModelID(model.name), $0) } })
+        let core = EngineCore(executor: runner, tokenizers: tokenizers, policy: unit.policy, limits: limits, expectedRates: rates)
+        engines.append(UnitEngine(core: core))
+        modelsByUnit.append(checkpoints.map(\.0))
+        served += runner.models.map { ServedModel(descriptor: $0, tokenizer: tokenizers[$0.id]) }
     }
-    let runner = try ModelRunner(checkpoints: checkpoints, backend: CPUBackend(threads: threads), kvCacheBytes: kvBytes)
-    report("KV cache: \(ByteSize(bytes: kvBytes)) in \(runner.pageCount) pages of \(runner.pageBytes) bytes")
-    let core = EngineCore(executor: runner, tokenizers: tokenizers, policy: policy, limits: limits)
-    let engine = UnitEngine(core: core)
-    let served = runner.models.map { ServedModel(descriptor: $0, tokenizer: tokenizers[$0.id]) }
-    return ServerState.Loaded(backend: engine, models: served)
+    let backend: any GenerationBackend = engines.count == 1 ? engines[0] : UnitGroup(units: engines, modelsByUnit: modelsByUnit)
+    return ServerState.Loaded(backend: backend, models: served)
 }

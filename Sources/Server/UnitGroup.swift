@@ -1,0 +1,47 @@
+import Engine
+import LLMuxCore
+
+/// Several units behind one `GenerationBackend`: each request goes to the unit that holds its
+/// model, load figures are merged, and shutdown drains every unit.
+public final class UnitGroup: GenerationBackend {
+    private let units: [any GenerationBackend]
+    private let unitByModel: [ModelID: Int]
+
+    /// A group; `modelsByUnit[i]` are the models unit `i` serves (each model in exactly one unit).
+    public init(units: [any GenerationBackend], modelsByUnit: [[ModelID]]) {
+        precondition(units.count == modelsByUnit.count)
+        self.units = units
+        var index: [ModelID: Int] = [:]
+        for (unit, models) in modelsByUnit.enumerated() {
+            for model in models {
+                precondition(index[model] == nil, "model \(model) is in two units")
+                index[model] = unit
+            }
+        }
+        self.unitByModel = index
+    }
+
+    public func submit(_ request: GenerationRequest) -> AsyncThrowingStream<SequenceEvent, Error> {
+        guard let unit = unitByModel[request.model] else {
+            return AsyncThrowingStream { $0.finish(throwing: EngineStreamError.rejected(.unknownModel(request.model.name))) }
+        }
+        return units[unit].submit(request)
+    }
+
+    public var stats: UnitStats {
+        var merged = UnitStats()
+        for unit in units {
+            let stats = unit.stats
+            merged.running.merge(stats.running) { $0 + $1 }
+            merged.waiting.merge(stats.waiting) { $0 + $1 }
+            merged.usedPages.merge(stats.usedPages) { $0 + $1 }
+            merged.poolPages.merge(stats.poolPages) { $0 + $1 }
+            merged.totalPages += stats.totalPages
+        }
+        return merged
+    }
+
+    public func shutdown() {
+        for unit in units { unit.shutdown() }
+    }
+}

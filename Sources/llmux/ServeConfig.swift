@@ -1,0 +1,129 @@
+import Foundation
+import LLMuxCore
+import Scheduling
+import Yams
+
+/// `llmux serve --config llmux.yaml`: the models of one host and how they are grouped into units.
+///
+/// ```yaml
+/// host: 127.0.0.1          # optional (default 127.0.0.1)
+/// port: 8000               # optional (default 8000)
+/// api_keys: [secret]       # optional
+/// policy: mux              # default for units: mux | spatial | temporal
+/// kv_cache_memory: 1GiB    # default KV pool of each unit
+/// models:
+///   - {name: llama, path: /models/llama, rate: 2.0}   # rate: expected requests/s (initial quotas)
+///   - {name: qwen, path: /models/qwen, rate: 0.5}
+/// units:                   # optional; default: one unit with every model
+///   - {devices: [cpu], models: [llama, qwen], kv_cache_memory: 512MiB, policy: mux}
+/// ```
+struct ServeConfig: Decodable, Equatable {
+    struct Model: Decodable, Equatable {
+        var name: String
+        var path: String
+        var rate: Double?
+    }
+
+    struct Unit: Decodable, Equatable {
+        var devices: [String]?
+        var models: [String]
+        var kvCacheMemory: String?
+        var policy: String?
+        enum CodingKeys: String, CodingKey { case devices, models, kvCacheMemory = "kv_cache_memory", policy }
+    }
+
+    var host: String?
+    var port: Int?
+    var apiKeys: [String]?
+    var policy: String?
+    var kvCacheMemory: String?
+    var models: [Model]
+    var units: [Unit]?
+
+    enum CodingKeys: String, CodingKey {
+        case host, port, apiKeys = "api_keys", policy, kvCacheMemory = "kv_cache_memory", models, units
+    }
+
+    /// Reads and checks a file; every problem is an error that names the file and the key.
+    static func load(_ path: String) throws -> ServeConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw CommandFailure("\(path): cannot read the configuration (\(error.localizedDescription))")
+        }
+        let config: ServeConfig
+        do {
+            config = try YAMLDecoder().decode(ServeConfig.self, from: text)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw CommandFailure("\(path): missing key '\(keyPath(context.codingPath + [key]))'")
+        } catch let DecodingError.typeMismatch(type, context) {
+            throw CommandFailure("\(path): '\(keyPath(context.codingPath))' must be \(type)")
+        } catch let DecodingError.valueNotFound(type, context) {
+            throw CommandFailure("\(path): '\(keyPath(context.codingPath))' must be \(type), found null")
+        } catch {
+            throw CommandFailure("\(path): not a valid configuration: \(error)")
+        }
+        try config.check(file: path)
+        return config
+    }
+
+    /// Every unit with its resolved settings.
+    func resolvedUnits() -> [ResolvedUnit] {
+        let units = self.units ?? [Unit(devices: nil, models: models.map(\.name), kvCacheMemory: nil, policy: nil)]
+        return units.map { unit in
+            ResolvedUnit(
+                device: unit.devices?.first ?? "cpu",
+                models: unit.models.map { name in models.first { $0.name == name }! },
+                kvCacheBytes: ByteSize(argument: unit.kvCacheMemory ?? kvCacheMemory ?? "1GiB")!.bytes,
+                policy: SchedulingPolicy(rawValue: unit.policy ?? policy ?? "mux")!)
+        }
+    }
+
+    private func check(file: String) throws {
+        func fail(_ message: String) -> CommandFailure { CommandFailure("\(file): \(message)") }
+        guard !models.isEmpty else { throw fail("'models' is empty") }
+        var names = Set<String>()
+        for (index, model) in models.enumerated() {
+            guard !model.name.isEmpty else { throw fail("models[\(index)].name is empty") }
+            guard names.insert(model.name).inserted else { throw fail("model name '\(model.name)' appears twice in 'models'") }
+            if let rate = model.rate, !(rate >= 0) { throw fail("models[\(index)].rate must be >= 0") }
+        }
+        if let port, !(0...65535).contains(port) { throw fail("'port' must be in 0...65535") }
+        for (key, value) in [("policy", policy)] + (units ?? []).enumerated().map({ ("units[\($0.offset)].policy", $0.element.policy) }) {
+            if let value, SchedulingPolicy(rawValue: value) == nil { throw fail("'\(key)' must be mux, spatial or temporal, got '\(value)'") }
+        }
+        for (key, value) in [("kv_cache_memory", kvCacheMemory)] + (units ?? []).enumerated().map({ ("units[\($0.offset)].kv_cache_memory", $0.element.kvCacheMemory) }) {
+            if let value, ByteSize(argument: value) == nil { throw fail("'\(key)' is not a size like 512MiB: '\(value)'") }
+        }
+        var placed = Set<String>()
+        for (index, unit) in (units ?? []).enumerated() {
+            guard !unit.models.isEmpty else { throw fail("units[\(index)].models is empty") }
+            for name in unit.models {
+                guard names.contains(name) else { throw fail("units[\(index)] names model '\(name)', which 'models' does not define") }
+                guard placed.insert(name).inserted else { throw fail("model '\(name)' is in two units; replicas belong in separate servers behind `llmux gateway`") }
+            }
+            let devices = unit.devices ?? ["cpu"]
+            guard devices.count == 1 else {
+                throw fail("units[\(index)].devices has \(devices.count) devices; tensor-parallel meshes are not supported yet, give one device per unit")
+            }
+            guard DeviceChoice(argument: devices[0]) != nil else { throw fail("units[\(index)].devices: '\(devices[0])' is not cpu or cuda:N") }
+        }
+        if units != nil, placed.count < names.count {
+            let missing = names.subtracting(placed).sorted()
+            throw fail("models \(missing.joined(separator: ", ")) are in no unit")
+        }
+    }
+}
+
+/// One unit as `llmux serve` starts it.
+struct ResolvedUnit {
+    let device: String
+    let models: [ServeConfig.Model]
+    let kvCacheBytes: Int
+    let policy: SchedulingPolicy
+}
+
+private func keyPath(_ path: [any CodingKey]) -> String {
+    path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+}

@@ -1,0 +1,75 @@
+"""`llmux serve --config` with two units, checked against transformers' golden outputs.
+
+The golden fixtures (Tests/Fixtures/golden, made by scripts/fixtures/make_golden.py) hold
+random-weight checkpoints and transformers' fp32 greedy tokens with top-5 log-probabilities;
+served through the OpenAI API they must come back the same.
+"""
+import json
+import os
+
+import openai
+import pytest
+
+from conftest import ROOT, Server
+
+GOLDEN = os.path.join(ROOT, "Tests", "Fixtures", "golden")
+
+
+@pytest.fixture(scope="module")
+def two_units(tmp_path_factory):
+    config = tmp_path_factory.mktemp("config") / "llmux.yaml"
+    config.write_text(f"""
+policy: mux
+kv_cache_memory: 64MiB
+models:
+  - {{name: llama, path: {GOLDEN}/llama-bf16, rate: 2.0}}
+  - {{name: qwen, path: {GOLDEN}/qwen2-bf16, rate: 0.5}}
+  - {{name: mistral, path: {GOLDEN}/mistral-f16}}
+units:
+  - {{devices: [cpu], models: [llama, qwen]}}
+  - {{devices: [cpu], models: [mistral], kv_cache_memory: 16MiB, policy: temporal}}
+""")
+    srv = Server("--config", str(config))
+    yield srv
+    assert srv.stop() == 0, "".join(srv.stderr_lines[-20:])
+
+
+def golden_cases(name):
+    with open(os.path.join(GOLDEN, name, "golden.json")) as f:
+        return json.load(f)["cases"]
+
+
+@pytest.mark.parametrize("model,fixture", [("llama", "llama-bf16"), ("qwen", "qwen2-bf16"), ("mistral", "mistral-f16")])
+def test_completions_match_transformers(two_units, model, fixture):
+    client = openai.OpenAI(base_url=two_units.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+    for case in golden_cases(fixture):
+        steps = case["steps"]
+        response = client.completions.create(
+            model=model, prompt=case["prompt_token_ids"], max_tokens=len(steps), temperature=0, logprobs=5,
+            extra_body={"ignore_eos": True, "return_tokens_as_token_ids": True})
+        choice = response.choices[0]
+        got_ids = [int(token.split(":")[1]) for token in choice.logprobs.tokens]
+        assert got_ids == [s["token_id"] for s in steps], f"{model}, prompt of {len(case['prompt_token_ids'])}"
+        for got, step in zip(choice.logprobs.token_logprobs, steps):
+            assert abs(got - step["logprob"]) < 1e-3
+        for got_top, step in zip(choice.logprobs.top_logprobs, steps):
+            for entry in step["top"]:
+                assert abs(got_top[f"token_id:{entry['token_id']}"] - entry["logprob"]) < 1e-3
+        assert response.usage.prompt_tokens == len(case["prompt_token_ids"])
+        assert response.usage.completion_tokens == len(steps)
+
+
+def test_models_of_every_unit_are_listed(two_units):
+    client = openai.OpenAI(base_url=two_units.url + "/v1", api_key="unused", max_retries=0)
+    assert sorted(m.id for m in client.models.list().data) == ["llama", "mistral", "qwen"]
+
+
+def test_bad_config_names_file_and_key(tmp_path):
+    import subprocess
+    from conftest import llmux_binary
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"models:\n  - {{name: a, path: {GOLDEN}/llama-bf16}}\nunits:\n  - {{models: [a, b]}}\n")
+    result = subprocess.run([llmux_binary(), "serve", "--config", str(config), "--port", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "bad.yaml" in result.stderr and "'b'" in result.stderr
