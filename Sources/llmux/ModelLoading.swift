@@ -34,21 +34,35 @@ func openTokenizer(_ path: String) throws -> Tokenizer? {
     return try Tokenizer(directory: directory)
 }
 
-/// The built-in demo model: a small random-weight Llama written once into the cache folder.
-func demoModelPath() throws -> String {
+/// The built-in demo models: small random-weight checkpoints of the three architectures, in
+/// different sizes, written once into the cache folder (`$LLMUX_CACHE`, else the temporary
+/// directory). "demo" is the Llama one, which `generate --demo` uses.
+func demoModels() throws -> [(name: String, path: String)] {
     let base = ProcessInfo.processInfo.environment["LLMUX_CACHE"].map { URL(fileURLWithPath: $0) }
         ?? FileManager.default.temporaryDirectory.appendingPathComponent("llmux-cache")
-    let directory = base.appendingPathComponent("demo-tiny-llama-v1")
-    if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) {
-        guard let preset = ModelPreset.all["tiny-llama"] else { throw LLMuxError.engine("the tiny-llama preset is missing") }
-        let staging = base.appendingPathComponent("demo-staging-\(ProcessInfo.processInfo.processIdentifier)")
-        try? FileManager.default.removeItem(at: staging)
-        try ModelMaker.write(MakeModelOptions(config: preset.config, dtype: .bf16, seed: 1, weightScale: 0.5), to: staging, progress: nil)
-        try? FileManager.default.removeItem(at: directory)
-        try FileManager.default.moveItem(at: staging, to: directory)
+    let shapes: [(name: String, preset: String, layers: Int)] = [
+        ("demo", "tiny-llama", 2), ("demo-qwen2", "tiny-qwen2", 4), ("demo-mistral", "tiny-mistral", 3),
+    ]
+    return try shapes.map { shape in
+        let directory = base.appendingPathComponent("\(shape.name)-v2")
+        if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) {
+            guard var config = ModelPreset.all[shape.preset]?.config else { throw LLMuxError.engine("the \(shape.preset) preset is missing") }
+            config.layerCount = shape.layers
+            // Write next to the target and rename, so a concurrent or interrupted start never sees half a model.
+            let staging = base.appendingPathComponent("\(shape.name)-staging-\(ProcessInfo.processInfo.processIdentifier)")
+            try? FileManager.default.removeItem(at: staging)
+            try ModelMaker.write(MakeModelOptions(config: config, dtype: .bf16, seed: 1, weightScale: 0.5), to: staging, progress: nil)
+            if !FileManager.default.fileExists(atPath: directory.path) {
+                try? FileManager.default.moveItem(at: staging, to: directory)
+            }
+            try? FileManager.default.removeItem(at: staging)
+        }
+        return (shape.name, directory.path)
     }
-    return directory.path
 }
+
+/// The Llama demo model's directory.
+func demoModelPath() throws -> String { try demoModels()[0].path }
 
 /// KV-cache bytes that hold `tokens` tokens of `config` on the CPU (fp32), plus a page of slack.
 func kvBytes(forTokens tokens: Int, config: ModelConfig) -> Int {

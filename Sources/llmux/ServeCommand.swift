@@ -22,7 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("model"), help: "NAME=PATH of a Hugging Face checkpoint directory (repeatable).")
     var models: [String] = []
-    @Flag(help: "Serve the built-in demo model as \"demo\".")
+    @Flag(help: "Serve the built-in demo models (\"demo\", a Llama; \"demo-qwen2\"; \"demo-mistral\") on one unit.")
     var demo = false
     @Option(help: "A llmux.yaml with models, rates and units (see docs/serve-config.md); replaces --model and --demo.")
     var config: String?
@@ -57,7 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard SchedulingPolicy(rawValue: policy) != nil else { throw ValidationError("--policy must be mux, spatial or temporal") }
         var names = Set<String>()
-        if demo { names.insert("demo") }
+        if demo { names.formUnion(["demo", "demo-qwen2", "demo-mistral"]) }
         for entry in models {
             guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex, entry.index(after: equals) != entry.endIndex else {
                 throw ValidationError("--model takes NAME=PATH, got '\(entry)'")
@@ -85,7 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
                 let equals = entry.firstIndex(of: "=")!
                 return ServeConfig.Model(name: String(entry[..<equals]), path: String(entry[entry.index(after: equals)...]), rate: nil)
             }
-            if demo { entries.insert(ServeConfig.Model(name: "demo", path: try demoModelPath(), rate: nil), at: 0) }
+            if demo { entries.insert(contentsOf: try demoModels().map { ServeConfig.Model(name: $0.name, path: $0.path, rate: nil) }, at: 0) }
             units = [ResolvedUnit(device: device.description, models: entries, kvCacheBytes: kvCacheMemory.bytes,
                                   policy: SchedulingPolicy(rawValue: policy)!)]
         }

@@ -32,7 +32,7 @@ def post(server, path, body, key=API_KEY, **kwargs):
 def test_health_and_models(server, client):
     assert httpx.get(server.url + "/health").status_code == 200
     models = client.models.list()
-    assert [m.id for m in models.data] == ["demo"]
+    assert [m.id for m in models.data] == ["demo", "demo-qwen2", "demo-mistral"]
 
 
 def test_completion_matches_generate(client):
@@ -233,7 +233,7 @@ def test_metrics(server, client):
 def test_graceful_shutdown_drains_streams():
     srv = Server("--demo", "--model", "second=" + _demo_path())
     try:
-        assert "(models: demo, second)" in "".join(srv.stdout_lines)
+        assert "(models: demo, demo-qwen2, demo-mistral, second)" in "".join(srv.stdout_lines)
         with httpx.stream("POST", srv.url + "/v1/completions",
                           json={"model": "second", "prompt": PROMPT, "max_tokens": 400, "stream": True,
                                 "ignore_eos": True}, timeout=60) as response:
@@ -254,3 +254,10 @@ def _demo_path():
     import os
     base = os.environ.get("LLMUX_CACHE") or "/tmp/llmux-cache"
     return os.path.join(base, "demo-tiny-llama-v1")
+
+
+def test_demo_models_of_every_architecture_answer(client):
+    for model in ["demo", "demo-qwen2", "demo-mistral"]:
+        chat = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+        assert chat.choices[0].finish_reason in ("stop", "length")
+        assert chat.usage.completion_tokens <= 4
