@@ -1,5 +1,7 @@
 // Persistent thread pool: workers spin briefly on a generation counter, then sleep on a condvar.
-// The calling thread takes part as worker 0. Dispatches from different threads are serialised.
+// A dispatch is cut into `nth` slices that threads claim from a shared word, the calling thread
+// included, so a worker that the OS has not scheduled (a busy, shared machine) costs nothing: the
+// caller runs its slice too. Dispatches from different threads are serialised.
 #define _GNU_SOURCE
 #include "llmux_kernels.h"
 #include "kernels_internal.h"
@@ -12,13 +14,15 @@
 #include <unistd.h>
 
 #define LLMUX_MAX_THREADS 256
-#define LLMUX_SPIN_NS 200000  // how long an idle worker spins before sleeping
+#define LLMUX_SPIN_NS 200000
+#define LLMUX_SLICES_PER_THREAD 1  // how long an idle worker spins before sleeping
 
 typedef struct {
     pthread_mutex_t lock;          // protects sleeping / condvar handshake
     pthread_cond_t wake;
     _Atomic uint64_t generation;   // bumped once per dispatch
-    _Atomic int done;              // workers finished with the current generation
+    _Atomic uint64_t claim;        // generation (32 bits) | slices (16) | next slice (16)
+    _Atomic int slices_done;       // slices of the current dispatch finished
     _Atomic int shutdown;
     int n_workers;                 // threads besides the caller
     pthread_t threads[LLMUX_MAX_THREADS];
@@ -55,6 +59,30 @@ static inline uint64_t now_ns(void) {
 
 typedef struct { llmux_pool *pool; int index; } worker_arg;
 
+// Claims the next slice of dispatch `gen`, or returns -1 when it has none left (or is over).
+// A successful claim proves the dispatch is still running, so fn and ctx are still its own.
+static int claim_slice(llmux_pool *pool, uint32_t gen, int *nth) {
+    uint64_t v = atomic_load_explicit(&pool->claim, memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(v >> 32) != gen) return -1;
+        int slices = (int)((v >> 16) & 0xffffu), next = (int)(v & 0xffffu);
+        if (next >= slices) return -1;
+        if (atomic_compare_exchange_weak_explicit(&pool->claim, &v, v + 1, memory_order_acq_rel, memory_order_acquire)) {
+            *nth = slices;
+            return next;
+        }
+    }
+}
+
+// Runs slices of dispatch `gen` until none is left.
+static void run_slices(llmux_pool *pool, uint32_t gen) {
+    int nth = 0, slice;
+    while ((slice = claim_slice(pool, gen, &nth)) >= 0) {
+        pool->fn(pool->ctx, slice, nth);
+        atomic_fetch_add_explicit(&pool->slices_done, 1, memory_order_acq_rel);
+    }
+}
+
 static void *worker_main(void *p) {
     worker_arg a = *(worker_arg *)p;
     free(p);
@@ -79,9 +107,7 @@ static void *worker_main(void *p) {
         }
         seen = g;
         if (atomic_load_explicit(&pool->shutdown, memory_order_acquire)) break;
-        int ith = a.index;
-        if (ith < pool->nth) pool->fn(pool->ctx, ith, pool->nth);
-        atomic_fetch_add_explicit(&pool->done, 1, memory_order_acq_rel);
+        run_slices(pool, (uint32_t)g);
     }
     llmux_internal_thread_exit();
     return NULL;
@@ -161,18 +187,20 @@ void llmux_parallel(llmux_task_fn fn, void *ctx, int max_threads) {
         return;
     }
     pool->fn = fn; pool->ctx = ctx; pool->nth = nth;
-    atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->slices_done, 0, memory_order_relaxed);
+    uint64_t gen = atomic_load_explicit(&pool->generation, memory_order_relaxed) + 1;
+    atomic_store_explicit(&pool->claim, ((gen & 0xffffffffu) << 32) | ((uint64_t)nth << 16), memory_order_release);
     pthread_mutex_lock(&pool->lock);
     atomic_fetch_add_explicit(&pool->generation, 1, memory_order_acq_rel);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     t_in_pool = 1;
-    fn(ctx, 0, nth);
+    run_slices(pool, (uint32_t)gen);
     t_in_pool = 0;
     unsigned spins = 0;
-    while (atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n_workers) {
+    while (atomic_load_explicit(&pool->slices_done, memory_order_acquire) < nth) {
         cpu_relax();
-        if (++spins > (1u << 16)) sched_yield();
+        if (++spins > (1u << 12)) sched_yield();
     }
     pthread_mutex_unlock(&g_dispatch);
 }

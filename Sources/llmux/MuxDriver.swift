@@ -118,6 +118,13 @@ struct MuxBenchResult: Codable {
                                 run.policy, run.rate, o.completed, o.requests, o.requestsPerSecond, o.tokensPerSecond,
                                 o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100))
         }
+        lines.append("per model (req/s, SLO@5):")
+        for run in runs {
+            let cells = zip(models, run.perModel).map { name, summary in
+                String(format: "%@ %.2f %3.0f%%", name, summary.requestsPerSecond, summary.sloAttainment5 * 100)
+            }
+            lines.append(String(format: "  %-8@ %4.1f/s: ", run.policy, run.rate) + cells.joined(separator: " | "))
+        }
         if runs.contains(where: { $0.policy == "mux" }) {
             for other in ["spatial", "temporal"] {
                 let pairs = runs.filter { $0.policy == other }.compactMap { run -> String? in
