@@ -14,8 +14,7 @@
 #include <unistd.h>
 
 #define LLMUX_MAX_THREADS 256
-#define LLMUX_SPIN_NS 200000
-#define LLMUX_SLICES_PER_THREAD 1  // how long an idle worker spins before sleeping
+#define LLMUX_SPIN_NS 200000  // how long an idle worker spins before sleeping
 
 typedef struct {
     pthread_mutex_t lock;          // protects sleeping / condvar handshake
