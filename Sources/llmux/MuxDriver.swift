@@ -114,16 +114,17 @@ struct MuxBenchResult: Codable {
         lines.append("policy   | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10")
         for run in runs {
             let o = run.overall
-            lines.append(String(format: "%-8@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%",
-                                run.policy, run.rate, o.completed, o.requests, o.requestsPerSecond, o.tokensPerSecond,
+            lines.append(String(format: "%@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%",
+                                run.policy.padding(toLength: 8, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests, o.requestsPerSecond, o.tokensPerSecond,
                                 o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100))
         }
         lines.append("per model (req/s, SLO@5):")
         for run in runs {
             let cells = zip(models, run.perModel).map { name, summary in
-                String(format: "%@ %.2f %3.0f%%", name, summary.requestsPerSecond, summary.sloAttainment5 * 100)
+                summary.requests == 0 ? "\(name) -" : String(format: "%@ %.2f %3.0f%%", name, summary.requestsPerSecond, summary.sloAttainment5 * 100)
             }
-            lines.append(String(format: "  %-8@ %4.1f/s: ", run.policy, run.rate) + cells.joined(separator: " | "))
+            lines.append("  " + run.policy.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: " %4.1f/s: ", run.rate)
+                         + cells.joined(separator: " | "))
         }
         if runs.contains(where: { $0.policy == "mux" }) {
             for other in ["spatial", "temporal"] {
