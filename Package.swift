@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
         .target(name: "LLMuxCore"),
@@ -29,8 +30,10 @@ let package = Package(
         .target(name: "Models", dependencies: ["LLMuxCore", "Compute"]),
         .target(name: "Engine", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Tokenization"]),
         .target(name: "Bench", dependencies: ["LLMuxCore"]),
+        .target(name: "Placement", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Bench"]),
         .executableTarget(name: "llmux", dependencies: [
             "LLMuxCore", "KVMemory", "Scheduling", "Tokenization", "Compute", "Models", "Engine", "Bench",
+            "Placement", .product(name: "Yams", package: "Yams"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "LLMuxCoreTests", dependencies: ["LLMuxCore"]),
@@ -40,6 +43,7 @@ let package = Package(
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "CLLMuxKernels"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Compute", "LLMuxCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
+        .testTarget(name: "PlacementTests", dependencies: ["Placement", "Scheduling", "KVMemory", "LLMuxCore", "Bench"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "KVMemory", "Scheduling", "LLMuxCore", "Models", "Compute", "Tokenization"]),
     ],
     swiftLanguageModes: [.v6]
