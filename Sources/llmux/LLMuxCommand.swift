@@ -11,7 +11,8 @@ struct LLMuxCommand: ParsableCommand {
             or point `--model` at a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
             `llmux make-model` writes random-weight checkpoints of real architectures and sizes.
             """,
-        subcommands: [GenerateCommand.self, MakeModelCommand.self, BenchCommand.self])
+        subcommands: [GenerateCommand.self, MakeModelCommand.self, BenchCommand.self,
+                      PlanCommand.self, SimulateCommand.self, ProfileCommand.self])
 }
 
 /// `llmux bench …`.
