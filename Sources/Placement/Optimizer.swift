@@ -465,8 +465,22 @@ struct Search {
             return false
         }
         if let mixes = meshMixes(limit: 2000, maxMeshes: items.count) {
+            // Few mixes: each one, and on small instances every assignment (exact).
+            let assignments = mixes.reduce(0.0) { $0 + pow(Double($1.count), Double(items.count)) }
+            if assignments <= Double(optimizer.settings.exactSearchLimit) {
+                for mix in mixes { exhaustive(items: items, sizes: mix, best: &best, bestScore: &bestScore) }
+            }
+            // MuxServe's order (computation need, largest first) as a second greedy order.
+            let scale = optimizer.models.map { (Double($0.shape.parameterCount) / 6.7e9).rounded() }
+            let second = items.indices.sorted {
+                (items[$0].rate * scale[items[$0].model], scale[items[$0].model]) > (items[$1].rate * scale[items[$1].model], scale[items[$1].model])
+            }
             for mix in mixes {
                 _ = consider(mix, &self)
+                if let layout = greedy(items: items, order: second, sizes: mix.sorted(by: >), objective: .goodput, candidateLimit: limit) {
+                    let score = total(layout, .goodput)
+                    if score > bestScore * (1 + 1e-9) + 1e-12 { best = layout; bestScore = score }
+                }
                 if Date().timeIntervalSince(start) > budget { break }
             }
         } else {
@@ -487,6 +501,32 @@ struct Search {
         return layout
     }
 
+    /// Every assignment of `items` to meshes of `sizes` (small instances only).
+    mutating func exhaustive(items: [Item], sizes: [Int], best: inout Layout?, bestScore: inout Double) {
+        candidates += 1
+        var assignment = [Int](repeating: 0, count: items.count)
+        func go(_ i: Int, _ search: inout Search) {
+            if i == items.count {
+                var meshes = sizes.map { Mesh(size: $0) }
+                for (item, m) in assignment.enumerated() {
+                    if meshes[m].size < items[item].minMesh { return }
+                    if meshes[m].items.contains(where: { items[$0].model == items[item].model }) { return }
+                    meshes[m].items.append(item)
+                }
+                var score = 0.0
+                for m in meshes.indices where !meshes[m].items.isEmpty {
+                    guard let e = search.estimate(size: meshes[m].size, items: meshes[m].items, in: items) else { return }
+                    meshes[m].estimate = e
+                    score += Objective.goodput.score(e)
+                }
+                if score > bestScore * (1 + 1e-9) + 1e-12 { best = Layout(items: items, meshes: meshes); bestScore = score }
+                return
+            }
+            for m in sizes.indices { assignment[i] = m; go(i + 1, &search) }
+        }
+        go(0, &self)
+    }
+
     /// Local search: move single items between meshes while the SLO goodput grows.
     mutating func improve(_ layout: inout Layout, deadline: Date) {
         let objective = Objective.goodput
@@ -500,7 +540,13 @@ struct Search {
                     if !remaining.isEmpty && sourceAfter == nil { continue }
                     let before = objective.score(layout.meshes[source].estimate)
                     var best: (Int, UnitEstimate, Double)?
-                    for target in layout.meshes.indices where target != source && layout.meshes[target].size >= layout.items[item].minMesh {
+                    // Large layouts: only the least loaded meshes are tried as targets.
+                    var targets = Array(layout.meshes.indices)
+                    if targets.count > 64 {
+                        targets.sort { (layout.meshes[$0].estimate?.utilization ?? 0) < (layout.meshes[$1].estimate?.utilization ?? 0) }
+                        targets = Array(targets.prefix(16))
+                    }
+                    for target in targets where target != source && layout.meshes[target].size >= layout.items[item].minMesh {
                         let mesh = layout.meshes[target]
                         if mesh.items.contains(where: { layout.items[$0].model == layout.items[item].model }) { continue }
                         guard let after = estimate(size: mesh.size, items: mesh.items + [item], in: layout.items) else { continue }

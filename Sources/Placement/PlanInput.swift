@@ -86,10 +86,13 @@ public struct PlanSettings: Sendable, Codable, Equatable {
     public var maxSequencesPerStep: Int
     /// Seconds the optimizer may spend on mesh mixes before it stops trying more.
     public var timeBudget: Double
+    /// Instances with at most this many (mesh mix, assignment) pairs are solved exactly.
+    public var exactSearchLimit: Int
 
     /// Settings.
     public init(sloScale: Double = 5, minimumSequences: Int = 4, maxTokensPerStep: Int = 2048, maxSequencesPerStep: Int = 256,
-                timeBudget: Double = 30) {
+                timeBudget: Double = 30, exactSearchLimit: Int = 20_000) {
+        self.exactSearchLimit = exactSearchLimit
         self.sloScale = sloScale
         self.minimumSequences = minimumSequences
         self.maxTokensPerStep = maxTokensPerStep

@@ -173,7 +173,8 @@ public struct ClusterSimulator {
         var shares: [ModelID: Double] = [:]
         for model in unit.models {
             entries[ModelID(model.name)] = estimator.entry(model.modelIndex, meshSize: unit.meshSize)
-            shares[ModelID(model.name)] = model.smShare
+            // Spatial plans give each model its slice; other units split evenly when simulated spatially.
+            shares[ModelID(model.name)] = unit.policy == .spatial ? model.smShare : 1 / Double(unit.models.count)
         }
         let prefillShare = unit.prefillShare
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How a unit's jobs share its devices in one step (the simulator's `StepTiming` follows it).
 public enum UnitPolicy: String, Sendable, Codable, CaseIterable {
     /// Prefill jobs on one SM partition, decode jobs on the other, both at once.
@@ -161,8 +163,11 @@ public struct UnitEstimator: Sendable {
             for _ in 0..<80 {
                 var total = 0.0
                 for i in items.indices {
-                    batches[i] = min(caps[i], max(phi * items[i].rate * specs[i].outputMean * x, items[i].rate > 0 ? 1 : 0))
-                    decode[i] = batches[i] > 0 ? costs[i].decode(batch: batches[i], context: contexts[i], share: decodeShare) : 0
+                    // Sequences decoding at once (Little's law); a model with fewer than one on
+                    // average runs a decode job only in the steps where it has one.
+                    batches[i] = min(caps[i], phi * items[i].rate * specs[i].outputMean * x)
+                    let active = batches[i] > 0 ? 1 - exp(-batches[i]) : 0
+                    decode[i] = active > 0 ? active * costs[i].decode(batch: max(1, batches[i] / active), context: contexts[i], share: decodeShare) : 0
                     total += decode[i]
                 }
                 var excessLoad = 0.0

@@ -19,5 +19,5 @@ struct LLMuxCommand: ParsableCommand {
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print their reference measured in the same run.",
-        subcommands: [BenchEngineCommand.self, BenchMuxCommand.self])
+        subcommands: [BenchEngineCommand.self, BenchMuxCommand.self, BenchPlacementCommand.self])
 }

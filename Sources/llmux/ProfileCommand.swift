@@ -20,7 +20,8 @@ struct ProfileCommand: ParsableCommand {
     @Option(name: .customLong("model"), help: "NAME=PATH of a checkpoint, or NAME=PRESET for a roofline (repeat).") var models: [String] = []
     @Option(help: "Write the table here.") var out = "cost-table.json"
     @Option(help: "CPU threads (default: all cores).") var threads: Int?
-    @Option(help: "Timed repetitions per point (the median is kept).") var repeats = 3
+    @Option(help: "Timed repetitions per point and pass.") var repeats = 3
+    @Option(help: "Passes over the whole grid; the median of every pass's samples is kept, so a burst of load from other processes moves it less.") var passes = 3
     @Option(help: "Comma-separated prefill chunk lengths.") var tokens = "1,16,32,64,128,256,512"
     @Option(help: "Comma-separated decode batch sizes.") var batches = "1,2,4,8,16,32,64"
     @Option(help: "Comma-separated decode context lengths.") var contexts = "16,128,512,1024"
@@ -69,8 +70,8 @@ struct ProfileCommand: ParsableCommand {
             var cache = KVCacheManager(pageCount: runner.pageCount, tokensPerPageByModel: [id: runner.tokensPerPage(for: id)])
             let vocab = config.vocabSize
 
-            /// Median seconds of executing one job of `sequences` (query tokens, context after the job).
-            func time(_ sequences: [(query: Int, context: Int)], phase: JobPhase) throws -> Double {
+            /// Seconds of executing one job of `sequences` (query tokens, context after the job), `repeats` times.
+            func time(_ sequences: [(query: Int, context: Int)], phase: JobPhase) throws -> [Double] {
                 var job = JobPlan(model: id, phase: phase, tokenIDs: [], positions: [], slotMapping: [], sequences: [])
                 for (index, sequence) in sequences.enumerated() {
                     let sid = SequenceID(UInt64(index + 1))
@@ -96,22 +97,32 @@ struct ProfileCommand: ParsableCommand {
                     _ = try runner.execute(plan)
                     samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                 }
-                return samples.sorted()[samples.count / 2]
+                return samples
             }
+            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
-            report("profiling \(name): prefill …")
-            let prefill = try tokenGrid.map { try time([(query: $0, context: $0)], phase: .prefill) }
-            report("profiling \(name): decode …")
-            let decode = try batchGrid.map { batch in
-                try contextGrid.map { context in try time(Array(repeating: (query: 1, context: context), count: batch), phase: .decode) }
+            var prefillSamples = tokenGrid.map { _ in [Double]() }
+            var decodeSamples = batchGrid.map { _ in contextGrid.map { _ in [Double]() } }
+            for pass in 0..<max(1, passes) {
+                report("profiling \(name): pass \(pass + 1) of \(max(1, passes)) …")
+                for (i, tokens) in tokenGrid.enumerated() {
+                    prefillSamples[i] += try time([(query: tokens, context: tokens)], phase: .prefill)
+                }
+                for (i, batch) in batchGrid.enumerated() {
+                    for (j, context) in contextGrid.enumerated() {
+                        decodeSamples[i][j] += try time(Array(repeating: (query: 1, context: context), count: batch), phase: .decode)
+                    }
+                }
             }
+            let prefill = prefillSamples.map(median)
+            let decode = decodeSamples.map { $0.map(median) }
             entries.append(CostEntry(model: name, meshSize: 1, smShares: [1.0], prefillTokens: tokenGrid.map(Double.init),
                                      prefillSeconds: [prefill], decodeBatches: batchGrid.map(Double.init),
                                      decodeContexts: contextGrid.map(Double.init), decodeSeconds: [decode]))
         }
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "?"
         return CostTable(device: "cpu", source: .measured, note: """
-            Measured by `llmux profile` on \(backend.deviceName) through ModelRunner.execute (median of \(repeats) after a warm-up; \
+            Measured by `llmux profile` on \(backend.deviceName) through ModelRunner.execute (median of \(passes) passes × \(repeats) runs, each after a warm-up; \
             load average \(load) at the end). The CPU has no SM partitions: share 1.0 only.
             """, entries: entries)
     }

@@ -52,6 +52,11 @@ import Testing
         let goodput = plan.units.flatMap(\.models).reduce(0) { $0 + $1.estimatedThroughput * $1.estimatedSLOAttainment }
         // Replicas may do better than any single-copy assignment; never worse.
         #expect(goodput >= optimum * (1 - 1e-6))
+        // The heuristic alone (greedy over every mesh mix plus local search) finds it too.
+        let heuristic = try PlacementOptimizer(cluster: cluster, models: models, table: table,
+                                               settings: PlanSettings(exactSearchLimit: 0)).plan(.llmux)
+        let heuristicGoodput = heuristic.units.flatMap(\.models).reduce(0) { $0 + $1.estimatedThroughput * $1.estimatedSLOAttainment }
+        #expect(heuristicGoodput >= optimum * (1 - 1e-6))
         #expect(plan.units.allSatisfy { $0.meshSize <= 4 })
         let muxserve = try optimizer.plan(.muxserve)
         let muxGoodput = muxserve.units.flatMap(\.models).reduce(0) { $0 + $1.estimatedThroughput * $1.estimatedSLOAttainment }
