@@ -447,10 +447,21 @@ struct Search {
         return result.filter { PlacementOptimizer.assignGPUs(sizes: $0.sorted(by: >), hosts: cluster.hosts, perHost: cluster.gpusPerHost) != nil }
     }
 
+    /// Searches with popular models replicated and without, and keeps the better layout.
     mutating func llmux() throws -> Layout {
-        let start = Date()
+        let replicated = replicate()
+        let single = baseItems()
         let budget = optimizer.settings.timeBudget
-        let items = replicate()
+        var layouts: [Layout] = []
+        if replicated.count != single.count, let layout = try? llmux(items: replicated, budget: budget / 2) { layouts.append(layout) }
+        if let layout = try? llmux(items: single, budget: layouts.isEmpty ? budget : budget / 2) { layouts.append(layout) }
+        guard let best = layouts.max(by: { total($0, .goodput) < total($1, .goodput) }) else { throw infeasible() }
+        return best
+    }
+
+    mutating func llmux(items: [Item], budget: Double) throws -> Layout {
+        let start = Date()
+        cache = [:]  // keys are item indices, which differ between item sets
         let order = items.indices.sorted { (items[$0].minMesh, items[$0].need) > (items[$1].minMesh, items[$1].need) }
         let limit: Int? = items.count > 64 ? 12 : nil
         var best: Layout?

@@ -32,8 +32,8 @@ import Testing
                               decodeBatches: [1, 11], decodeContexts: [10, 110], decodeSeconds: [[[1, 2], [3, 5]]])
         #expect(entry.fused(prefillTokens: 0, decodeBatch: 11, decodeContext: 110) == 5)
         #expect(entry.fused(prefillTokens: 51, decodeBatch: 0, decodeContext: 0) == 6)
-        // 41 + 10 tokens of dense work (5.1 + 1 = 6.0 s) plus the decode tokens' extra attention (5 − 3).
-        #expect(abs(entry.fused(prefillTokens: 41, decodeBatch: 11, decodeContext: 110) - (6 + 2)) < 1e-12)
+        // 40 + 11 tokens of dense work (prefill of 51: 6 s) plus the decode tokens' extra attention (5 − 3).
+        #expect(abs(entry.fused(prefillTokens: 40, decodeBatch: 11, decodeContext: 110) - (6 + 2)) < 1e-12)
     }
 
     @Test func rooflineDecodeAtBatchOneIsBandwidthBoundAndPrefillComputeBound() {
@@ -47,8 +47,9 @@ import Testing
         let full = roofline.prefill(shape, tokens: 4096, meshSize: 1, share: 1)
         let half = roofline.prefill(shape, tokens: 4096, meshSize: 1, share: 0.5)
         #expect(abs((half - DeviceSpec.h100.jobOverhead) / (full - DeviceSpec.h100.jobOverhead) - 2) < 0.01)
-        // Tensor parallelism shortens a step but not below the all-reduces.
-        #expect(roofline.prefill(shape, tokens: 4096, meshSize: 4, share: 1) < full / 3)
+        // Tensor parallelism shortens a step, but the all-reduces keep it above a quarter.
+        let tp4 = roofline.prefill(shape, tokens: 4096, meshSize: 4, share: 1)
+        #expect(tp4 < full / 2 && tp4 > full / 4)
     }
 
     @Test func tableLookupFallsBackToShapeAndNearestMeshSize() throws {

@@ -25,7 +25,7 @@ enum Fixture {
 
     /// A one-unit plan of `models` (name, rate) on one device.
     static func plan(models: [(String, Double)], device: String, policy: UnitPolicy, prefillShare: Double = 1,
-                     kvBytes: Double = 64 << 20) -> PlacementPlan {
+                     kvBytes: Double = 67_108_864) -> PlacementPlan {
         let cluster = ClusterSpec(hosts: 1, gpusPerHost: 1, memoryPerGPU: 1e9, device: device)
         let specs = models.map { ModelSpec(name: $0.0, shape: small, rate: $0.1, promptMean: 8, outputMean: 4) }
         let planned = models.enumerated().map { index, model in
