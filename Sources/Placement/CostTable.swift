@@ -95,13 +95,17 @@ public struct CostTable: Sendable, Codable, Equatable {
     public var note: String
     /// One entry per model and mesh size.
     public var entries: [CostEntry]
+    /// Seconds an engine step costs beyond its jobs (scheduling, bookkeeping, streaming), added
+    /// once per simulated step; nil counts as 0.
+    public var stepOverhead: Double?
 
     /// A table.
-    public init(device: String, source: CostSource, note: String, entries: [CostEntry]) {
+    public init(device: String, source: CostSource, note: String, entries: [CostEntry], stepOverhead: Double? = nil) {
         self.device = device
         self.source = source
         self.note = note
         self.entries = entries
+        self.stepOverhead = stepOverhead
     }
 
     /// The entry for a model on a mesh size: by serving name, else by shape name; the exact mesh

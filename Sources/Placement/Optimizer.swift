@@ -455,6 +455,11 @@ struct Search {
         var layouts: [Layout] = []
         if replicated.count != single.count, let layout = try? llmux(items: replicated, budget: budget / 2) { layouts.append(layout) }
         if let layout = try? llmux(items: single, budget: layouts.isEmpty ? budget : budget / 2) { layouts.append(layout) }
+        // Where MuxServe's enumeration is cheap, its plan is one more candidate, judged by SLO goodput.
+        if Self.binomial(Self.hostSplits(cluster.gpusPerHost).count + cluster.hosts - 1, cluster.hosts) <= 1000 {
+            cache = [:]
+            if let layout = try? muxserve() { layouts.append(layout) }
+        }
         guard let best = layouts.max(by: { total($0, .goodput) < total($1, .goodput) }) else { throw infeasible() }
         return best
     }

@@ -177,6 +177,7 @@ public struct ClusterSimulator {
             shares[ModelID(model.name)] = unit.policy == .spatial ? model.smShare : 1 / Double(unit.models.count)
         }
         let prefillShare = unit.prefillShare
+        let overhead = table.stepOverhead ?? 0
 
         func stepSeconds(_ plan: StepPlan) -> Double {
             let loads = JobLoad.of(plan)
@@ -237,7 +238,7 @@ public struct ClusterSimulator {
                 now = max(now, workload[requests[next]].arrival)
                 continue
             }
-            now += stepSeconds(stepPlan)
+            now += stepSeconds(stepPlan) + overhead
             steps += 1
             var result = StepResult()
             for job in stepPlan.jobs {

@@ -1,10 +1,12 @@
 import ArgumentParser
 import Compute
+import Engine
 import Foundation
 import KVMemory
 import LLMuxCore
 import Models
 import Placement
+import Scheduling
 
 /// `llmux profile`: measures the cost table of a device (the CPU today), or writes a GPU's roofline.
 struct ProfileCommand: ParsableCommand {
@@ -61,6 +63,7 @@ struct ProfileCommand: ParsableCommand {
         let backend = CPUBackend(threads: threads)
         let tokenGrid = try list(tokens), batchGrid = try list(batches), contextGrid = try list(contexts)
         var entries: [CostEntry] = []
+        var overheads: [Double] = []
         for (name, path) in named {
             let checkpoint = try openCheckpoint(path)
             let id = ModelID(name)
@@ -116,6 +119,25 @@ struct ProfileCommand: ParsableCommand {
             }
             let prefill = prefillSamples.map(median)
             let decode = decodeSamples.map { $0.map(median) }
+            // Engine overhead: steps of the real engine loop on a decode batch of 8 minus the
+            // decode job they run, as just measured.
+            let engine = EngineCore(executor: runner, tokenizers: [:], limits: SchedulerLimits(maxTokensPerStep: 512, maxSequencesPerStep: 256))
+            for _ in 0..<8 {
+                try engine.add(GenerationRequest(model: id, promptTokens: (0..<16).map { TokenID(3 + $0) },
+                                                 parameters: SamplingParameters(maxTokens: 64, stopAtEOS: false)))
+            }
+            _ = engine.step()
+            var stepTimes: [Double] = []
+            for _ in 0..<40 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = engine.step()
+                stepTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            let decodeEntry = CostEntry(model: name, meshSize: 1, smShares: [1.0], prefillTokens: tokenGrid.map(Double.init),
+                                        prefillSeconds: [prefill], decodeBatches: batchGrid.map(Double.init),
+                                        decodeContexts: contextGrid.map(Double.init), decodeSeconds: [decode])
+            overheads.append(median(stepTimes) - decodeEntry.decode(batch: 8, context: 37))
+            while engine.hasWork { _ = engine.step() }
             entries.append(CostEntry(model: name, meshSize: 1, smShares: [1.0], prefillTokens: tokenGrid.map(Double.init),
                                      prefillSeconds: [prefill], decodeBatches: batchGrid.map(Double.init),
                                      decodeContexts: contextGrid.map(Double.init), decodeSeconds: [decode]))
@@ -124,6 +146,8 @@ struct ProfileCommand: ParsableCommand {
         return CostTable(device: "cpu", source: .measured, note: """
             Measured by `llmux profile` on \(backend.deviceName) through ModelRunner.execute (median of \(passes) passes × \(repeats) runs, each after a warm-up; \
             load average \(load) at the end). The CPU has no SM partitions: share 1.0 only.
-            """, entries: entries)
+            Step overhead: median over models of (an engine step on 8 decoding sequences − its decode job), \
+            per model \(overheads.map { String(format: "%.3f ms", $0 * 1000) }.joined(separator: ", ")).
+            """, entries: entries, stepOverhead: max(0, overheads.sorted()[overheads.count / 2]))
     }
 }
