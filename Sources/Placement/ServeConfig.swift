@@ -26,7 +26,8 @@ public enum ServeConfig {
             let devices = plan.cluster.device == "cpu" ? ["cpu"] : unit.gpus.map { "cuda:\($0)" }
             lines.append("  - devices: [\(devices.joined(separator: ", "))]")
             lines.append("    policy: \(unit.policy.rawValue)")
-            lines.append("    kv_cache_memory: \(Int(unit.kvBytes))")
+            lines.append("    kv_cache_memory: \(Int(unit.kvBytes))  # bytes over the unit's \(unit.gpus.count) device(s)")
+            lines.append("    kv_cache_memory_per_device: \(Int(unit.kvBytes) / max(1, unit.gpus.count))")
             lines.append("    prefill_sm_share: \(format(unit.prefillShare))")
             lines.append("    models:")
             for model in unit.models {

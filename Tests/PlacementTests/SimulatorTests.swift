@@ -70,3 +70,17 @@ import Testing
         #expect(result.overall.completed == 4)
     }
 }
+
+@Suite struct ServeConfigTests {
+    @Test func hostConfigListsModelsAndUnits() {
+        var plan = Fixture.plan(models: [("a", 2), ("b", 0.5)], device: "h100", policy: .mux, prefillShare: 0.5)
+        plan.models[0].path = "/models/a"
+        let yaml = ServeConfig.yaml(plan: plan, host: 0)
+        #expect(yaml.contains("  - name: \"a\"\n    path: \"/models/a\"\n    expected_rate: 2\n"))
+        #expect(yaml.contains("path: \"SET-PATH-OF-b\""))
+        #expect(yaml.contains("  - devices: [cuda:0]\n    policy: mux\n"))
+        #expect(yaml.contains("prefill_sm_share: 0.5"))
+        #expect(yaml.contains("kv_quota: "))
+        #expect(ServeConfig.yaml(plan: plan, host: 1).hasSuffix("units:\n"))
+    }
+}
