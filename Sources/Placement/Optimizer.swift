@@ -147,19 +147,23 @@ struct Search {
 
     init(optimizer: PlacementOptimizer) { self.optimizer = optimizer }
 
-    enum Objective {
+    enum Objective: Equatable {
         /// MuxServe: served requests per second.
         case throughput
-        /// LLMux: requests per second within the SLO, then throughput.
-        case goodput
+        /// LLMux: requests per second within the SLO, then throughput, then (with a positive
+        /// weight) lower latency: rate-weighted slowdown, capped.
+        case goodput(latencyWeight: Double)
         func score(_ e: UnitEstimate?) -> Double {
             guard let e else { return 0 }
             switch self {
             case .throughput: return e.throughput
-            case .goodput: return e.goodput + 0.05 * e.throughput
+            case .goodput(let weight):
+                let slowdown = weight > 0 ? e.models.reduce(0) { $0 + $1.throughput * min($1.slowdown, 20) } : 0
+                return e.goodput + 0.05 * e.throughput - weight * slowdown
             }
         }
     }
+    var goodput: Objective { .goodput(latencyWeight: optimizer.settings.latencyWeight) }
 
     mutating func estimate(size: Int, items: [Int], in all: [Item]) -> UnitEstimate? {
         guard !items.isEmpty else { return nil }
@@ -460,13 +464,14 @@ struct Search {
             cache = [:]
             if let layout = try? muxserve() { layouts.append(layout) }
         }
-        guard let best = layouts.max(by: { total($0, .goodput) < total($1, .goodput) }) else { throw infeasible() }
+        guard let best = layouts.max(by: { total($0, goodput) < total($1, goodput) }) else { throw infeasible() }
         return best
     }
 
     mutating func llmux(items: [Item], budget: Double) throws -> Layout {
         let start = Date()
         cache = [:]  // keys are item indices, which differ between item sets
+        let objective = goodput
         let order = items.indices.sorted { (items[$0].minMesh, items[$0].need) > (items[$1].minMesh, items[$1].need) }
         let limit: Int? = items.count > 64 ? 12 : nil
         var best: Layout?
@@ -475,8 +480,8 @@ struct Search {
         func consider(_ sizes: [Int], _ search: inout Search) -> Bool {
             let key = sizes.sorted(by: >)
             guard seen.insert(key).inserted else { return false }
-            guard let layout = search.greedy(items: items, order: order, sizes: key, objective: .goodput, candidateLimit: limit) else { return false }
-            let score = search.total(layout, .goodput)
+            guard let layout = search.greedy(items: items, order: order, sizes: key, objective: objective, candidateLimit: limit) else { return false }
+            let score = search.total(layout, objective)
             if score > bestScore * (1 + 1e-9) + 1e-12 { best = layout; bestScore = score; return true }
             return false
         }
@@ -493,8 +498,8 @@ struct Search {
             }
             for mix in mixes {
                 _ = consider(mix, &self)
-                if let layout = greedy(items: items, order: second, sizes: mix.sorted(by: >), objective: .goodput, candidateLimit: limit) {
-                    let score = total(layout, .goodput)
+                if let layout = greedy(items: items, order: second, sizes: mix.sorted(by: >), objective: objective, candidateLimit: limit) {
+                    let score = total(layout, objective)
                     if score > bestScore * (1 + 1e-9) + 1e-12 { best = layout; bestScore = score }
                 }
                 if Date().timeIntervalSince(start) > budget { break }
@@ -533,7 +538,7 @@ struct Search {
                 for m in meshes.indices where !meshes[m].items.isEmpty {
                     guard let e = search.estimate(size: meshes[m].size, items: meshes[m].items, in: items) else { return }
                     meshes[m].estimate = e
-                    score += Objective.goodput.score(e)
+                    score += search.goodput.score(e)
                 }
                 if score > bestScore * (1 + 1e-9) + 1e-12 { best = Layout(items: items, meshes: meshes); bestScore = score }
                 return
@@ -545,7 +550,7 @@ struct Search {
 
     /// Local search: move single items between meshes while the SLO goodput grows.
     mutating func improve(_ layout: inout Layout, deadline: Date) {
-        let objective = Objective.goodput
+        let objective = goodput
         for _ in 0..<3 {
             var moved = false
             for source in layout.meshes.indices {

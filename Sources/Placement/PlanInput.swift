@@ -88,11 +88,15 @@ public struct PlanSettings: Sendable, Codable, Equatable {
     public var timeBudget: Double
     /// Instances with at most this many (mesh mix, assignment) pairs are solved exactly.
     public var exactSearchLimit: Int
+    /// Weight of latency (rate-weighted slowdown) against SLO goodput in LLMux's objective; 0
+    /// leaves it out (see docs/BENCHMARKS.md for what a positive weight does).
+    public var latencyWeight: Double
 
     /// Settings.
     public init(sloScale: Double = 5, minimumSequences: Int = 4, maxTokensPerStep: Int = 2048, maxSequencesPerStep: Int = 256,
-                timeBudget: Double = 30, exactSearchLimit: Int = 20_000) {
+                timeBudget: Double = 30, exactSearchLimit: Int = 20_000, latencyWeight: Double = 0) {
         self.exactSearchLimit = exactSearchLimit
+        self.latencyWeight = latencyWeight
         self.sloScale = sloScale
         self.minimumSequences = minimumSequences
         self.maxTokensPerStep = maxTokensPerStep

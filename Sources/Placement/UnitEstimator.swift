@@ -18,6 +18,8 @@ public struct ModelEstimate: Sendable, Codable, Equatable {
     public var sloAttainment: Double
     /// Predicted mean end-to-end latency, seconds.
     public var latency: Double
+    /// Predicted latency over solo latency.
+    public var slowdown: Double
     /// Share of the decode partition's time this model's decode jobs use.
     public var decodeTimeShare: Double
     /// KV quota, bytes.
@@ -211,7 +213,7 @@ public struct UnitEstimator: Sendable {
             // Requests vary in length: full attainment up to 0.6 × scale, none past 1.6 × scale.
             let withinSLO = min(1, max(0, (1.6 * scale - slowdown) / scale))
             let attainment = fraction >= 0.999 ? withinSLO : withinSLO * fraction * fraction
-            estimates.append(ModelEstimate(throughput: served, sloAttainment: attainment, latency: latency,
+            estimates.append(ModelEstimate(throughput: served, sloAttainment: attainment, latency: latency, slowdown: slowdown,
                                            decodeTimeShare: decodeTimes[i] / decodeTotal, kvQuotaBytes: quotas[i]))
         }
         return UnitEstimate(models: estimates, stepTime: step, prefillShare: overlap ? prefillShare : 1, kvBytes: kv,

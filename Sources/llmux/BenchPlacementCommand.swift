@@ -27,6 +27,7 @@ struct BenchPlacementCommand: ParsableCommand {
     @Option(help: "Seconds of arrivals per simulation.") var duration = 30.0
     @Option(help: "SLO scale for planning (reports give 5 and 10).") var sloScale = 5.0
     @Option(help: "Workload seed.") var seed: UInt64 = 1
+    @Option(help: "Weight of latency against SLO goodput in LLMux's objective (0: off).") var latencyWeight = 0.0
     @Option(help: "Write all results as JSON here.") var json: String?
     @Option(help: "Write an SVG plot of SLO attainment against alpha here.") var plot: String?
     @Option(help: "Write an SVG plot of throughput against alpha here.") var throughputPlot: String?
@@ -66,7 +67,7 @@ struct BenchPlacementCommand: ParsableCommand {
             let workload = planOnly ? [] : SimulateCommand.workload(models: models, alpha: alpha, totalRate: models.reduce(0) { $0 + $1.rate },
                                                     duration: duration, promptMean: 161, outputMean: 338, maxTotalLength: 2048, seed: seed)
             for algorithm in algorithmList {
-                let settings = PlanSettings(sloScale: sloScale)
+                let settings = PlanSettings(sloScale: sloScale, latencyWeight: latencyWeight)
                 let plan: PlacementPlan
                 do {
                     plan = try PlacementOptimizer(cluster: cluster, models: models, table: table, settings: settings).plan(algorithm)

@@ -23,6 +23,7 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Folder for --emit config.") var configDir = "."
     @Option(help: "SLO: finish within this many times the solo latency.") var sloScale = 5.0
     @Option(help: "Seconds the optimizer may search.") var timeBudget = 30.0
+    @Option(help: "Weight of latency against SLO goodput in LLMux's objective (0: off).") var latencyWeight = 0.0
 
     func run() throws {
         guard let chosen = PlacementAlgorithm(rawValue: algorithm) else {
@@ -31,7 +32,8 @@ struct PlanCommand: ParsableCommand {
         let (clusterSpec, costPath) = try PlacementInput.cluster(cluster)
         let modelSpecs = try PlacementInput.models(models)
         let table = try PlacementInput.costTable(cost ?? costPath, cluster: clusterSpec, models: modelSpecs)
-        let settings = PlanSettings(sloScale: sloScale, maxTokensPerStep: clusterSpec.device == "cpu" ? 512 : 2048, timeBudget: timeBudget)
+        let settings = PlanSettings(sloScale: sloScale, maxTokensPerStep: clusterSpec.device == "cpu" ? 512 : 2048, timeBudget: timeBudget,
+                                    latencyWeight: latencyWeight)
         let plan: PlacementPlan
         do {
             plan = try PlacementOptimizer(cluster: clusterSpec, models: modelSpecs, table: table, settings: settings).plan(chosen)
