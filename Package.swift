@@ -38,8 +38,10 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        .target(name: "Placement", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Bench"]),
         .executableTarget(name: "llmux", dependencies: [
             "LLMuxCore", "KVMemory", "Scheduling", "Tokenization", "Compute", "Models", "Engine", "Bench", "Server",
+            "Placement",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -54,6 +56,7 @@ let package = Package(
             "Server", "OpenAIAPI", "Engine", "LLMuxCore", "Tokenization",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
+        .testTarget(name: "PlacementTests", dependencies: ["Placement", "Scheduling", "KVMemory", "LLMuxCore", "Bench"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "KVMemory", "Scheduling", "LLMuxCore", "Models", "Compute", "Tokenization"]),
     ],
     swiftLanguageModes: [.v6]

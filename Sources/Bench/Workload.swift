@@ -10,6 +10,14 @@ public struct WorkloadRequest: Sendable, Equatable, Codable {
     public let promptLength: Int
     /// Tokens to generate (EOS ignored, so outputs have exactly this length).
     public let outputLength: Int
+
+    /// A request.
+    public init(arrival: Double, modelIndex: Int, promptLength: Int, outputLength: Int) {
+        self.arrival = arrival
+        self.modelIndex = modelIndex
+        self.promptLength = promptLength
+        self.outputLength = outputLength
+    }
 }
 
 /// Settings of a synthetic multi-model workload (MuxServe §5.1: Poisson arrivals per model, rates

@@ -22,6 +22,21 @@ struct ServeConfig: Decodable, Equatable {
         var name: String
         var path: String
         var rate: Double?
+        enum CodingKeys: String, CodingKey { case name, path, rate, expectedRate = "expected_rate" }
+
+        init(name: String, path: String, rate: Double?) {
+            self.name = name
+            self.path = path
+            self.rate = rate
+        }
+
+        /// `rate` or `expected_rate` (what `llmux plan --emit config` writes).
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decode(String.self, forKey: .name)
+            path = try container.decode(String.self, forKey: .path)
+            rate = try container.decodeIfPresent(Double.self, forKey: .rate) ?? container.decodeIfPresent(Double.self, forKey: .expectedRate)
+        }
     }
 
     struct Unit: Decodable, Equatable {
@@ -30,6 +45,32 @@ struct ServeConfig: Decodable, Equatable {
         var kvCacheMemory: String?
         var policy: String?
         enum CodingKeys: String, CodingKey { case devices, models, kvCacheMemory = "kv_cache_memory", policy }
+
+        /// A model entry of a unit: a name, or an object with a `name` (plans add quotas and shares).
+        private struct NamedEntry: Decodable { var name: String }
+
+        init(devices: [String]?, models: [String], kvCacheMemory: String?, policy: String?) {
+            self.devices = devices
+            self.models = models
+            self.kvCacheMemory = kvCacheMemory
+            self.policy = policy
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            devices = try container.decodeIfPresent([String].self, forKey: .devices)
+            policy = try container.decodeIfPresent(String.self, forKey: .policy)
+            if let names = try? container.decode([String].self, forKey: .models) {
+                models = names
+            } else {
+                models = try container.decode([NamedEntry].self, forKey: .models).map(\.name)
+            }
+            if let bytes = try? container.decode(Int.self, forKey: .kvCacheMemory) {
+                kvCacheMemory = String(bytes)
+            } else {
+                kvCacheMemory = try container.decodeIfPresent(String.self, forKey: .kvCacheMemory)
+            }
+        }
     }
 
     var host: String?

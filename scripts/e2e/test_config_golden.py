@@ -73,3 +73,33 @@ def test_bad_config_names_file_and_key(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "bad.yaml" in result.stderr and "'b'" in result.stderr
+
+
+def test_plan_emitted_config_format_is_served(tmp_path):
+    """The shape `llmux plan --emit config` writes: expected_rate, unit models as objects, KV bytes."""
+    config = tmp_path / "serve-host-0.yaml"
+    config.write_text(f"""# from a plan
+models:
+  - name: "llama"
+    path: "{GOLDEN}/llama-bf16"
+    expected_rate: 1.5
+units:
+  - devices: [cpu]
+    policy: mux
+    kv_cache_memory: 8388608
+    prefill_sm_share: 0.5
+    models:
+      - name: "llama"
+        expected_rate: 1.5
+        kv_quota: 4194304
+        sm_share: 1
+""")
+    srv = Server("--config", str(config))
+    try:
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+        case = golden_cases("llama-bf16")[1]
+        response = client.completions.create(model="llama", prompt=case["prompt_token_ids"], max_tokens=3, temperature=0,
+                                             extra_body={"ignore_eos": True, "return_tokens_as_token_ids": True})
+        assert response.choices[0].text is not None and response.usage.completion_tokens == 3
+    finally:
+        assert srv.stop() == 0

@@ -1,0 +1,261 @@
+import Bench
+import Foundation
+import KVMemory
+import LLMuxCore
+import Scheduling
+
+/// How long one step of a unit takes, from its jobs' predicted latencies.
+///
+/// - `fused` (the CPU, every policy): the CPU has no SM partitions; the runner fuses each model's
+///   prefill and decode jobs into one pass and runs the models one after another, so a step takes
+///   the sum over models of one fused pass each (`CostEntry.fused`).
+/// - `partitioned` (mux on a GPU): prefill jobs run back to back on the prefill partition (the
+///   unit's `prefillShare` of the SMs) while decode jobs run back to back on the decode partition
+///   (the rest), both at once: the step takes the longer of the two partitions' sums.
+/// - `serial` (temporal on a GPU): every job in turn on the whole device: the sum.
+/// - `sliced` (spatial on a GPU): each model's fused pass on its own slice (`smShare`) at once:
+///   the longest.
+public enum StepTiming: String, Sendable, Codable {
+    case fused, partitioned, serial, sliced
+}
+
+/// The per-model totals of a step plan the cost model needs.
+struct JobLoad {
+    var prefillTokens = 0.0
+    var decodeBatch = 0.0
+    var decodeContextSum = 0.0
+    var decodeContext: Double { decodeBatch > 0 ? decodeContextSum / decodeBatch : 0 }
+
+    static func of(_ plan: StepPlan) -> [ModelID: JobLoad] {
+        var loads: [ModelID: JobLoad] = [:]
+        for job in plan.jobs {
+            var load = loads[job.model] ?? JobLoad()
+            for sequence in job.sequences {
+                // A fused job (temporal, spatial) mixes both: one query token past the first is a decode.
+                if job.phase == .decode || (sequence.queryCount == 1 && sequence.contextLength > 1) {
+                    load.decodeBatch += 1
+                    load.decodeContextSum += Double(sequence.contextLength)
+                } else {
+                    load.prefillTokens += Double(sequence.queryCount)
+                }
+            }
+            loads[job.model] = load
+        }
+        return loads
+    }
+}
+
+/// What a simulation produced.
+public struct SimulationResult: Sendable, Codable {
+    /// Scheduling policy simulated (`plan` when each unit kept its own).
+    public var policy: String
+    /// Seconds of simulated time until the last unit finished (or the time limit).
+    public var seconds: Double
+    /// Over every request.
+    public var overall: LatencySummary
+    /// Per model, in the plan's model order.
+    public var perModel: [LatencySummary]
+    /// Per-request records (arrival, first token, finish…).
+    public var records: [RequestRecord]
+    /// Steps simulated over all units.
+    public var steps: Int
+    /// Wall seconds the simulation took.
+    public var wallSeconds: Double
+}
+
+/// A discrete-event simulation of every unit of a plan, driven by the real `Scheduler`: each
+/// unit's clock advances by the cost model's latency of the step the scheduler planned.
+public struct ClusterSimulator {
+    public let plan: PlacementPlan
+    public let table: CostTable
+    public let estimator: UnitEstimator
+    /// Overrides every unit's policy when set.
+    public var policy: UnitPolicy?
+    /// Scheduler limits of every unit.
+    public var limits: SchedulerLimits
+    /// Seconds between quota moves.
+    public var quotaInterval: Double
+
+    /// A simulator of `plan` with latencies from `table`.
+    public init(plan: PlacementPlan, table: CostTable, policy: UnitPolicy? = nil, limits: SchedulerLimits? = nil) throws {
+        self.plan = plan
+        self.table = table
+        self.policy = policy
+        self.estimator = try UnitEstimator(cluster: plan.cluster, models: plan.models, table: table, settings: plan.settings)
+        self.limits = limits ?? SchedulerLimits(maxTokensPerStep: plan.settings.maxTokensPerStep,
+                                                maxSequencesPerStep: plan.settings.maxSequencesPerStep)
+        self.quotaInterval = self.limits.quotaInterval
+        for model in plan.models.indices where !plan.units.contains(where: { $0.models.contains { $0.modelIndex == model } }) {
+            throw PlacementError.invalidInput("the plan serves no copy of model `\(plan.models[model].name)`")
+        }
+    }
+
+    /// Solo latency of a request (SLO reference): its prefill plus its decode steps at batch 1 on
+    /// the model's smallest mesh with the whole device.
+    public func soloLatency(model: Int, prompt: Int, output: Int) -> Double {
+        let size = estimator.minimumMeshSize(model) ?? plan.cluster.meshSizes.last!
+        let entry = estimator.entry(model, meshSize: size)
+        return entry.prefill(tokens: Double(prompt)) + Double(max(0, output - 1)) * entry.decode(batch: 1, context: Double(prompt) + Double(output) / 2)
+    }
+
+    func timing(for unitPolicy: UnitPolicy) -> StepTiming {
+        guard estimator.partitioned else { return .fused }
+        switch unitPolicy {
+        case .mux: return .partitioned
+        case .temporal: return .serial
+        case .spatial: return .sliced
+        }
+    }
+
+    /// Runs `workload` (model indices follow the plan's model order) until every request is done
+    /// or `timeLimit` seconds of simulated time pass.
+    public func run(_ workload: [WorkloadRequest], timeLimit: Double) throws -> SimulationResult {
+        let started = Date()
+        // Route each model's requests over its replicas by smooth weighted round-robin.
+        var replicas: [[(unit: Int, share: Double)]] = plan.models.indices.map { _ in [] }
+        for (u, unit) in plan.units.enumerated() {
+            for model in unit.models { replicas[model.modelIndex].append((u, model.trafficShare)) }
+        }
+        var credit = replicas.map { $0.map { _ in 0.0 } }
+        var perUnit = plan.units.map { _ in [Int]() }
+        for (index, request) in workload.enumerated() {
+            guard request.modelIndex < replicas.count else {
+                throw PlacementError.invalidInput("workload model index \(request.modelIndex) is outside the plan's \(replicas.count) models")
+            }
+            let m = request.modelIndex
+            let total = replicas[m].reduce(0) { $0 + $1.share }
+            for r in replicas[m].indices { credit[m][r] += replicas[m][r].share }
+            let pick = credit[m].indices.max { credit[m][$0] < credit[m][$1] }!
+            credit[m][pick] -= total
+            perUnit[replicas[m][pick].unit].append(index)
+        }
+        var records = workload.map { request in
+            RequestRecord(modelIndex: request.modelIndex, arrival: request.arrival, promptTokens: request.promptLength,
+                          soloLatency: soloLatency(model: request.modelIndex, prompt: request.promptLength, output: request.outputLength))
+        }
+        var end = 0.0
+        var steps = 0
+        for (u, unit) in plan.units.enumerated() where !perUnit[u].isEmpty {
+            let (unitEnd, unitSteps) = try simulate(unit: unit, requests: perUnit[u], workload: workload, records: &records, timeLimit: timeLimit)
+            end = max(end, unitEnd)
+            steps += unitSteps
+        }
+        let seconds = min(max(end, workload.last?.arrival ?? 0), timeLimit)
+        return SimulationResult(
+            policy: policy?.rawValue ?? "plan", seconds: seconds, overall: LatencySummary(records, duration: seconds),
+            perModel: plan.models.indices.map { m in LatencySummary(records.filter { $0.modelIndex == m }, duration: seconds) },
+            records: records, steps: steps, wallSeconds: Date().timeIntervalSince(started))
+    }
+
+    /// One unit's event loop. Returns its end time and step count.
+    func simulate(unit: PlannedUnit, requests: [Int], workload: [WorkloadRequest], records: inout [RequestRecord],
+                  timeLimit: Double) throws -> (Double, Int) {
+        let unitPolicy = policy ?? unit.policy
+        let timing = timing(for: unitPolicy)
+        let element = plan.cluster.kvBytesPerElement
+        let perToken = Dictionary(uniqueKeysWithValues: unit.models.map {
+            (ModelID($0.name), plan.models[$0.modelIndex].shape.kvBytesPerToken(bytesPerElement: element))
+        })
+        // Pages as the runner cuts them: 16 tokens of the largest per-token footprint.
+        let pageBytes = 16 * perToken.values.max()!
+        let pageCount = Int(unit.kvBytes) / pageBytes
+        guard pageCount > 0 else { throw PlacementError.invalidInput("a unit's KV pool holds no page") }
+        let kvCache = KVCacheManager(pageCount: pageCount, tokensPerPageByModel: perToken.mapValues { pageBytes / $0 })
+        var schedulingPolicy: SchedulingPolicy
+        switch unitPolicy {
+        case .mux: schedulingPolicy = .mux
+        case .spatial: schedulingPolicy = .spatial
+        case .temporal: schedulingPolicy = .temporal
+        }
+        var scheduler = Scheduler(policy: schedulingPolicy, limits: limits, kvCache: kvCache,
+                                  expectedRates: Dictionary(uniqueKeysWithValues: unit.models.map { (ModelID($0.name), $0.rate) }))
+        var entries: [ModelID: CostEntry] = [:]
+        var shares: [ModelID: Double] = [:]
+        for model in unit.models {
+            entries[ModelID(model.name)] = estimator.entry(model.modelIndex, meshSize: unit.meshSize)
+            // Spatial plans give each model its slice; other units split evenly when simulated spatially.
+            shares[ModelID(model.name)] = unit.policy == .spatial ? model.smShare : 1 / Double(unit.models.count)
+        }
+        let prefillShare = unit.prefillShare
+        let overhead = table.stepOverhead ?? 0
+
+        func stepSeconds(_ plan: StepPlan) -> Double {
+            let loads = JobLoad.of(plan)
+            switch timing {
+            case .fused, .serial:
+                return loads.reduce(0) { total, pair in
+                    total + entries[pair.key]!.fused(prefillTokens: pair.value.prefillTokens, decodeBatch: pair.value.decodeBatch,
+                                                     decodeContext: pair.value.decodeContext)
+                }
+            case .partitioned:
+                var prefill = 0.0, decode = 0.0
+                for (model, load) in loads {
+                    if load.prefillTokens > 0 { prefill += entries[model]!.prefill(tokens: load.prefillTokens, share: prefillShare) }
+                    decode += entries[model]!.decode(batch: load.decodeBatch, context: load.decodeContext, share: 1 - prefillShare)
+                }
+                return max(prefill, decode)
+            case .sliced:
+                return loads.map { model, load in
+                    entries[model]!.fused(prefillTokens: load.prefillTokens, decodeBatch: load.decodeBatch,
+                                          decodeContext: load.decodeContext, share: shares[model] ?? 1)
+                }.max() ?? 0
+            }
+        }
+
+        var now = 0.0
+        var next = 0
+        var steps = 0
+        var recordBySequence: [SequenceID: Int] = [:]
+        var target: [SequenceID: Int] = [:]
+        var counter: UInt64 = 1
+        while next < requests.count || scheduler.liveCount > 0 {
+            if now > timeLimit { break }
+            while next < requests.count && workload[requests[next]].arrival <= now {
+                let index = requests[next]
+                let request = workload[index]
+                let id = SequenceID(counter)
+                counter += 1
+                let model = ModelID(plan.models[request.modelIndex].name)
+                let prompt = [TokenID](repeating: 3, count: request.promptLength)
+                do {
+                    try scheduler.add(SequenceState(id: id, model: model, promptTokens: prompt,
+                                                    parameters: SamplingParameters(seed: 1, maxTokens: request.outputLength, stopAtEOS: false)))
+                    recordBySequence[id] = index
+                    target[id] = request.outputLength
+                } catch {
+                    // Never fits this unit: it counts as unfinished.
+                }
+                next += 1
+            }
+            if scheduler.liveCount == 0 {
+                if next < requests.count { now = max(now, workload[requests[next]].arrival) }
+                continue
+            }
+            let stepPlan = scheduler.schedule(now: now)
+            if stepPlan.isEmpty {
+                // Nothing can run until something arrives (should not happen with live sequences).
+                guard next < requests.count else { break }
+                now = max(now, workload[requests[next]].arrival)
+                continue
+            }
+            now += stepSeconds(stepPlan) + overhead
+            steps += 1
+            var result = StepResult()
+            for job in stepPlan.jobs {
+                for sequence in job.sequences where sequence.sample != nil {
+                    result.samples[sequence.sequenceID] = SampledToken(tokenID: 4, logprob: 0)
+                }
+            }
+            for (id, _) in scheduler.commit(result) {
+                guard let index = recordBySequence[id] else { continue }
+                records[index].outputTokens += 1
+                if records[index].firstToken == nil { records[index].firstToken = now }
+                if let state = scheduler.sequences[id], state.outputTokens.count >= target[id]! {
+                    records[index].finish = now
+                    scheduler.finish(id, reason: .length)
+                }
+            }
+        }
+        return (now, steps)
+    }
+}
