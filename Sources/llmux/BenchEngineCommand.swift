@@ -13,8 +13,8 @@ struct BenchEngineCommand: ParsableCommand {
         commandName: "engine",
         abstract: "Measure prefill and decode tokens/s against memory-bandwidth and matmul rooflines.",
         discussion: """
-            Decode roofline: batch × bandwidth / weight bytes per step (bandwidth from a multithreaded read
-            of a 512 MiB buffer). Prefill roofline: the model's matmul FLOPs at the rate numpy's BLAS reaches
+            Decode roofline: batch tokens per max(weight bytes / bandwidth, step FLOPs / matmul rate), the
+            bandwidth from a multithreaded read of a 512 MiB buffer (on CUDA, a device copy). Prefill roofline: the model's matmul FLOPs at the rate numpy's BLAS reaches
             on the model's own shape (python3 with numpy; skipped if absent). The table is printed last.
             """)
 
@@ -78,7 +78,11 @@ struct BenchEngineCommand: ParsableCommand {
             let prefillTokens = Double(batch * promptLength)
             let prefillFlops = cost.prefillFlops(batch: batch, promptLength: promptLength)
             let decodeRate = Double(batch) * Double(timing.decodeSteps) / timing.decodeSeconds
-            let decodeRoof = Double(batch) * bandwidth * 1e9 / Double(cost.weightBytesPerStep)
+            // A decode step cannot beat streaming the weights once, nor the matmul FLOPs of its
+            // batch at the reference matmul rate: the roofline is the slower of the two.
+            let streamSeconds = Double(cost.weightBytesPerStep) / (bandwidth * 1e9)
+            let computeSeconds = blas.map { cost.decodeFlops(batch: batch) / ($0 * 1e9) } ?? 0
+            let decodeRoof = Double(batch) / max(streamSeconds, computeSeconds)
             rows.append(BenchRow(
                 batch: batch, prefillTokensPerSecond: prefillTokens / timing.prefillSeconds,
                 prefillGFlops: prefillFlops / timing.prefillSeconds / 1e9,

@@ -26,6 +26,12 @@ struct ModelCost {
         weightBytesPerStep = (layerMatrixParameters + config.vocabSize * config.hiddenSize) * bytes
     }
 
+    /// Matmul FLOPs of one decode step of `batch` sequences (layers and head; attention over a
+    /// short context is negligible beside them).
+    func decodeFlops(batch: Int) -> Double {
+        2 * Double(layerMatrixParameters + config.vocabSize * config.hiddenSize) * Double(batch)
+    }
+
     /// Matmul and attention FLOPs of prefilling `batch` prompts (the head runs on the last token only).
     func prefillFlops(batch: Int, promptLength: Int) -> Double {
         let tokens = Double(batch * promptLength)
