@@ -16,6 +16,17 @@ public final class CUDABackend: ComputeBackend {
     var sampleScratch: DeviceBuffer?
     /// Forces the per-token attention kernel for prefill too (cross-checks; `LLMUX_CUDA_ATTENTION=decode`).
     let decodeAttentionOnly = ProcessInfo.processInfo.environment["LLMUX_CUDA_ATTENTION"] == "decode"
+    /// The CUDA-core (f32) prefill attention instead of the tensor-core one (`LLMUX_CUDA_ATTENTION=simt`).
+    let simtPrefillAttention = ProcessInfo.processInfo.environment["LLMUX_CUDA_ATTENTION"] == "simt"
+    /// Decode steps as CUDA graphs (`LLMUX_CUDA_GRAPHS=0` turns them off).
+    let graphsEnabled = ProcessInfo.processInfo.environment["LLMUX_CUDA_GRAPHS"] != "0"
+    /// Fused QKV and gate/up weights (`LLMUX_CUDA_FUSE=0` keeps them apart).
+    let fuseWeights = ProcessInfo.processInfo.environment["LLMUX_CUDA_FUSE"] != "0"
+    /// While a graph is recorded: scratch must not be shared with other graphs.
+    var capturing = false
+    var captureRetained: [DeviceBuffer] = []
+    /// Graphs recorded so far (for reports).
+    public internal(set) var graphCount = 0
 
     /// Opens the driver, cuBLASLt and NVRTC, and prepares GPU `ordinal`. The error says which
     /// library or call failed.
@@ -153,6 +164,11 @@ public final class CUDABackend: ComputeBackend {
 
     /// Device scratch of at least `bytes`, reused (stream order keeps uses apart).
     func scratch(_ bytes: Int) throws -> DeviceBuffer {
+        if capturing {
+            let buffer = try context.allocate(max(bytes, 256))
+            captureRetained.append(buffer)
+            return buffer
+        }
         if let attentionScratch, attentionScratch.byteCount >= bytes { return attentionScratch }
         attentionScratch = nil
         let buffer = try context.allocate(max(bytes, 1 << 20))
