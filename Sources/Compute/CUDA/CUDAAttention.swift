@@ -31,7 +31,7 @@ extension CUDABackend {
             return
         }
         try expect(headDim <= 128 && heads / kvHeads <= 8, "head size \(headDim) or \(heads / kvHeads) query heads per kv head")
-        let wanted = (2 * context.multiprocessorCount + tokens * kvHeads - 1) / (tokens * kvHeads)
+        let wanted = (4 * context.multiprocessorCount + tokens * kvHeads - 1) / (tokens * kvHeads)
         let splits = max(1, min(wanted, (maxContext + 63) / 64))
         let rows = tokens * heads * splits
         let scratch = try scratch(rows * (headDim + 2) * 4)

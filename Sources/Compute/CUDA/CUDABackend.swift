@@ -20,6 +20,8 @@ public final class CUDABackend: ComputeBackend {
     let simtPrefillAttention = ProcessInfo.processInfo.environment["LLMUX_CUDA_ATTENTION"] == "simt"
     /// Decode steps as CUDA graphs (`LLMUX_CUDA_GRAPHS=0` turns them off).
     let graphsEnabled = ProcessInfo.processInfo.environment["LLMUX_CUDA_GRAPHS"] != "0"
+    /// A GEMV kernel instead of cuBLASLt for products of at most 4 rows (`LLMUX_CUDA_GEMV=0` turns it off).
+    let useGEMV = ProcessInfo.processInfo.environment["LLMUX_CUDA_GEMV"] != "0"
     /// Fused QKV and gate/up weights (`LLMUX_CUDA_FUSE=0` keeps them apart).
     let fuseWeights = ProcessInfo.processInfo.environment["LLMUX_CUDA_FUSE"] != "0"
     /// While a graph is recorded: scratch must not be shared with other graphs.
@@ -109,7 +111,15 @@ public final class CUDABackend: ComputeBackend {
         let key = MatmulKey(m: x.rows, n: weight.rows, k: x.columns, ldx: x.rowStride, ldw: weight.rowStride, ldout: out.rowStride,
                             xType: CUBLASLt.DataType(x.dtype).rawValue, wType: CUBLASLt.DataType(weight.dtype).rawValue,
                             outType: CUBLASLt.DataType(out.dtype).rawValue)
-        try matmuls.run(x: x.deviceAddress, w: weight.deviceAddress, out: out.deviceAddress, key: key, stream: context.stream)
+        let aligned = { (tensor: Tensor) in tensor.deviceAddress % 16 == 0 && tensor.rowStride % 8 == 0 }
+        if useGEMV && x.rows <= 4 && x.dtype == .bf16 && weight.dtype == .bf16 && out.dtype != .f16 && x.columns % 8 == 0
+            && aligned(x) && aligned(weight) {
+            try kernels.launch(.gemv_bf16, grid: ((weight.rows + 7) / 8, 1, 1), block: 256,
+                               [.ptr(x), .int(x.rowStride), .ptr(weight), .int(weight.rowStride), .ptr(out), .int(out.rowStride),
+                                .int(out.dtype == .f32 ? 1 : 0), .int(x.rows), .int(weight.rows), .int(x.columns)])
+        } else {
+            try matmuls.run(x: x.deviceAddress, w: weight.deviceAddress, out: out.deviceAddress, key: key, stream: context.stream)
+        }
         if let bias {
             try expect(bias.dtype == .f32 && out.dtype == .bf16, "bias types")
             try kernels.launch(.bias_add, grid: (out.rows, 1, 1), block: 256, [.ptr(out), .int(out.rowStride), .ptr(bias), .int(out.columns)])

@@ -48,31 +48,41 @@ extern "C" __global__ void attn_decode(const bf16* q, int q_stride, const bf16* 
             qr[g][i] = (g < group && i < dpl && d < head_dim) ? bf2f(q[(long long)t * q_stride + (h0 + g) * head_dim + d]) * scale : 0.0f;
         }
     }
-    for (int j = begin + warp; j < end; j += 4) {
-        const long long base = (long long)table[j / tokens_per_page] * page_stride + (long long)(j % tokens_per_page) * kv_dim
-                             + (long long)kvh * head_dim;
-        float kr[MAXDPL], vr[MAXDPL];
+    // Each warp takes keys begin + warp, + 4, + 8, ...; two at a time so that both loads are in flight.
+    for (int j0 = begin + warp; j0 < end; j0 += 8) {
+        float kr[2][MAXDPL], vr[2][MAXDPL];
         #pragma unroll
-        for (int i = 0; i < MAXDPL; i++) {
-            const int d = d0 + i;
-            const bool ok = i < dpl && d < head_dim;
-            kr[i] = ok ? bf2f(k_cache[base + d]) : 0.0f;
-            vr[i] = ok ? bf2f(v_cache[base + d]) : 0.0f;
+        for (int u = 0; u < 2; u++) {
+            const int j = j0 + 4 * u;
+            const bool live = j < end;
+            const long long base = live ? (long long)table[j / tokens_per_page] * page_stride
+                                          + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim : 0;
+            #pragma unroll
+            for (int i = 0; i < MAXDPL; i++) {
+                const int d = d0 + i;
+                const bool ok = live && i < dpl && d < head_dim;
+                kr[u][i] = ok ? bf2f(k_cache[base + d]) : 0.0f;
+                vr[u][i] = ok ? bf2f(v_cache[base + d]) : 0.0f;
+            }
         }
         #pragma unroll
-        for (int g = 0; g < MAXG; g++) {
-            if (g >= group) break;
-            float dot = 0.0f;
+        for (int u = 0; u < 2; u++) {
+            if (j0 + 4 * u >= end) break;
             #pragma unroll
-            for (int i = 0; i < MAXDPL; i++) dot += qr[g][i] * kr[i];
-            dot = warp_sum(dot);
-            const float m_new = fmaxf(m[g], dot);
-            const float correction = expf(m[g] - m_new);
-            const float p = expf(dot - m_new);
-            l[g] = l[g] * correction + p;
-            #pragma unroll
-            for (int i = 0; i < MAXDPL; i++) acc[g][i] = acc[g][i] * correction + p * vr[i];
-            m[g] = m_new;
+            for (int g = 0; g < MAXG; g++) {
+                if (g >= group) break;
+                float dot = 0.0f;
+                #pragma unroll
+                for (int i = 0; i < MAXDPL; i++) dot += qr[g][i] * kr[u][i];
+                dot = warp_sum(dot);
+                const float m_new = fmaxf(m[g], dot);
+                const float correction = expf(m[g] - m_new);
+                const float p = expf(dot - m_new);
+                l[g] = l[g] * correction + p;
+                #pragma unroll
+                for (int i = 0; i < MAXDPL; i++) acc[g][i] = acc[g][i] * correction + p * vr[u][i];
+                m[g] = m_new;
+            }
         }
     }
     #pragma unroll
