@@ -43,6 +43,25 @@ public final class CPUBackend: ComputeBackend {
         return IntTensor(buffer: buffer, count: values.count)
     }
 
+    public func download(_ tensor: Tensor) -> [Float] {
+        var values: [Float] = []
+        values.reserveCapacity(tensor.rows * tensor.columns)
+        for row in 0..<tensor.rows {
+            let start = tensor.floats + row * tensor.rowStride
+            values.append(contentsOf: UnsafeBufferPointer(start: start, count: tensor.columns))
+        }
+        return values
+    }
+
+    public func makeIntTensor(count: Int) -> IntTensor {
+        IntTensor(buffer: DeviceBuffer(allocating: max(count, 1) * 4), count: count)
+    }
+
+    public func upload(_ values: [Int32], into destination: IntTensor) {
+        precondition(values.count * 4 <= destination.buffer.byteCount, "upload exceeds its buffer")
+        values.withUnsafeBytes { destination.buffer.address.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+
     public func embedding(ids: IntTensor, table: Tensor, out: Tensor) {
         precondition(out.rowStride == out.columns && out.columns == table.columns)
         llmux_embedding(ids.pointer, Int32(ids.count), table.address, table.dtype.kernelCode, Int32(table.columns), out.floats)

@@ -96,6 +96,22 @@ public protocol ComputeBackend: AnyObject {
     func gatherRows(_ x: Tensor, rows: [Int], out: Tensor) throws
     /// Samples one token per row of `logits` (row i for `requests[i]`).
     func sample(logits: Tensor, requests: [SampleRequest]) throws -> [SampledToken]
+    /// Copies an f32 tensor to the host, row after row (checks and debugging; waits for the device).
+    func download(_ tensor: Tensor) throws -> [Float]
+    /// A device integer buffer of `count` elements (zeroed), for metadata rewritten every step.
+    func makeIntTensor(count: Int) throws -> IntTensor
+    /// Copies `values` to the start of `destination` (stream-ordered on a GPU).
+    func upload(_ values: [Int32], into destination: IntTensor) throws
+    /// One weight holding `parts` one after the other (same columns and dtype), or nil where the
+    /// backend gains nothing from fused projections (the CPU reads its weights in place).
+    func concatenateRows(_ parts: [Tensor]) throws -> Tensor?
+    /// Whether `makeGraph` records graphs (the decoder then keeps fixed per-bucket buffers).
+    var supportsGraphs: Bool { get }
+    /// Records `body` (calls on fixed buffers only, no host read-back) as a replayable graph, or
+    /// returns nil without running it where the backend has no graphs. Recording runs nothing.
+    func makeGraph(_ body: () throws -> Void) throws -> AnyObject?
+    /// Runs a graph from `makeGraph`.
+    func launchGraph(_ graph: AnyObject) throws
 }
 
 extension ComputeBackend {
@@ -103,4 +119,8 @@ extension ComputeBackend {
     public func makeTensor(rows: Int, columns: Int) throws -> Tensor {
         try makeTensor(rows: rows, columns: columns, dtype: activationDType)
     }
+    public func concatenateRows(_ parts: [Tensor]) throws -> Tensor? { nil }
+    public var supportsGraphs: Bool { false }
+    public func makeGraph(_ body: () throws -> Void) throws -> AnyObject? { nil }
+    public func launchGraph(_ graph: AnyObject) throws {}
 }

@@ -115,6 +115,11 @@ public struct IntTensor: @unchecked Sendable {
     }
     /// The address as a 64-bit integer (a `CUdeviceptr` on CUDA).
     public var deviceAddress: UInt64 { buffer.deviceAddress }
+    /// Elements `start ..< start + count` as a tensor of their own (borrowing this buffer).
+    public func slice(_ start: Int, count: Int) -> IntTensor {
+        precondition((start + count) * 4 <= buffer.byteCount, "slice exceeds its buffer")
+        return IntTensor(buffer: DeviceBuffer(borrowing: buffer.address + start * 4, byteCount: count * 4, owner: buffer), count: count)
+    }
     /// Typed address.
     public var pointer: UnsafeMutablePointer<Int32> { buffer.address.assumingMemoryBound(to: Int32.self) }
 }

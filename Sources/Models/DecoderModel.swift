@@ -1,3 +1,4 @@
+import Foundation
 import Compute
 import LLMuxCore
 
@@ -9,6 +10,9 @@ final class DecoderModel {
     let weights: DecoderWeights
     let backend: any ComputeBackend
     private var scratch: DecoderScratch?
+    private var outputs: (hidden: Tensor, logits: Tensor)?
+    /// Per decode bucket (sequences, page-table width): fixed metadata and logits, and the graph.
+    private var decodeSlots: [Int: DecodeGraphSlot] = [:]
 
     init(checkpoint: Checkpoint, backend: any ComputeBackend) throws {
         self.config = checkpoint.config
@@ -17,14 +21,31 @@ final class DecoderModel {
     }
 
     /// Runs `job`; `layerCache(l)` locates layer l's pages. Returns logits, one row per
-    /// sequence with a sample request, in job order.
+    /// sequence with a sample request, in job order (valid until the next call).
     func forward(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor {
+        if let logits = try forwardDecodeGraph(job, layerCache: layerCache) { return logits }
         let tokens = job.tokenIDs.count
         let work = try workspace(tokens: tokens)
         let ids = try backend.upload(job.tokenIDs)
         let positions = try backend.upload(job.positions)
         let slots = try backend.upload(job.slotMapping)
         let batch = try attentionBatch(job)
+        try layers(tokens: tokens, work: work, ids: ids, positions: positions, slots: slots, batch: batch, layerCache: layerCache)
+
+        let sampledRows = job.sequences.filter { $0.sample != nil }.map { $0.queryStart + $0.queryCount - 1 }
+        let outputs = try outputBuffers(rows: sampledRows.count)
+        let lastHidden = outputs.hidden.rows(0, count: sampledRows.count)
+        let logits = outputs.logits.rows(0, count: sampledRows.count)
+        if !sampledRows.isEmpty {
+            try backend.gatherRows(work.normed, rows: sampledRows, out: lastHidden)
+            try backend.matmul(lastHidden, weight: weights.lmHead, bias: nil, out: logits)
+        }
+        return logits
+    }
+
+    /// Embedding, every decoder layer and the final norm of `tokens` tokens, into `work.normed`.
+    private func layers(tokens: Int, work: DecoderScratch, ids: IntTensor, positions: IntTensor, slots: IntTensor,
+                        batch: AttentionBatch, layerCache: (Int) -> PagedKVLayer) throws {
         let (heads, kvHeads, headDim) = (config.headCount, config.kvHeadCount, config.headDim)
         let queryWidth = heads * headDim
         let kvWidth = kvHeads * headDim
@@ -37,6 +58,7 @@ final class DecoderModel {
         let queries = qkv.columns(0, count: queryWidth)
         let keys = qkv.columns(queryWidth, count: kvWidth)
         let values = qkv.columns(queryWidth + kvWidth, count: kvWidth)
+        let rotated = qkv.columns(0, count: queryWidth + kvWidth)
         let attention = work.attention.rows(0, count: tokens)
         let projected = work.projected.rows(0, count: tokens)
         let gateUp = work.gateUp.rows(0, count: tokens)
@@ -46,32 +68,108 @@ final class DecoderModel {
         try backend.rmsNorm(residual, weight: weights.layers[0].inputNorm, eps: eps, out: normed)
         for (index, layer) in weights.layers.enumerated() {
             let cache = layerCache(index)
-            try backend.matmul(normed, weight: layer.query, bias: layer.queryBias, out: queries)
-            try backend.matmul(normed, weight: layer.key, bias: layer.keyBias, out: keys)
-            try backend.matmul(normed, weight: layer.value, bias: layer.valueBias, out: values)
-            try backend.rope(queries, positions: positions, heads: heads, headDim: headDim, inverseFrequencies: weights.inverseFrequencies)
-            try backend.rope(keys, positions: positions, heads: kvHeads, headDim: headDim, inverseFrequencies: weights.inverseFrequencies)
+            if let fused = layer.fusedQKV {
+                try backend.matmul(normed, weight: fused, bias: layer.fusedQKVBias, out: qkv)
+            } else {
+                try backend.matmul(normed, weight: layer.query, bias: layer.queryBias, out: queries)
+                try backend.matmul(normed, weight: layer.key, bias: layer.keyBias, out: keys)
+                try backend.matmul(normed, weight: layer.value, bias: layer.valueBias, out: values)
+            }
+            // Query and key heads are adjacent in each row: one rotation covers both.
+            try backend.rope(rotated, positions: positions, heads: heads + kvHeads, headDim: headDim,
+                             inverseFrequencies: weights.inverseFrequencies)
             try backend.writeKV(keys: keys, values: values, layer: cache, slots: slots, kvHeads: kvHeads, headDim: headDim)
             try backend.pagedAttention(queries: queries, layer: cache, batch: batch, heads: heads, kvHeads: kvHeads,
-                                   headDim: headDim, scale: scale, out: attention)
+                                       headDim: headDim, scale: scale, out: attention)
             try backend.matmul(attention, weight: layer.output, bias: nil, out: projected)
             try backend.addRMSNorm(residual: residual, projected, weight: layer.postAttentionNorm, eps: eps, out: normed)
-            try backend.matmul(normed, weight: layer.gate, bias: nil, out: gateUp.columns(0, count: config.intermediateSize))
-            try backend.matmul(normed, weight: layer.up, bias: nil, out: gateUp.columns(config.intermediateSize, count: config.intermediateSize))
+            if let fused = layer.fusedGateUp {
+                try backend.matmul(normed, weight: fused, bias: nil, out: gateUp)
+            } else {
+                try backend.matmul(normed, weight: layer.gate, bias: nil, out: gateUp.columns(0, count: config.intermediateSize))
+                try backend.matmul(normed, weight: layer.up, bias: nil,
+                                   out: gateUp.columns(config.intermediateSize, count: config.intermediateSize))
+            }
             try backend.siluMul(gateUp: gateUp, out: activated)
             try backend.matmul(activated, weight: layer.down, bias: nil, out: projected)
             let nextNorm = index + 1 < weights.layers.count ? weights.layers[index + 1].inputNorm : weights.finalNorm
             try backend.addRMSNorm(residual: residual, projected, weight: nextNorm, eps: eps, out: normed)
         }
+    }
 
-        let sampledRows = job.sequences.filter { $0.sample != nil }.map { $0.queryStart + $0.queryCount - 1 }
-        let lastHidden = try backend.makeTensor(rows: sampledRows.count, columns: config.hiddenSize)
-        try backend.gatherRows(normed, rows: sampledRows, out: lastHidden)
-        let logits = try backend.makeTensor(rows: sampledRows.count, columns: config.vocabSize, dtype: .f32)
-        if !sampledRows.isEmpty {
-            try backend.matmul(lastHidden, weight: weights.lmHead, bias: nil, out: logits)
+    /// A pure decode step (one token per sequence, every sequence samples) on a backend with
+    /// graphs: the step's metadata goes into fixed per-bucket buffers in one upload, and the
+    /// whole forward pass is one recorded graph (recorded on the bucket's second step; the first
+    /// runs eagerly so that every kernel and matmul plan is loaded). Nil: not such a step.
+    private func forwardDecodeGraph(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor? {
+        let count = job.sequences.count
+        guard backend.supportsGraphs || Self.forceDecodeBuckets, count > 0, count <= 256, job.tokenIDs.count == count,
+              job.sequences.allSatisfy({ $0.queryCount == 1 && $0.sample != nil }) else { return nil }
+        let bucket = count <= 8 ? 1 << (Int.bitWidth - (count - 1).leadingZeroBitCount) : (count + 15) / 16 * 16
+        let widest = max(1, job.sequences.map(\.pageTable.count).max() ?? 1)
+        let pages = max(16, 1 << (Int.bitWidth - (widest - 1).leadingZeroBitCount))
+        let work = try workspace(tokens: bucket)
+        let key = bucket << 32 | pages
+        var slot: DecodeGraphSlot
+        if let existing = decodeSlots[key] {
+            slot = existing
+        } else {
+            slot = DecodeGraphSlot(meta: try backend.makeIntTensor(count: 5 * bucket + 1 + bucket * pages),
+                                   logits: try backend.makeTensor(rows: bucket, columns: config.vocabSize, dtype: .f32))
         }
-        return logits
+        // Layout: ids, positions, slots, query starts (bucket + 1), context lengths, page tables.
+        var meta = [Int32](repeating: 0, count: 5 * bucket + 1 + bucket * pages)
+        for (row, sequence) in job.sequences.enumerated() {
+            meta[row] = Int32(job.tokenIDs[sequence.queryStart])
+            meta[bucket + row] = job.positions[sequence.queryStart]
+            meta[2 * bucket + row] = job.slotMapping[sequence.queryStart]
+            meta[4 * bucket + 1 + row] = Int32(sequence.contextLength)
+            let table = 5 * bucket + 1 + row * pages
+            for (index, page) in sequence.pageTable.enumerated() { meta[table + index] = page }
+        }
+        for row in count..<bucket { meta[2 * bucket + row] = -1 }   // padding rows write no KV and see no context
+        for row in 0...bucket { meta[3 * bucket + row] = Int32(row) }
+        try backend.upload(meta, into: slot.meta)
+
+        let ids = slot.meta.slice(0, count: bucket)
+        let positions = slot.meta.slice(bucket, count: bucket)
+        let slots = slot.meta.slice(2 * bucket, count: bucket)
+        let batch = AttentionBatch(queryStarts: slot.meta.slice(3 * bucket, count: bucket + 1),
+                                   contextLengths: slot.meta.slice(4 * bucket + 1, count: bucket),
+                                   pageTables: slot.meta.slice(5 * bucket + 1, count: bucket * pages),
+                                   sequenceCount: bucket, maxPages: pages, maxQueryCount: 1, maxContextLength: 0)
+        let logits = slot.logits
+        func body() throws {
+            try layers(tokens: bucket, work: work, ids: ids, positions: positions, slots: slots, batch: batch, layerCache: layerCache)
+            try backend.matmul(work.normed.rows(0, count: bucket), weight: weights.lmHead, bias: nil, out: logits)
+        }
+        if let graph = slot.graph {
+            try backend.launchGraph(graph)
+        } else if slot.eagerSteps == 0 {
+            try body()
+            slot.eagerSteps += 1
+        } else if let graph = try backend.makeGraph(body) {
+            slot.graph = graph
+            try backend.launchGraph(graph)
+        } else {
+            try body()
+        }
+        decodeSlots[key] = slot
+        return logits.rows(0, count: count)
+    }
+
+    /// Runs the bucketed decode path without graphs too (`LLMUX_DECODE_BUCKETS=1`; checks on the CPU).
+    static let forceDecodeBuckets = ProcessInfo.processInfo.environment["LLMUX_DECODE_BUCKETS"] == "1"
+
+    /// Fixed buffers for the gathered last hidden rows and their logits.
+    private func outputBuffers(rows: Int) throws -> (hidden: Tensor, logits: Tensor) {
+        if let outputs, outputs.hidden.rows >= rows { return outputs }
+        let capacity = max(rows, (outputs?.hidden.rows ?? 0) * 2, 8)
+        outputs = nil
+        let created = (hidden: try backend.makeTensor(rows: capacity, columns: config.hiddenSize),
+                       logits: try backend.makeTensor(rows: capacity, columns: config.vocabSize, dtype: .f32))
+        outputs = created
+        return created
     }
 
     /// Query offsets, context lengths and padded page tables of the job's sequences.
@@ -98,9 +196,22 @@ final class DecoderModel {
         if let scratch, scratch.capacity >= tokens { return scratch }
         let capacity = max(tokens, (scratch?.capacity ?? 0) * 2, 16)
         scratch = nil
+        decodeSlots = [:]   // recorded graphs point into the old buffers
         let created = try DecoderScratch(capacity: capacity, config: config, backend: backend)
         scratch = created
         return created
+    }
+}
+
+/// Fixed buffers (and, once recorded, the graph) of one decode bucket.
+struct DecodeGraphSlot {
+    let meta: IntTensor
+    let logits: Tensor
+    var graph: AnyObject?
+    var eagerSteps = 0
+    init(meta: IntTensor, logits: Tensor) {
+        self.meta = meta
+        self.logits = logits
     }
 }
 

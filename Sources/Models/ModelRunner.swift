@@ -18,6 +18,9 @@ public final class ModelRunner: ModelExecutor {
     private let decoders: [ModelID: DecoderModel]
     private let tokensPerPageByModel: [ModelID: Int]
     private let pool: Tensor
+    /// Checks only: called with each sampled sequence's full logits row; a returned token
+    /// replaces the sampled one (teacher forcing). Copies every logits row to the host.
+    public var logitsTap: ((SequenceID, [Float]) -> TokenID?)?
 
     /// Loads `checkpoints` onto `backend` with a KV pool of about `kvCacheBytes` bytes (nil: a
     /// device backend takes `freeMemoryFraction` of the memory left free after the weights). The
@@ -83,6 +86,15 @@ public final class ModelRunner: ModelExecutor {
             let sampling = job.sequences.filter { $0.sample != nil }
             let tokens = try backend.sample(logits: logits, requests: sampling.map { $0.sample! })
             for (sequence, token) in zip(sampling, tokens) { result.samples[sequence.sequenceID] = token }
+            if let logitsTap {
+                let rows = try backend.download(logits)
+                for (index, sequence) in sampling.enumerated() {
+                    let row = Array(rows[index * logits.columns ..< (index + 1) * logits.columns])
+                    if let forced = logitsTap(sequence.sequenceID, row) {
+                        result.samples[sequence.sequenceID] = SampledToken(tokenID: forced, logprob: 0, top: [])
+                    }
+                }
+            }
         }
         return result
     }

@@ -45,9 +45,14 @@ rm -rf "$LLMUX_KERNEL_CACHE"
 cd "$(dirname "$HERE")"   # the repository root (dist/..)
 
 # --- correctness ----------------------------------------------------------------------------
-step gpucheck_cuda 150 "$BIN" gpu-check --device cuda --fixtures Tests/Fixtures/golden
-step gpucheck_cuda_decode_attention 90 env LLMUX_CUDA_ATTENTION=decode "$BIN" gpu-check --device cuda --fixtures Tests/Fixtures/golden
-step gpucheck_cpu 90 "$BIN" gpu-check --device cpu --fixtures Tests/Fixtures/golden
+# Teacher-forced transformers logits (fp32 reference; its own bf16 run compared the same way).
+REF=/tmp/llmux-reference-logits
+step reference_logits 150 env PYTHONUNBUFFERED=1 python3 "$HERE/reference_logits.py" Tests/Fixtures/golden "$REF"
+CHECK=(gpu-check --fixtures Tests/Fixtures/golden --reference-logits "$REF")
+step gpucheck_cuda 150 "$BIN" "${CHECK[@]}" --device cuda
+step gpucheck_cuda_decode_attention 90 env LLMUX_CUDA_ATTENTION=decode "$BIN" "${CHECK[@]}" --device cuda
+step gpucheck_cuda_simt_nograph 90 env LLMUX_CUDA_ATTENTION=simt LLMUX_CUDA_GRAPHS=0 LLMUX_CUDA_FUSE=0 "$BIN" "${CHECK[@]}" --device cuda
+step gpucheck_cpu 90 "$BIN" "${CHECK[@]}" --device cpu
 export LLMUX_CACHE=/tmp/llmux-cache
 step demo_cpu 60 "$BIN" generate --demo --prompt-ids 1,2,3,4,5 --max-tokens 24 --json --device cpu
 step demo_cuda 60 "$BIN" generate --demo --prompt-ids 1,2,3,4,5 --max-tokens 24 --json --device cuda
@@ -65,12 +70,17 @@ if a and b:
 else:
     print("demo generate: missing output")
 PY
-grep -h -E '^\S+ \| (batched|chunked48) |^device ' "$LOGS"/gpucheck_*.log >> "$SUMMARY"
+grep -h '^transformers: ' "$LOGS"/reference_logits.log >> "$SUMMARY"
+for f in "$LOGS"/gpucheck_*.log; do
+    echo "-- $(basename "$f" .log)" >> "$SUMMARY"
+    grep -h -E '^\S+ \| (batched|chunked48) |^teacher forcing: |^device ' "$f" >> "$SUMMARY"
+done
 grep -h 'kernels ' "$LOGS"/gpucheck_cuda.log "$LOGS"/gpucheck_cuda_decode_attention.log >> "$SUMMARY"
 
 # --- speed ----------------------------------------------------------------------------------
 "$BIN" make-model --preset llama3.2-1b --dtype bf16 --out /tmp/m1b > "$LOGS/make_1b.log" 2>&1
 step bench_1b 120 "$BIN" bench engine --device cuda --model /tmp/m1b --batches 1,8,32 --prompt-length 512 --decode-steps 32 --json "$LOGS/bench_1b.json"
+step bench_1b_round1 120 env LLMUX_CUDA_ATTENTION=simt LLMUX_CUDA_GRAPHS=0 LLMUX_CUDA_FUSE=0 "$BIN" bench engine --device cuda --model /tmp/m1b --batches 1,8,32 --prompt-length 512 --decode-steps 32
 if [ "$MODE" = full ] && [ $SECONDS -lt ${FULL_BEFORE:-300} ]; then
     df -h /tmp | tail -1
     start=$SECONDS
@@ -79,12 +89,14 @@ if [ "$MODE" = full ] && [ $SECONDS -lt ${FULL_BEFORE:-300} ]; then
     rm -rf /tmp/m1b
     step bench_8b 200 "$BIN" bench engine --device cuda --model /tmp/m8b --batches 1,8 --prompt-length 2048 --decode-steps 32 --json "$LOGS/bench_8b.json"
     step bench_8b_decode 120 "$BIN" bench engine --device cuda --model /tmp/m8b --batches 1,32 --prompt-length 128 --decode-steps 64
+    [ $SECONDS -lt ${LEGACY_BEFORE:-400} ] && step bench_8b_gemv 120 env LLMUX_CUDA_GEMV=1 "$BIN" bench engine --device cuda --model /tmp/m8b --batches 1 --prompt-length 128 --decode-steps 64
+    [ $SECONDS -lt ${LEGACY_BEFORE:-400} ] && step bench_8b_round1 150 env LLMUX_CUDA_ATTENTION=simt LLMUX_CUDA_GRAPHS=0 LLMUX_CUDA_FUSE=0 "$BIN" bench engine --device cuda --model /tmp/m8b --batches 1 --prompt-length 2048 --decode-steps 64
 fi
 
 echo
 echo "================ summary ================"
 cat "$LOGS/steps.txt"
 cat "$SUMMARY"
-for f in bench_1b bench_8b bench_8b_decode; do
+for f in bench_1b bench_1b_round1 bench_8b bench_8b_decode bench_8b_gemv bench_8b_round1; do
     [ -f "$LOGS/$f.log" ] && { echo "--- $f"; grep -E '^(device|copy|read|batch|\s*[0-9]+ \|)' "$LOGS/$f.log"; }
 done

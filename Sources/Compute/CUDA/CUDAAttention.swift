@@ -14,6 +14,14 @@ extension CUDABackend {
             .ptr(queries), .int(queries.rowStride), .pointer(layer.deviceKeys), .pointer(layer.deviceValues),
             .ptr(batch.queryStarts), .ptr(batch.contextLengths), .ptr(batch.pageTables), .int(batch.maxPages),
         ]
+        if maxQueries > 8 && !decodeAttentionOnly && !simtPrefillAttention, let kernel = CUDAKernels.tensorCorePrefill(headDim: headDim) {
+            let tiles = (maxQueries + 63) / 64
+            try kernels.launch(kernel, grid: (batch.sequenceCount * tiles, heads, 1), block: 128,
+                               sharedBytes: CUDAKernels.tensorCorePrefillShared(headDim: headDim),
+                               common + [.int(tiles), .int(heads), .int(kvHeads), .int(layer.tokensPerPage),
+                                         .int64(Int64(layer.pageStride)), .float(scale), .ptr(out), .int(out.rowStride)])
+            return
+        }
         if maxQueries > 8 && headDim % 16 == 0 && headDim <= 128 && !decodeAttentionOnly {
             let tiles = (maxQueries + 63) / 64
             let shared = (2 * headDim * 65 + 64 * 65) * 4
@@ -23,16 +31,15 @@ extension CUDABackend {
             return
         }
         try expect(headDim <= 128 && heads / kvHeads <= 8, "head size \(headDim) or \(heads / kvHeads) query heads per kv head")
-        let wanted = (2 * context.multiprocessorCount + tokens * kvHeads - 1) / (tokens * kvHeads)
+        let wanted = (4 * context.multiprocessorCount + tokens * kvHeads - 1) / (tokens * kvHeads)
         let splits = max(1, min(wanted, (maxContext + 63) / 64))
-        let splitLength = (maxContext + splits - 1) / splits
         let rows = tokens * heads * splits
         let scratch = try scratch(rows * (headDim + 2) * 4)
         let partOut = scratch.deviceAddress
         let partML = partOut + UInt64(rows * headDim * 4)
         try kernels.launch(.attn_decode, grid: (tokens, kvHeads, splits), block: 128,
                            common + [.int(batch.sequenceCount), .int(heads), .int(kvHeads), .int(headDim), .int(layer.tokensPerPage),
-                                     .int64(Int64(layer.pageStride)), .float(scale), .int(splitLength), .pointer(partOut), .pointer(partML)])
+                                     .int64(Int64(layer.pageStride)), .float(scale), .pointer(partOut), .pointer(partML)])
         try kernels.launch(.attn_combine, grid: (tokens, heads, 1), block: (headDim + 31) / 32 * 32,
                            [.pointer(partOut), .pointer(partML), .int(splits), .int(heads), .int(headDim), .ptr(out), .int(out.rowStride)])
     }

@@ -123,6 +123,25 @@ final class CUDAContext: @unchecked Sendable {
         return DeviceBuffer(deviceAddress: destination, byteCount: bytes, owner: self, release: nil)
     }
 
+    /// Stream-ordered copy of small host data to `destination` through the pinned ring.
+    func upload(_ source: UnsafeRawBufferPointer, to destination: UInt64) throws {
+        guard source.count > 0 else { return }
+        let bytes = (source.count + 255) & ~255
+        if bytes > ringBytes / 4 {
+            try synchronize()
+            try copyToDevice(destination, from: source.baseAddress!, byteCount: source.count)
+            return
+        }
+        if ringOffset + bytes > ringBytes {
+            try synchronize()
+            ringOffset = 0
+        }
+        (hostStaging + ringOffset).copyMemory(from: source.baseAddress!, byteCount: source.count)
+        try driver.check(driver.cuMemcpyHtoDAsync(destination, hostStaging + ringOffset, source.count, stream),
+                         "cuMemcpyHtoDAsync(\(source.count))")
+        ringOffset += bytes
+    }
+
     /// Copies device bytes into the pinned read-back area (at `offset`) on the stream.
     func copyToReadback(from source: UInt64, byteCount: Int, offset: Int = 0) throws {
         precondition(offset + byteCount <= readbackBytes, "read-back area too small")

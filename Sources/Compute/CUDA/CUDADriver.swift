@@ -31,6 +31,18 @@ final class CUDADriver: @unchecked Sendable {
     let cuFuncSetAttribute: @convention(c) (Handle, Int32, Int32) -> Result
     let cuLaunchKernel: @convention(c) (Handle, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, Handle,
                                         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result
+    // Graphs (optional: nil where the driver lacks them, and the decoder then runs eagerly).
+    typealias BeginCapture = @convention(c) (Handle, Int32) -> Result
+    typealias EndCapture = @convention(c) (Handle, UnsafeMutablePointer<Handle>) -> Result
+    typealias Instantiate = @convention(c) (UnsafeMutablePointer<Handle>, Handle, UInt64) -> Result
+    typealias GraphLaunch = @convention(c) (Handle, Handle) -> Result
+    typealias Destroy = @convention(c) (Handle) -> Result
+    let cuStreamBeginCapture: BeginCapture?
+    let cuStreamEndCapture: EndCapture?
+    let cuGraphInstantiateWithFlags: Instantiate?
+    let cuGraphLaunch: GraphLaunch?
+    let cuGraphExecDestroy: Destroy?
+    let cuGraphDestroy: Destroy?
 
     /// Device attributes used here (`CUdevice_attribute`).
     enum Attribute: Int32 {
@@ -67,6 +79,12 @@ final class CUDADriver: @unchecked Sendable {
         cuModuleGetFunction = try library.function("cuModuleGetFunction")
         cuFuncSetAttribute = try library.function("cuFuncSetAttribute")
         cuLaunchKernel = try library.function("cuLaunchKernel")
+        cuStreamBeginCapture = try? library.function("cuStreamBeginCapture_v2", as: BeginCapture.self)
+        cuStreamEndCapture = try? library.function("cuStreamEndCapture", as: EndCapture.self)
+        cuGraphInstantiateWithFlags = try? library.function("cuGraphInstantiateWithFlags", as: Instantiate.self)
+        cuGraphLaunch = try? library.function("cuGraphLaunch", as: GraphLaunch.self)
+        cuGraphExecDestroy = try? library.function("cuGraphExecDestroy", as: Destroy.self)
+        cuGraphDestroy = try? library.function("cuGraphDestroy", as: Destroy.self)
         try check(cuInit(0), "cuInit")
     }
 

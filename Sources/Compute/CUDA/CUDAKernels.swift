@@ -3,9 +3,23 @@ import Foundation
 /// The compiled kernel module of one GPU and a launcher with checked status.
 final class CUDAKernels: @unchecked Sendable {
     enum Name: String, CaseIterable {
-        case embedding, add_rmsnorm, rope, silu_mul, kv_write, gather_rows, bias_add, sample_rows
+        case embedding, add_rmsnorm, rope, silu_mul, kv_write, gather_rows, bias_add, sample_rows, gemv_bf16
         case attn_decode, attn_combine, attn_prefill
+        case attn_prefill_tc16, attn_prefill_tc32, attn_prefill_tc64, attn_prefill_tc128
     }
+
+    /// The tensor-core prefill attention kernel for `headDim`, if there is one.
+    static func tensorCorePrefill(headDim: Int) -> Name? {
+        switch headDim {
+        case 16: return .attn_prefill_tc16
+        case 32: return .attn_prefill_tc32
+        case 64: return .attn_prefill_tc64
+        case 128: return .attn_prefill_tc128
+        default: return nil
+        }
+    }
+    /// Dynamic shared memory of the tensor-core prefill kernel for `headDim`.
+    static func tensorCorePrefillShared(headDim: Int) -> Int { 3 * 64 * (headDim + 8) * 2 }
 
     let context: CUDAContext
     private var module: OpaquePointer?
@@ -37,6 +51,11 @@ final class CUDAKernels: @unchecked Sendable {
         // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
         try driver.check(driver.cuFuncSetAttribute(functions[.attn_prefill]!, 8, Int32(prefillSharedBytes)),
                          "cuFuncSetAttribute(attn_prefill, MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+        for headDim in [16, 32, 64, 128] {
+            let name = Self.tensorCorePrefill(headDim: headDim)!
+            try driver.check(driver.cuFuncSetAttribute(functions[name]!, 8, Int32(Self.tensorCorePrefillShared(headDim: headDim))),
+                             "cuFuncSetAttribute(\(name.rawValue), MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+        }
         loadSeconds = Date().timeIntervalSince(start)
     }
 

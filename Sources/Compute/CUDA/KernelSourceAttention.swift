@@ -11,7 +11,8 @@ __device__ __forceinline__ int sequence_of(const int* query_starts, int sequence
 }
 
 // head_dim <= 128 (MAXDPL * 32), heads per kv head <= 8 (MAXG).
-// One query token (all query heads of one kv head) against one split of its visible context.
+// One query token (all query heads of one kv head) against one split of its visible context
+// (split z covers keys [z * ceil(context / splits), (z + 1) * ceil(context / splits))).
 // grid (tokens, kv_heads, splits), block 128 (4 warps, each taking every 4th key).
 // Writes unnormalised partial outputs and (max, sum) per split; attn_combine merges them.
 #define MAXG 8
@@ -19,7 +20,7 @@ __device__ __forceinline__ int sequence_of(const int* query_starts, int sequence
 extern "C" __global__ void attn_decode(const bf16* q, int q_stride, const bf16* k_cache, const bf16* v_cache,
         const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, int sequences,
         int heads, int kv_heads, int head_dim, int tokens_per_page, long long page_stride, float scale,
-        int split_len, float* part_out, float* part_ml) {
+        float* part_out, float* part_ml) {
     __shared__ float sm_m[4][MAXG], sm_l[4][MAXG];
     __shared__ float sm_acc[4][MAXG][MAXDPL * 32];
     const int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
@@ -27,6 +28,8 @@ extern "C" __global__ void attn_decode(const bf16* q, int q_stride, const bf16* 
     const int s = sequence_of(query_starts, sequences, t);
     const int q_count = query_starts[s + 1] - query_starts[s];
     const int visible = context_lengths[s] - q_count + (t - query_starts[s]) + 1;
+    // Each sequence spreads its own context over the splits (so a recorded graph serves any length).
+    const int split_len = (context_lengths[s] + splits - 1) / splits;
     const int begin = split * split_len;
     const int end = min(visible, begin + split_len);
     const int group = heads / kv_heads, h0 = kvh * group;
@@ -45,31 +48,41 @@ extern "C" __global__ void attn_decode(const bf16* q, int q_stride, const bf16* 
             qr[g][i] = (g < group && i < dpl && d < head_dim) ? bf2f(q[(long long)t * q_stride + (h0 + g) * head_dim + d]) * scale : 0.0f;
         }
     }
-    for (int j = begin + warp; j < end; j += 4) {
-        const long long base = (long long)table[j / tokens_per_page] * page_stride + (long long)(j % tokens_per_page) * kv_dim
-                             + (long long)kvh * head_dim;
-        float kr[MAXDPL], vr[MAXDPL];
+    // Each warp takes keys begin + warp, + 4, + 8, ...; two at a time so that both loads are in flight.
+    for (int j0 = begin + warp; j0 < end; j0 += 8) {
+        float kr[2][MAXDPL], vr[2][MAXDPL];
         #pragma unroll
-        for (int i = 0; i < MAXDPL; i++) {
-            const int d = d0 + i;
-            const bool ok = i < dpl && d < head_dim;
-            kr[i] = ok ? bf2f(k_cache[base + d]) : 0.0f;
-            vr[i] = ok ? bf2f(v_cache[base + d]) : 0.0f;
+        for (int u = 0; u < 2; u++) {
+            const int j = j0 + 4 * u;
+            const bool live = j < end;
+            const long long base = live ? (long long)table[j / tokens_per_page] * page_stride
+                                          + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim : 0;
+            #pragma unroll
+            for (int i = 0; i < MAXDPL; i++) {
+                const int d = d0 + i;
+                const bool ok = live && i < dpl && d < head_dim;
+                kr[u][i] = ok ? bf2f(k_cache[base + d]) : 0.0f;
+                vr[u][i] = ok ? bf2f(v_cache[base + d]) : 0.0f;
+            }
         }
         #pragma unroll
-        for (int g = 0; g < MAXG; g++) {
-            if (g >= group) break;
-            float dot = 0.0f;
+        for (int u = 0; u < 2; u++) {
+            if (j0 + 4 * u >= end) break;
             #pragma unroll
-            for (int i = 0; i < MAXDPL; i++) dot += qr[g][i] * kr[i];
-            dot = warp_sum(dot);
-            const float m_new = fmaxf(m[g], dot);
-            const float correction = expf(m[g] - m_new);
-            const float p = expf(dot - m_new);
-            l[g] = l[g] * correction + p;
-            #pragma unroll
-            for (int i = 0; i < MAXDPL; i++) acc[g][i] = acc[g][i] * correction + p * vr[i];
-            m[g] = m_new;
+            for (int g = 0; g < MAXG; g++) {
+                if (g >= group) break;
+                float dot = 0.0f;
+                #pragma unroll
+                for (int i = 0; i < MAXDPL; i++) dot += qr[g][i] * kr[u][i];
+                dot = warp_sum(dot);
+                const float m_new = fmaxf(m[g], dot);
+                const float correction = expf(m[g] - m_new);
+                const float p = expf(dot - m_new);
+                l[g] = l[g] * correction + p;
+                #pragma unroll
+                for (int i = 0; i < MAXDPL; i++) acc[g][i] = acc[g][i] * correction + p * vr[u][i];
+                m[g] = m_new;
+            }
         }
     }
     #pragma unroll
@@ -249,5 +262,173 @@ extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16*
             if (j < dcols) out[(long long)(q_start + tile * 64 + r) * out_stride + h * head_dim + tx + 16 * j] = f2bf(acc[i][j] * inv);
     }
 }
+
+// Tensor-core causal attention of a 64-query tile of one sequence and one head over its pages:
+// bf16 mma.sync (m16n8k16, fp32 accumulation), online softmax in registers, 64 keys at a time.
+// grid (sequences * max_tiles, heads), block 128 (4 warps of 16 query rows). Dynamic shared
+// memory: 3 * 64 * (HD + 8) bf16 (queries, keys, values; rows padded against bank conflicts).
+__device__ __forceinline__ void mma_bf16(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+__device__ __forceinline__ unsigned shared_address(const void* p) {
+    unsigned a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+template <int HD>
+__device__ __forceinline__ void attn_prefill_tc_body(const bf16* q, int q_stride, const bf16* k_cache, const bf16* v_cache,
+        const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, int max_tiles,
+        int heads, int kv_heads, int tokens_per_page, long long page_stride, float scale, bf16* out, int out_stride,
+        unsigned char* smem_raw) {
+    constexpr int QS = HD + 8;
+    constexpr int VPR = HD / 8;
+    bf16* qs = (bf16*)smem_raw;
+    bf16* ks = qs + 64 * QS;
+    bf16* vs = ks + 64 * QS;
+    const int s = blockIdx.x / max_tiles, tile = blockIdx.x % max_tiles, h = blockIdx.y;
+    const int q_start = query_starts[s], q_count = query_starts[s + 1] - q_start;
+    if (tile * 64 >= q_count) return;
+    const int context = context_lengths[s];
+    const int first_pos = context - q_count + tile * 64;
+    const int rows = min(64, q_count - tile * 64);
+    const int kvh = h / (heads / kv_heads), kv_dim = kv_heads * HD;
+    const int* table = page_tables + (long long)s * max_pages;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const uint4 zero4 = make_uint4(0u, 0u, 0u, 0u);
+
+    for (int idx = tid; idx < 64 * VPR; idx += 128) {
+        const int r = idx / VPR, c = (idx % VPR) * 8;
+        uint4 v = zero4;
+        if (r < rows) v = *(const uint4*)(q + (long long)(q_start + tile * 64 + r) * q_stride + (long long)h * HD + c);
+        *(uint4*)(qs + r * QS + c) = v;
+    }
+    __syncthreads();
+    const int r0 = warp * 16 + g;
+    unsigned qa[HD / 16][4];
+    #pragma unroll
+    for (int kc = 0; kc < HD / 16; kc++) {
+        qa[kc][0] = *(const unsigned*)(qs + r0 * QS + kc * 16 + 2 * t4);
+        qa[kc][1] = *(const unsigned*)(qs + (r0 + 8) * QS + kc * 16 + 2 * t4);
+        qa[kc][2] = *(const unsigned*)(qs + r0 * QS + kc * 16 + 8 + 2 * t4);
+        qa[kc][3] = *(const unsigned*)(qs + (r0 + 8) * QS + kc * 16 + 8 + 2 * t4);
+    }
+    float o[HD / 8][4];
+    #pragma unroll
+    for (int n = 0; n < HD / 8; n++) { o[n][0] = 0.0f; o[n][1] = 0.0f; o[n][2] = 0.0f; o[n][3] = 0.0f; }
+    const float NEG = -__int_as_float(0x7f800000);
+    float m0 = NEG, m1 = NEG, l0 = 0.0f, l1 = 0.0f;
+    const float sl2 = scale * 1.4426950408889634f;
+    const int pos0 = first_pos + r0, pos1 = pos0 + 8;
+    const int last_key = min(context, first_pos + rows);
+    // ldmatrix.trans addresses of the value tile: lane l gives row (l % 8) of matrix l / 8.
+    const int lm_key = ((lane >> 3) & 1) * 8 + (lane & 7), lm_dim = (lane >> 4) * 8;
+
+    for (int k0 = 0; k0 < last_key; k0 += 64) {
+        __syncthreads();
+        for (int idx = tid; idx < 64 * VPR; idx += 128) {
+            const int c = idx / VPR, d = (idx % VPR) * 8;
+            const int j = k0 + c;
+            uint4 kv = zero4, vv = zero4;
+            if (j < last_key) {
+                const long long base = (long long)table[j / tokens_per_page] * page_stride
+                                     + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * HD + d;
+                kv = *(const uint4*)(k_cache + base);
+                vv = *(const uint4*)(v_cache + base);
+            }
+            *(uint4*)(ks + c * QS + d) = kv;
+            *(uint4*)(vs + c * QS + d) = vv;
+        }
+        __syncthreads();
+        float sc[8][4];
+        #pragma unroll
+        for (int n = 0; n < 8; n++) {
+            sc[n][0] = 0.0f; sc[n][1] = 0.0f; sc[n][2] = 0.0f; sc[n][3] = 0.0f;
+            #pragma unroll
+            for (int kc = 0; kc < HD / 16; kc++) {
+                const unsigned b0 = *(const unsigned*)(ks + (n * 8 + g) * QS + kc * 16 + 2 * t4);
+                const unsigned b1 = *(const unsigned*)(ks + (n * 8 + g) * QS + kc * 16 + 8 + 2 * t4);
+                mma_bf16(sc[n], qa[kc], b0, b1);
+            }
+        }
+        float mx0 = NEG, mx1 = NEG;
+        #pragma unroll
+        for (int n = 0; n < 8; n++) {
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int key = k0 + n * 8 + 2 * t4 + (e & 1);
+                const int pos = e < 2 ? pos0 : pos1;
+                const float v = (key <= pos && key < last_key) ? sc[n][e] * sl2 : NEG;
+                sc[n][e] = v;
+                if (e < 2) mx0 = fmaxf(mx0, v); else mx1 = fmaxf(mx1, v);
+            }
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float mu0 = mn0 == NEG ? 0.0f : mn0, mu1 = mn1 == NEG ? 0.0f : mn1;
+        const float c0 = exp2f(m0 - mu0), c1 = exp2f(m1 - mu1);
+        m0 = mn0; m1 = mn1;
+        float s0 = 0.0f, s1 = 0.0f;
+        #pragma unroll
+        for (int n = 0; n < 8; n++) {
+            sc[n][0] = exp2f(sc[n][0] - mu0); sc[n][1] = exp2f(sc[n][1] - mu0);
+            sc[n][2] = exp2f(sc[n][2] - mu1); sc[n][3] = exp2f(sc[n][3] - mu1);
+            s0 += sc[n][0] + sc[n][1];
+            s1 += sc[n][2] + sc[n][3];
+        }
+        l0 = l0 * c0 + s0;
+        l1 = l1 * c1 + s1;
+        #pragma unroll
+        for (int n = 0; n < HD / 8; n++) { o[n][0] *= c0; o[n][1] *= c0; o[n][2] *= c1; o[n][3] *= c1; }
+        #pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            unsigned pa[4];
+            pa[0] = pack_bf16x2(sc[2 * kk][0], sc[2 * kk][1]);
+            pa[1] = pack_bf16x2(sc[2 * kk][2], sc[2 * kk][3]);
+            pa[2] = pack_bf16x2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+            pa[3] = pack_bf16x2(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+            #pragma unroll
+            for (int np = 0; np < HD / 16; np++) {
+                unsigned b[4];
+                const unsigned address = shared_address(vs + (kk * 16 + lm_key) * QS + np * 16 + lm_dim);
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                             : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(address));
+                mma_bf16(o[2 * np], pa, b[0], b[1]);
+                mma_bf16(o[2 * np + 1], pa, b[2], b[3]);
+            }
+        }
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+    #pragma unroll
+    for (int n = 0; n < HD / 8; n++) {
+        const int col = h * HD + n * 8 + 2 * t4;
+        if (r0 < rows)
+            *(unsigned*)(out + (long long)(q_start + tile * 64 + r0) * out_stride + col) = pack_bf16x2(o[n][0] * i0, o[n][1] * i0);
+        if (r0 + 8 < rows)
+            *(unsigned*)(out + (long long)(q_start + tile * 64 + r0 + 8) * out_stride + col) = pack_bf16x2(o[n][2] * i1, o[n][3] * i1);
+    }
+}
+#define ATTN_PREFILL_TC(HD) \
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_tc##HD(const bf16* q, int q_stride, const bf16* k_cache, \
+        const bf16* v_cache, const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, \
+        int max_tiles, int heads, int kv_heads, int tokens_per_page, long long page_stride, float scale, bf16* out, \
+        int out_stride) { \
+    extern __shared__ __align__(16) unsigned char smem_tc[]; \
+    attn_prefill_tc_body<HD>(q, q_stride, k_cache, v_cache, query_starts, context_lengths, page_tables, max_pages, \
+        max_tiles, heads, kv_heads, tokens_per_page, page_stride, scale, out, out_stride, smem_tc); \
+}
+ATTN_PREFILL_TC(16)
+ATTN_PREFILL_TC(32)
+ATTN_PREFILL_TC(64)
+ATTN_PREFILL_TC(128)
 """#
 }

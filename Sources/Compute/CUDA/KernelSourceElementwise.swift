@@ -94,6 +94,47 @@ extern "C" __global__ void gather_rows(const bf16* x, int x_stride, const int* r
         out[(long long)blockIdx.x * out_stride + i] = x[(long long)rows[blockIdx.x] * x_stride + i];
 }
 
+// out[m][n] = x[m] . w[n] for up to 4 rows of x (decode): one warp per output column n, 16-byte
+// loads of the weight row, fp32 accumulation. k, ldx and ldw are multiples of 8; x and w 16-byte aligned.
+__device__ __forceinline__ void bf16x8_to_float(uint4 v, float* f) {
+    f[0] = __uint_as_float(v.x << 16); f[1] = __uint_as_float(v.x & 0xffff0000u);
+    f[2] = __uint_as_float(v.y << 16); f[3] = __uint_as_float(v.y & 0xffff0000u);
+    f[4] = __uint_as_float(v.z << 16); f[5] = __uint_as_float(v.z & 0xffff0000u);
+    f[6] = __uint_as_float(v.w << 16); f[7] = __uint_as_float(v.w & 0xffff0000u);
+}
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const bf16* __restrict__ x, int ldx, const bf16* __restrict__ w, int ldw,
+                                                           void* out, int ldo, int out_f32, int m_count, int n, int k) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row = blockIdx.x * 8 + warp;
+    if (row >= n) return;
+    const bf16* wr = w + (long long)row * ldw;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    #pragma unroll 4
+    for (int kk = lane * 8; kk < k; kk += 256) {
+        float wf[8];
+        bf16x8_to_float(*(const uint4*)(wr + kk), wf);
+        #pragma unroll
+        for (int m = 0; m < 4; m++) {
+            if (m < m_count) {
+                float xf[8];
+                bf16x8_to_float(*(const uint4*)(x + (long long)m * ldx + kk), xf);
+                #pragma unroll
+                for (int i = 0; i < 8; i++) acc[m] += wf[i] * xf[i];
+            }
+        }
+    }
+    #pragma unroll
+    for (int m = 0; m < 4; m++) {
+        if (m < m_count) {
+            const float v = warp_sum(acc[m]);
+            if (lane == 0) {
+                if (out_f32) ((float*)out)[(long long)m * ldo + row] = v;
+                else ((bf16*)out)[(long long)m * ldo + row] = f2bf(v);
+            }
+        }
+    }
+}
+
 extern "C" __global__ void bias_add(bf16* out, int stride, const float* bias, int cols) {
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
         bf16* p = out + (long long)blockIdx.x * stride + i;
