@@ -61,3 +61,43 @@ import Testing
         expectMatches(Array(outputs.suffix(4)), golden)
     }
 }
+
+/// Two colocated real models in one unit and one small KV pool, under every policy: each
+/// request's greedy output still equals transformers' (and so its solo output), with preemption.
+@Suite struct ColocatedGoldenTests {
+    @Test(arguments: SchedulingPolicy.allCases)
+    func colocatedModelsMatchTransformersUnderEveryPolicy(_ policy: SchedulingPolicy) throws {
+        let (llama, llamaGolden) = try Golden.load("llama-bf16")
+        let (qwen, qwenGolden) = try Golden.load("qwen2-bf16")
+        let a = ModelID("llama"), b = ModelID("qwen")
+        // Both models store 512 KV bytes per token (16 tokens a page). 44 pages: under `spatial`
+        // each model's share (22 pages) still fits its longest request (312 tokens, 20 pages).
+        let runner = try ModelRunner(checkpoints: [(a, llama), (b, qwen)], backend: CPUBackend(), kvCacheBytes: 44 * 16 * 512)
+        let engine = EngineCore(executor: runner, tokenizers: [:], policy: policy,
+                                limits: SchedulerLimits(maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0))
+        var expected: [SequenceID: [TokenID]] = [:]
+        for _ in 0..<2 {
+            for (model, golden) in [(a, llamaGolden), (b, qwenGolden)] {
+                for reference in golden.cases {
+                    let id = try engine.add(GenerationRequest(model: model, promptTokens: reference.promptTokenIDs,
+                                                              parameters: GoldenTests.greedyTop5))
+                    expected[id] = reference.steps.map(\.tokenID)
+                }
+            }
+        }
+        var outputs: [SequenceID: [TokenID]] = [:]
+        var steps = 0
+        while engine.hasWork {
+            for event in engine.step() {
+                if let token = event.token { outputs[event.sequenceID, default: []].append(token.tokenID) }
+                #expect(event.finishReason != .error, "\(event.errorMessage ?? "")")
+            }
+            steps += 1
+            try #require(steps < 20_000)
+        }
+        for (id, tokens) in expected { #expect(outputs[id] == tokens, "\(policy): \(id) differs from transformers") }
+        let state = engine.schedulerState
+        #expect(state.kvCache.freePageCount == state.kvCache.pool.pageCount && state.kvCache.isConsistent())
+        #expect(state.preemptionTotal > 0, "the pool was meant to force preemption under \(policy)")
+    }
+}
