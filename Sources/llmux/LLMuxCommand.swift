@@ -11,12 +11,12 @@ struct LLMuxCommand: AsyncParsableCommand {
             or point `--model` at a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
             `llmux make-model` writes random-weight checkpoints of real architectures and sizes.
             """,
-        subcommands: [ServeCommand.self, GenerateCommand.self, MakeModelCommand.self, BenchCommand.self, GPUCheckCommand.self])
+        subcommands: [ServeCommand.self, GatewayCommand.self, GenerateCommand.self, MakeModelCommand.self, BenchCommand.self, GPUCheckCommand.self])
 }
 
 /// `llmux bench …`.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print their reference measured in the same run.",
-        subcommands: [BenchEngineCommand.self, BenchMuxCommand.self])
+        subcommands: [BenchEngineCommand.self, BenchMuxCommand.self, BenchGatewayCommand.self])
 }
