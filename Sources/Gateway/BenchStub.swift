@@ -43,7 +43,7 @@ public enum BenchStub {
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
         }
         for path in ["/health", "/health_generate", "/readiness", "/liveness"] {
-            router.get(path) { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "OK\n"))) }
+            router.get(RouterPath(path)) { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "OK\n"))) }
         }
         router.get("/load") { _, _ in json(ByteBuffer(string: "{\"queued\":0,\"models\":{}}")) }
         router.get("/v1/models") { _, _ in json(models) }
@@ -54,10 +54,13 @@ public enum BenchStub {
         router.get("/server_info") { _, _ in json(ByteBuffer(string: "{\"model_path\":\"\(model)\",\"dp_size\":1}")) }
         router.get("/model_info") { _, _ in json(ByteBuffer(string: "{\"model_path\":\"\(model)\",\"is_generation\":true}")) }
         router.get("/get_load") { _, _ in json(ByteBuffer(string: "{\"load\":0}")) }
+        for path in ["/version", "/loads", "/v1/loads", "/metrics"] {
+            router.get(RouterPath(path)) { _, _ in json(ByteBuffer(string: "{\"version\":\"0\"}")) }
+        }
         for (path, chat) in [("/v1/chat/completions", true), ("/v1/completions", false)] {
             let chunks = chat ? chatChunks : textChunks
             let whole = chat ? chatJSON : textJSON
-            router.post(path) { request, _ in
+            router.post(RouterPath(path)) { request, _ in
                 var request = request
                 let body = try await request.collectBody(upTo: 64 << 20)
                 let stream = (try? body.withUnsafeReadableBytes { bytes throws(BodyScanError) in try BodyScanner.scan(bytes) })?.stream ?? false

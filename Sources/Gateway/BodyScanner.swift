@@ -30,13 +30,12 @@ public struct BodyScanError: Error, Sendable, Equatable, CustomStringConvertible
 /// model name.
 public enum BodyScanner {
     public static func scan(_ bytes: some Collection<UInt8>) throws(BodyScanError) -> ScannedBody {
-        if let result = try bytes.withContiguousStorageIfAvailable({ buffer throws(BodyScanError) in
-            try scan(UnsafeRawBufferPointer(buffer))
-        }) {
-            return result
+        let result = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(BodyScanError) in try scan(UnsafeRawBufferPointer(buffer)) }
+        } ?? Array(bytes).withUnsafeBytes { buffer in
+            Result { () throws(BodyScanError) in try scan(buffer) }
         }
-        let copy = Array(bytes)
-        return try copy.withUnsafeBytes { buffer throws(BodyScanError) in try scan(buffer) }
+        return try result.get()
     }
 
     public static func scan(_ bytes: UnsafeRawBufferPointer) throws(BodyScanError) -> ScannedBody {

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import OpenAIAPI
 import Synchronization
 
