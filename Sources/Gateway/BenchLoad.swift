@@ -18,7 +18,8 @@ public enum BenchLoad {
     }
 
     public struct Result: Sendable {
-        /// Seconds to the first body byte and to the end, of requests started in the window.
+        /// Seconds to the first body byte (streamed requests) and to the end (all), of requests
+        /// started in the window.
         public var firstByte: [Double] = []
         public var total: [Double] = []
         /// Requests that ended inside the window.
@@ -61,6 +62,7 @@ public enum BenchLoad {
 
     public static func run(_ settings: Settings, client: HTTPClient) async -> Result {
         let mix = Self.mix(model: settings.model)
+        let streamedFlags = mix.map { String(buffer: $0.body).contains("\"stream\":true") }
         let clock = ContinuousClock()
         let start = clock.now
         let windowStart = start + settings.warmup
@@ -72,6 +74,7 @@ public enum BenchLoad {
                     var n = worker
                     while clock.now < windowEnd {
                         let (path, body) = mix[n % mix.count]
+                        let streamed = streamedFlags[(n - 1) % mix.count]
                         n += 1
                         var request = HTTPClientRequest(url: settings.url + path)
                         request.method = .POST
@@ -92,7 +95,7 @@ public enum BenchLoad {
                             }
                             let end = clock.now
                             if sent >= windowStart && sent < windowEnd {
-                                local.firstByte.append(Self.seconds((firstAt ?? end) - sent))
+                                if streamed { local.firstByte.append(Self.seconds((firstAt ?? end) - sent)) }
                                 local.total.append(Self.seconds(end - sent))
                             }
                             if end >= windowStart && end < windowEnd { local.completedInWindow += 1 }

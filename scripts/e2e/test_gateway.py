@@ -5,6 +5,7 @@ import concurrent.futures
 import re
 import signal
 import socket
+import threading
 import time
 
 try:  # recent openai releases ship the client as httpx2
@@ -98,13 +99,14 @@ def test_gateway_streams_and_errors(cluster):
     assert 'llmux_gateway_requests_total{model="demo"}' in text
 
 
-def long_stream(client):
-    """Streams a long answer; returns ("ok", tokens) or ("error", message)."""
+def long_stream(client, started):
+    """Streams a long answer; returns ("ok", chunks) or ("error", message). Sets `started` at the first chunk."""
     pieces = 0
     try:
-        for chunk in client.completions.create(model="demo", prompt=PROMPT, max_tokens=400, temperature=0, stream=True,
+        for chunk in client.completions.create(model="demo", prompt=PROMPT, max_tokens=2000, temperature=0, stream=True,
                                                extra_body={"ignore_eos": True}):
             pieces += 1
+            started.set()
         return ("ok", pieces)
     except openai.APIError as error:
         return ("error", str(error))
@@ -113,12 +115,12 @@ def long_stream(client):
 def test_failover_when_an_upstream_dies_and_returns(cluster):
     before_b = cluster.metric("llmux_gateway_upstream_requests_total", cluster.b_url)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        streams = [pool.submit(long_stream, cluster.client) for _ in range(4)]
-        # Wait until both replicas carry streams, then kill one.
-        deadline = time.time() + 30
-        while time.time() < deadline and cluster.metric("llmux_gateway_upstream_outstanding", cluster.b_url) < 1:
-            time.sleep(0.05)
-        time.sleep(0.3)
+        started = [threading.Event() for _ in range(4)]
+        streams = [pool.submit(long_stream, cluster.client, event) for event in started]
+        # Once every stream has its first chunk (round robin put two on each replica), kill one replica.
+        for event in started:
+            assert event.wait(30)
+        assert cluster.metric("llmux_gateway_upstream_outstanding", cluster.b_url) >= 1
         cluster.b.stop(signal.SIGKILL)
         killed_at = time.time()
         # New requests go to the survivor at once (a refused connection is retried there).
