@@ -74,7 +74,7 @@ public enum BenchLoad {
                     var n = worker
                     while clock.now < windowEnd {
                         let (path, body) = mix[n % mix.count]
-                        let streamed = streamedFlags[(n - 1) % mix.count]
+                        let streamed = streamedFlags[n % mix.count]
                         n += 1
                         var request = HTTPClientRequest(url: settings.url + path)
                         request.method = .POST

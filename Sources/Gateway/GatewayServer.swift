@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Foundation
-import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -8,35 +7,17 @@ import NIOPosix
 import OpenAIAPI
 import ServiceLifecycle
 
-/// The routes of `llmux gateway`.
-public func makeGatewayRouter(state: GatewayState) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
-    router.post("/v1/completions") { request, _ in await state.proxy(request, path: "/v1/completions") }
-    router.post("/v1/chat/completions") { request, _ in await state.proxy(request, path: "/v1/chat/completions") }
-    router.get("/v1/models") { request, _ in await state.mergedModels(request) }
-    router.get("/health") { _, _ in
-        let up = state.routes.values.contains { $0.upstreams.contains(where: \.isHealthy) }
-        return Response(status: up ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
-                        body: .init(byteBuffer: ByteBuffer(string: up ? "OK\n" : "no healthy upstream\n")))
-    }
-    router.get("/metrics") { _, _ in
-        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: state.metrics.render(upstreams: state.upstreams))))
-    }
-    return router
-}
-
 extension GatewayState {
     /// `GET /v1/models`: the union of the healthy upstreams' lists, limited to the models this
     /// gateway routes, each model once.
-    func mergedModels(_ request: Request) async -> Response {
+    func mergedModels(authorization: String?) async -> (Int, ByteBuffer) {
         do {
-            try authorize(request)
+            try authorize(authorization: authorization)
         } catch {
             metrics.answered(status: error.status)
-            return Self.errorResponse(error)
+            return (error.status, ByteBuffer(bytes: error.jsonData()))
         }
-        let headers = upstreamHeaders(request)
+        let headers = upstreamHeaders(authorization: authorization, accept: nil)
         let client = self.client
         let timeout = Int64(configuration.healthTimeoutMs) * 2
         let answers = await withTaskGroup(of: (Int, Data?).self) { group in
@@ -70,14 +51,13 @@ extension GatewayState {
         }
         if cards.isEmpty, let (status, data) = firstError {
             metrics.answered(status: status)
-            return Response(status: .init(code: status), headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            return (status, ByteBuffer(bytes: data))
         }
         let ordered = configuration.models.compactMap { cards[$0.name] }
         let body = (try? JSONSerialization.data(withJSONObject: ["object": "list", "data": ordered], options: [.sortedKeys, .withoutEscapingSlashes]))
             ?? Data("{\"object\":\"list\",\"data\":[]}".utf8)
         metrics.answered(status: 200)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return (200, ByteBuffer(bytes: body))
     }
 
     /// Checks every upstream's `/health` each interval (and reads `/load` for the load-aware
@@ -135,11 +115,28 @@ extension GatewayState {
     }
 }
 
-/// Runs the health checks beside the HTTP server and closes the client pool at shutdown.
-struct HealthCheckService: Service {
+/// Binds the HTTP front, runs the health checks, and at SIGINT/SIGTERM stops accepting, lets
+/// requests in flight finish (up to `drainSeconds`), then closes the upstream pool.
+struct GatewayService: Service {
     let state: GatewayState
+    let group: any EventLoopGroup
+    let drainSeconds = 30.0
+
     func run() async throws {
+        let channel = try await ProxyServer.bind(state: state, group: group)
+        let configuration = state.configuration
+        if configuration.announce {
+            let port = channel.localAddress?.port ?? configuration.port
+            let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+            let models = configuration.models.map { "\($0.name) → \($0.upstreams.count) upstream(s), \($0.policy.rawValue)" }
+            FileHandle.standardOutput.write(Data("LLMux gateway listening on http://\(host):\(port) (models: \(models.joined(separator: "; ")))\n".utf8))
+        }
         await cancelWhenGracefulShutdown { await state.runHealthChecks() }
+        try? await channel.close()
+        let deadline = ContinuousClock.now + .seconds(drainSeconds)
+        while state.upstreams.contains(where: { $0.outstanding > 0 }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
         await state.shutdown()
     }
 }
@@ -165,19 +162,9 @@ public enum LLMuxGateway {
         let state = GatewayState(configuration: configuration, eventLoopGroup: group)
         var logger = Logger(label: "llmux-gateway")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
-        let app = Application(
-            router: makeGatewayRouter(state: state),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "llmux-gateway", backlog: 4096),
-            services: [HealthCheckService(state: state)],
-            onServerRunning: { channel in
-                guard configuration.announce else { return }
-                let port = channel.localAddress?.port ?? configuration.port
-                let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-                let models = configuration.models.map { "\($0.name) → \($0.upstreams.count) upstream(s), \($0.policy.rawValue)" }
-                FileHandle.standardOutput.write(Data("LLMux gateway listening on http://\(host):\(port) (models: \(models.joined(separator: "; ")))\n".utf8))
-            },
-            eventLoopGroupProvider: .shared(group),
-            logger: logger)
-        try await app.runService()
+        let services = ServiceGroup(configuration: .init(
+            services: [.init(service: GatewayService(state: state, group: group), successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await services.run()
     }
 }

@@ -26,6 +26,8 @@ struct BenchGatewayCommand: AsyncParsableCommand {
     @Option(help: "nginx binary.") var nginx: String?
     @Option(help: "smg binary (pip install smg).") var smg: String?
     @Option(help: "Write all results as JSON here.") var json: String?
+    @Option(name: .customLong("gateway-arg"), parsing: .unconditionalSingleValue, help: "Extra argument for llmux gateway (repeatable).")
+    var gatewayArgs: [String] = []
     @Flag(help: .hidden) var stub = false
     @Option(help: .hidden) var port = 0
 
@@ -55,7 +57,7 @@ struct BenchGatewayCommand: AsyncParsableCommand {
         var notes: [String] = []
         if wanted.contains("llmux") {
             let pid = try children.start(me, ["gateway", "--upstream", "bench=http://127.0.0.1:\(stubPort)", "--port", "\(gatewayPort)",
-                                              "--policy", "round_robin", "--max-concurrent-per-upstream", "8192"], name: "llmux gateway")
+                                              "--policy", "round_robin", "--max-concurrent-per-upstream", "8192"] + gatewayArgs, name: "llmux gateway")
             try await waitReady("http://127.0.0.1:\(gatewayPort)/health", name: "llmux gateway")
             endpoints.append(("llmux", "http://127.0.0.1:\(gatewayPort)", pid))
         }
@@ -271,15 +273,15 @@ private func cpuSeconds(_ pid: Int32) -> Double {
     var total = 0.0
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     for entry in entries {
-        guard let id = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-              let parsed = ticks(stat) else { continue }
+        guard let id = Int32(entry), let data = FileHandle(forReadingAtPath: "/proc/\(entry)/stat")?.readDataToEndOfFile(),
+              let parsed = ticks(String(decoding: data, as: UTF8.self)) else { continue }
         if id == pid || parsed.ppid == pid { total += parsed.ticks }
     }
     return total / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 private func loadAverage() -> String {
-    ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
+    (FileHandle(forReadingAtPath: "/proc/loadavg").map { String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) } ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
 }
 
 private func machineDescription() -> String {
