@@ -1,6 +1,4 @@
 import Foundation
-import Hummingbird
-import Logging
 import NIOCore
 import NIOPosix
 
@@ -38,59 +36,29 @@ public enum BenchStub {
         let textJSON = ByteBuffer(string: "{\"id\":\"cmpl-stub\",\"object\":\"text_completion\",\"created\":\(created),\"model\":\"\(model)\",\"choices\":[{\"index\":0,\"text\":\"\(text)\",\"finish_reason\":\"length\"}],\(usage)}")
         let models = ByteBuffer(string: "{\"object\":\"list\",\"data\":[{\"id\":\"\(model)\",\"object\":\"model\",\"created\":\(created),\"owned_by\":\"llmux\"}]}")
 
-        let router = Router(context: BasicRequestContext.self)
-        @Sendable func json(_ buffer: ByteBuffer) -> Response {
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
-        }
-        for path in ["/health", "/health_generate", "/readiness", "/liveness"] {
-            router.get(RouterPath(path)) { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "OK\n"))) }
-        }
-        router.get("/load") { _, _ in json(ByteBuffer(string: "{\"queued\":0,\"models\":{}}")) }
-        router.get("/v1/models") { _, _ in json(models) }
-        router.get("/get_model_info") { _, _ in
-            json(ByteBuffer(string: "{\"model_path\":\"\(model)\",\"tokenizer_path\":null,\"is_generation\":true}"))
-        }
-        router.get("/get_server_info") { _, _ in json(ByteBuffer(string: "{\"model_path\":\"\(model)\",\"dp_size\":1}")) }
-        router.get("/server_info") { _, _ in json(ByteBuffer(string: "{\"model_path\":\"\(model)\",\"dp_size\":1}")) }
-        router.get("/model_info") { _, _ in json(ByteBuffer(string: "{\"model_path\":\"\(model)\",\"is_generation\":true}")) }
-        router.get("/get_load") { _, _ in json(ByteBuffer(string: "{\"load\":0}")) }
-        for path in ["/version", "/loads", "/v1/loads", "/metrics"] {
-            router.get(RouterPath(path)) { _, _ in json(ByteBuffer(string: "{\"version\":\"0\"}")) }
-        }
-        for (path, chat) in [("/v1/chat/completions", true), ("/v1/completions", false)] {
-            let chunks = chat ? chatChunks : textChunks
-            let whole = chat ? chatJSON : textJSON
-            router.post(RouterPath(path)) { request, _ in
-                var request = request
-                let body = try await request.collectBody(upTo: 64 << 20)
-                let stream = (try? body.withUnsafeReadableBytes { bytes throws(BodyScanError) in try BodyScanner.scan(bytes) })?.stream ?? false
-                guard stream else {
-                    try await Task.sleep(for: interval * tokens)
-                    return json(whole)
+        var gets: [String: ByteBuffer] = [:]
+        for path in ["/health", "/health_generate", "/readiness", "/liveness"] { gets[path] = ByteBuffer(string: "OK\n") }
+        gets["/load"] = ByteBuffer(string: "{\"queued\":0,\"models\":{}}")
+        gets["/v1/models"] = models
+        gets["/get_model_info"] = ByteBuffer(string: "{\"model_path\":\"\(model)\",\"tokenizer_path\":null,\"is_generation\":true}")
+        for path in ["/get_server_info", "/server_info"] { gets[path] = ByteBuffer(string: "{\"model_path\":\"\(model)\",\"dp_size\":1}") }
+        gets["/model_info"] = ByteBuffer(string: "{\"model_path\":\"\(model)\",\"is_generation\":true}")
+        gets["/get_load"] = ByteBuffer(string: "{\"load\":0}")
+        for path in ["/version", "/loads", "/v1/loads", "/metrics"] { gets[path] = ByteBuffer(string: "{\"version\":\"0\"}") }
+        let answers = StubHandler.Answers(chatChunks: chatChunks, textChunks: textChunks, done: done, chatJSON: chatJSON, textJSON: textJSON,
+                                          gets: gets, interval: .nanoseconds(Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000))
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(StubHandler(answers: answers))
                 }
-                return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-                                body: ResponseBody { writer in
-                                    let start = ContinuousClock.now
-                                    for (i, buffer) in chunks.enumerated() {
-                                        if i > 0 { try await Task.sleep(until: start + interval * i, clock: .continuous) }
-                                        try await writer.write(buffer)
-                                    }
-                                    try await writer.write(done)
-                                    try await writer.finish(nil)
-                                })
             }
-        }
-        var logger = Logger(label: "llmux-bench-stub")
-        logger.logLevel = .warning
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "llmux-stub",
-                                 backlog: 4096),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? settings.port
-                FileHandle.standardOutput.write(Data("LLMux bench stub listening on http://\(settings.host):\(port)\n".utf8))
-            },
-            logger: logger)
-        try await app.runService()
+            .bind(host: settings.host, port: settings.port).get()
+        let port = channel.localAddress?.port ?? settings.port
+        FileHandle.standardOutput.write(Data("LLMux bench stub listening on http://\(settings.host):\(port)\n".utf8))
+        try await channel.closeFuture.get()
     }
 }

@@ -27,7 +27,7 @@ extension GatewayState {
                     r.headers = headers
                     guard let response = try? await client.execute(r, timeout: .milliseconds(max(1000, timeout))),
                           let body = try? await response.body.collect(upTo: 8 << 20) else { return (0, nil) }
-                    return (Int(response.status.code), Data(buffer: body))
+                    return (Int(response.status.code), Data(body.readableBytesView))
                 }
             }
             var all: [(Int, Data?)] = []
@@ -93,7 +93,7 @@ extension GatewayState {
                 loadRequest.headers = headers
                 if let response = try? await client.execute(loadRequest, timeout: timeout),
                    let body = try? await response.body.collect(upTo: 1 << 20), response.status == .ok {
-                    upstream.updateLoad(Self.parseLoad(Data(buffer: body)))
+                    upstream.updateLoad(Self.parseLoad(Data(body.readableBytesView)))
                 }
             }
             let elapsed = ContinuousClock.now - started

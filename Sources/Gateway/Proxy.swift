@@ -11,7 +11,10 @@ public final class GatewayState: Sendable {
     public let routes: [String: ModelRoute]
     public let upstreams: [Upstream]
     public let metrics = GatewayMetrics()
+    /// For health checks and model lists.
     let client: HTTPClient
+    /// For proxied requests: connections on the client connection's event loop.
+    let pool: UpstreamPool
 
     public init(configuration: GatewayConfiguration, eventLoopGroup: any EventLoopGroup) {
         self.configuration = configuration
@@ -30,6 +33,8 @@ public final class GatewayState: Sendable {
                                             chooser: ReplicaChooser(policy: model.policy, prefix: configuration.prefix, seed: UInt64(i + 1)))
         }
         self.routes = routes
+        pool = UpstreamPool(connectTimeout: .milliseconds(Int64(configuration.connectTimeoutMs)),
+                            readTimeout: .seconds(Int64(configuration.readTimeoutSeconds)))
         var http = HTTPClient.Configuration(
             timeout: .init(connect: .milliseconds(Int64(configuration.connectTimeoutMs)), read: .seconds(Int64(configuration.readTimeoutSeconds))),
             connectionPool: .init(idleTimeout: .seconds(120),

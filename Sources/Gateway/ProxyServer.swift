@@ -130,10 +130,9 @@ final class GatewayConnectionHandler: ChannelInboundHandler, RemovableChannelHan
 }
 
 /// One proxied request: attempts on replicas until one answers, then its answer streamed
-/// through. Lives on the client connection's event loop; every method runs there (AsyncHTTPClient
-/// calls the delegate on the loop given in `.delegateAndChannel(on:)`).
-final class ProxyExchange: HTTPClientResponseDelegate, @unchecked Sendable {
-    typealias Response = Void
+/// through. Lives on the client connection's event loop, as does its upstream connection (from
+/// `UpstreamPool`), so every callback runs there.
+final class ProxyExchange: UpstreamConsumer {
     typealias OutboundOut = HTTPServerResponsePart
 
     let state: GatewayState
@@ -149,12 +148,14 @@ final class ProxyExchange: HTTPClientResponseDelegate, @unchecked Sendable {
 
     private var attempt = 0
     private var excluded = Set<Int>()
-    private var current: (index: Int, upstream: Upstream, task: HTTPClient.Task<Void>?)?
+    private var current: (index: Int, upstream: Upstream)?
+    private var connection: Channel?
+    private var reused = false
     private var sentAt = NIODeadline.now()
     private var waited = TimeAmount.zero
     private var lastError: APIError?
     /// The upstream's head, held until its first body chunk (the point after which no retry).
-    private var upstreamHead: HTTPResponseHead?
+    private var upstreamHeadValue: HTTPResponseHead?
     private var retryThisAttempt = false
     private var committed = false
     private var isStream = false
@@ -184,26 +185,45 @@ final class ProxyExchange: HTTPClientResponseDelegate, @unchecked Sendable {
             fail(lastError ?? APIError.unavailable("No healthy upstream serves model `\(route.name)` now; retry later."))
         case .upstream(let index, let upstream):
             state.metrics.attempt(model: route.name, upstream: upstream.url)
-            upstreamHead = nil
+            upstreamHeadValue = nil
             retryThisAttempt = false
-            current = (index, upstream, nil)
+            current = (index, upstream)
             sentAt = .now()
-            do {
-                let request = try HTTPClient.Request(url: upstream.url + path, method: .POST, headers: headers, body: .byteBuffer(body))
-                let task = state.client.execute(request: request, delegate: self, eventLoop: .delegateAndChannel(on: context.eventLoop),
-                                                deadline: .now() + .seconds(Int64(state.configuration.requestTimeoutSeconds)))
-                current?.task = task
-            } catch {
-                attemptFailed(APIError.internalError("bad upstream URL \(upstream.url): \(error)"), eject: false)
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            state.pool.acquire(upstream, on: loop).whenComplete { result in
+                let exchange = bound.value
+                switch result {
+                case .success(let (channel, upstreamHandler, reused)):
+                    exchange.connected(channel, upstreamHandler, reused: reused)
+                case .failure(let error):
+                    exchange.attemptFailed(APIError(status: 502, message: "cannot connect to upstream \(upstream.url): \(error)",
+                                                    type: "upstream_error", code: "bad_gateway"), eject: true)
+                }
             }
         }
     }
 
-    /// The client closed its connection.
+    private func connected(_ channel: Channel, _ upstreamHandler: UpstreamHandler, reused: Bool) {
+        guard !finished, let (_, upstream) = current else {
+            channel.close(promise: nil)
+            return
+        }
+        connection = channel
+        self.reused = reused
+        upstreamHandler.consumer = self
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
+        head.headers.replaceOrAdd(name: "host", value: upstream.hostHeader)
+        head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+        upstreamHandler.send(context: channel, head: head, body: body)
+    }
+
+    /// The client closed its connection: close the upstream one (the engine aborts the request).
     func clientGone() {
         guard !finished else { return }
         finished = true
-        current?.task?.cancel()
+        connection?.close(promise: nil)
+        connection = nil
         releaseSlot()
     }
 
@@ -214,22 +234,21 @@ final class ProxyExchange: HTTPClientResponseDelegate, @unchecked Sendable {
         }
     }
 
-    // MARK: delegate (on the event loop)
+    // MARK: upstream callbacks (on the event loop)
 
-    func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+    func upstreamHead(_ head: HTTPResponseHead) {
         if [429, 502, 503, 504].contains(head.status.code) && attempt < state.configuration.retries && !finished {
             retryThisAttempt = true
             lastError = APIError(status: Int(head.status.code), message: "upstream \(current?.upstream.url ?? "?") answered \(head.status.code)",
                                  type: "upstream_error", code: "upstream_status")
         } else {
-            upstreamHead = head
+            upstreamHeadValue = head
             isStream = head.headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false
         }
-        return context.eventLoop.makeSucceededVoidFuture()
     }
 
-    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
-        guard !retryThisAttempt, !finished, context.channel.isActive else { return context.eventLoop.makeSucceededVoidFuture() }
+    func upstreamBody(_ buffer: ByteBuffer) {
+        guard !retryThisAttempt, !finished else { return }
         if !committed {
             let firstAt = NIODeadline.now()
             commitHead()
@@ -237,13 +256,14 @@ final class ProxyExchange: HTTPClientResponseDelegate, @unchecked Sendable {
             context.flush()
             let added = (sentAt - arrival) - waited + (NIODeadline.now() - firstAt)
             state.metrics.observe(added: Self.seconds(added), upstreamFirstByte: Self.seconds(firstAt - sentAt))
-            return context.eventLoop.makeSucceededVoidFuture()
+            return
         }
-        // Waiting for the write keeps the upstream from outrunning a slow client.
-        return context.writeAndFlush(NIOAny(OutboundOut.body(.byteBuffer(buffer))))
+        context.writeAndFlush(NIOAny(OutboundOut.body(.byteBuffer(buffer))), promise: nil)
     }
 
-    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+    func upstreamEnd(keepAlive upstreamKeepAlive: Bool) {
+        if let connection, let (_, upstream) = current, upstreamKeepAlive { state.pool.release(connection, upstream: upstream) }
+        connection = nil
         if retryThisAttempt {
             attemptFailed(lastError ?? APIError(status: 502, message: "upstream failed", type: "upstream_error"), eject: false)
             return
@@ -251,15 +271,16 @@ final class ProxyExchange: HTTPClientResponseDelegate, @unchecked Sendable {
         guard !finished else { return }
         if !committed {
             commitHead()
-            let now = NIODeadline.now()
-            state.metrics.observe(added: Self.seconds((sentAt - arrival) - waited), upstreamFirstByte: Self.seconds(now - sentAt))
+            state.metrics.observe(added: Self.seconds((sentAt - arrival) - waited), upstreamFirstByte: Self.seconds(NIODeadline.now() - sentAt))
         }
         end()
     }
 
-    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
+    func upstreamFailed(_ error: any Error) {
+        connection = nil
         guard !finished else { return }
-        let eject = GatewayState.isConnectFailure(error)
+        // A kept-alive connection the upstream had closed is not the upstream's fault.
+        let eject = !reused && (GatewayState.isConnectFailure(error) || error is UpstreamClosed)
         let url = current?.upstream.url ?? "?"
         if !committed {
             attemptFailed(APIError(status: 502, message: "upstream \(url) failed: \(GatewayState.describe(error))",
@@ -269,7 +290,7 @@ final class ProxyExchange: HTTPClientResponseDelegate, @unchecked Sendable {
         // After the first byte: too late to retry.
         state.metrics.midStreamFailure()
         state.metrics.error(model: route.name, upstream: url)
-        if eject { current?.upstream.eject() }
+        if error is UpstreamClosed || GatewayState.isConnectFailure(error) { current?.upstream.eject() }
         if isStream && context.channel.isActive {
             let apiError = APIError(status: 502, message: "The upstream \(url) failed mid-stream: \(GatewayState.describe(error))",
                                     type: "upstream_error", code: "upstream_stream_failed")
@@ -287,7 +308,7 @@ final class ProxyExchange: HTTPClientResponseDelegate, @unchecked Sendable {
 
     private func commitHead() {
         committed = true
-        let upstream = upstreamHead ?? HTTPResponseHead(version: .http1_1, status: .ok)
+        let upstream = upstreamHeadValue ?? HTTPResponseHead(version: .http1_1, status: .ok)
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: upstream.headers.first(name: "content-type") ?? "application/json")
         if let cache = upstream.headers.first(name: "cache-control") { headers.add(name: "cache-control", value: cache) }
@@ -321,7 +342,9 @@ final class ProxyExchange: HTTPClientResponseDelegate, @unchecked Sendable {
     }
 
     private func attemptFailed(_ error: APIError, eject: Bool) {
-        guard let (index, upstream, _) = current else { return }
+        guard let (index, upstream) = current else { return }
+        connection?.close(promise: nil)
+        connection = nil
         releaseSlot()
         if eject { upstream.eject() }
         state.metrics.error(model: nil, upstream: upstream.url)
@@ -334,7 +357,8 @@ final class ProxyExchange: HTTPClientResponseDelegate, @unchecked Sendable {
         let backoff = GatewayState.backoff(attempt: attempt, baseMs: state.configuration.retryBackoffMs)
         let delay = TimeAmount.nanoseconds(backoff.components.seconds * 1_000_000_000 + backoff.components.attoseconds / 1_000_000_000)
         waited = waited + delay
-        context.eventLoop.scheduleTask(in: delay) { self.start() }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: delay) { bound.value.start() }
     }
 
     static func seconds(_ t: TimeAmount) -> Double { Double(t.nanoseconds) / 1e9 }

@@ -17,6 +17,10 @@ public struct ModelLoad: Sendable, Equatable {
 public final class Upstream: Sendable {
     public let url: String
     public let maxConcurrent: Int
+    /// Host and port from the URL (http only), and the Host header sent.
+    let host: String
+    let port: Int
+    let hostHeader: String
     struct State {
         var health: HealthTracker
         var outstanding = 0
@@ -27,6 +31,21 @@ public final class Upstream: Sendable {
     public init(url: String, maxConcurrent: Int, health: HealthTracker = HealthTracker()) {
         self.url = url
         self.maxConcurrent = maxConcurrent
+        var rest = Substring(url)
+        if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        hostHeader = String(rest)
+        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+            host = String(rest[rest.index(after: rest.startIndex)..<close])
+            let after = rest[rest.index(after: close)...]
+            port = after.hasPrefix(":") ? Int(after.dropFirst()) ?? 80 : 80
+        } else if let colon = rest.lastIndex(of: ":") {
+            host = String(rest[..<colon])
+            port = Int(rest[rest.index(after: colon)...]) ?? 80
+        } else {
+            host = String(rest)
+            port = 80
+        }
         state = Mutex(State(health: health))
     }
 

@@ -28,6 +28,8 @@ struct BenchGatewayCommand: AsyncParsableCommand {
     @Option(help: "Write all results as JSON here.") var json: String?
     @Option(name: .customLong("gateway-arg"), parsing: .unconditionalSingleValue, help: "Extra argument for llmux gateway (repeatable).")
     var gatewayArgs: [String] = []
+    @Option(name: .customLong("url"), help: "NAME=URL of an endpoint already running, measured too (repeatable).")
+    var urls: [String] = []
     @Flag(help: .hidden) var stub = false
     @Option(help: .hidden) var port = 0
 
@@ -49,6 +51,25 @@ struct BenchGatewayCommand: AsyncParsableCommand {
         defer { children.stopAll() }
         let loadBefore = loadAverage()
 
+        if wanted == ["none"] {
+            var endpoints: [(String, String)] = []
+            for entry in urls { let parts = entry.split(separator: "=", maxSplits: 1).map(String.init); endpoints.append((parts[0], parts[1])) }
+            for level in levels {
+                for (name, url) in endpoints {
+                    let client = BenchLoad.makeClient(concurrency: level)
+                    var settings = BenchLoad.Settings(url: url)
+                    settings.concurrency = level
+                    settings.warmup = .microseconds(Int64(warmup * 1e6))
+                    settings.duration = .microseconds(Int64(duration * 1e6))
+                    let r = await BenchLoad.run(settings, client: client)
+                    try? await client.shutdown()
+                    print(String(format: "%@ @%d: TTFB p50 %.2f p99 %.2f ms, total p50 %.2f p99 %.2f ms, %.0f req/s, %d errors", name, level,
+                                 BenchLoad.quantile(r.firstByte, 0.5) * 1000, BenchLoad.quantile(r.firstByte, 0.99) * 1000,
+                                 BenchLoad.quantile(r.total, 0.5) * 1000, BenchLoad.quantile(r.total, 0.99) * 1000, r.requestsPerSecond, r.errors))
+                }
+            }
+            return
+        }
         let stubPID = try children.start(me, ["bench", "gateway", "--stub", "--port", "\(stubPort)", "--tokens", "\(tokens)",
                                               "--interval-ms", "\(intervalMs)"], name: "stub")
         try await waitReady("http://127.0.0.1:\(stubPort)/health", name: "stub")
@@ -264,6 +285,14 @@ private func findExecutable(_ name: String, extra: [String]) -> String? {
 
 /// User + system CPU seconds of a process and its direct children (nginx's workers).
 private func cpuSeconds(_ pid: Int32) -> Double {
+    func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, 4096) }
+        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+    }
     func ticks(_ stat: String) -> (ppid: Int32, ticks: Double)? {
         guard let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
@@ -273,15 +302,14 @@ private func cpuSeconds(_ pid: Int32) -> Double {
     var total = 0.0
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     for entry in entries {
-        guard let id = Int32(entry), let data = FileHandle(forReadingAtPath: "/proc/\(entry)/stat")?.readDataToEndOfFile(),
-              let parsed = ticks(String(decoding: data, as: UTF8.self)) else { continue }
+        guard let id = Int32(entry), let stat = read("/proc/\(entry)/stat"), let parsed = ticks(stat) else { continue }
         if id == pid || parsed.ppid == pid { total += parsed.ticks }
     }
     return total / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 private func loadAverage() -> String {
-    (FileHandle(forReadingAtPath: "/proc/loadavg").map { String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) } ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
+    ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
 }
 
 private func machineDescription() -> String {
