@@ -143,17 +143,12 @@ struct GatewayService: Service {
 
 /// `llmux gateway`: serves until SIGINT/SIGTERM.
 public enum LLMuxGateway {
-    /// Raises the open-file limit to its hard limit (each stream holds two or three sockets) and,
-    /// with `eventLoopExecutor`, runs Swift tasks on the network event loops that own the
-    /// sockets, so a forwarded chunk does not hop between threads.
-    public static func prepareProcess(eventLoopExecutor: Bool) {
+    /// Raises the open-file limit to its hard limit (each stream holds two or three sockets).
+    public static func prepareProcess() {
         var limit = rlimit()
         if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
             limit.rlim_cur = limit.rlim_max
             _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
-        }
-        if eventLoopExecutor {
-            _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         }
     }
 

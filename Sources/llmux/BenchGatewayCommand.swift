@@ -34,7 +34,7 @@ struct BenchGatewayCommand: AsyncParsableCommand {
     @Option(help: .hidden) var port = 0
 
     func run() async throws {
-        LLMuxGateway.prepareProcess(eventLoopExecutor: false)
+        LLMuxGateway.prepareProcess()
         if stub {
             var settings = BenchStub.Settings()
             settings.port = port
@@ -300,10 +300,12 @@ private func cpuSeconds(_ pid: Int32) -> Double {
         return (ppid, user + system)
     }
     var total = 0.0
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    for entry in entries {
-        guard let id = Int32(entry), let stat = read("/proc/\(entry)/stat"), let parsed = ticks(stat) else { continue }
-        if id == pid || parsed.ppid == pid { total += parsed.ticks }
+    var pids = [pid]
+    if let children = read("/proc/\(pid)/task/\(pid)/children") {
+        pids += children.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+    for id in pids {
+        if let stat = read("/proc/\(id)/stat"), let parsed = ticks(stat) { total += parsed.ticks }
     }
     return total / Double(sysconf(Int32(_SC_CLK_TCK)))
 }

@@ -35,8 +35,6 @@ struct GatewayCommand: AsyncParsableCommand {
     var readTimeout: Int?
     @Option(name: .customLong("api-key"), help: "Key the gateway accepts (repeatable); without one, requests pass with their Authorization forwarded.")
     var apiKeys: [String] = []
-    @Flag(help: "Keep Swift concurrency on its own thread pool instead of running it on the network event loops.")
-    var noEventLoopExecutor = false
 
     func makeConfiguration() throws -> GatewayConfiguration {
         var configuration = try config.map { try GatewayConfiguration.load(path: $0) } ?? GatewayConfiguration()
@@ -68,7 +66,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try makeConfiguration()
-        LLMuxGateway.prepareProcess(eventLoopExecutor: !noEventLoopExecutor)
+        LLMuxGateway.prepareProcess()
         try await LLMuxGateway.run(configuration: configuration)
     }
 }
