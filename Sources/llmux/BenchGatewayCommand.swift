@@ -73,6 +73,7 @@ struct BenchGatewayCommand: AsyncParsableCommand {
         let stubPID = try children.start(me, ["bench", "gateway", "--stub", "--port", "\(stubPort)", "--tokens", "\(tokens)",
                                               "--interval-ms", "\(intervalMs)"], name: "stub")
         try await waitReady("http://127.0.0.1:\(stubPort)/health", name: "stub")
+        try children.checkRunning(stubPID)
         var endpoints: [(name: String, url: String, pid: Int32?)] = []
         if wanted.contains("direct") { endpoints.append(("direct", "http://127.0.0.1:\(stubPort)", stubPID)) }
         var notes: [String] = []
@@ -80,12 +81,14 @@ struct BenchGatewayCommand: AsyncParsableCommand {
             let pid = try children.start(me, ["gateway", "--upstream", "bench=http://127.0.0.1:\(stubPort)", "--port", "\(gatewayPort)",
                                               "--policy", "round_robin", "--max-concurrent-per-upstream", "8192"] + gatewayArgs, name: "llmux gateway")
             try await waitReady("http://127.0.0.1:\(gatewayPort)/health", name: "llmux gateway")
+            try children.checkRunning(pid)
             endpoints.append(("llmux", "http://127.0.0.1:\(gatewayPort)", pid))
         }
         if wanted.contains("nginx") {
             if let binary = nginx ?? findExecutable("nginx", extra: ["/usr/sbin/nginx"]) {
                 let pid = try startNginx(binary, port: nginxPort, upstreamPort: stubPort, children: &children)
                 try await waitReady("http://127.0.0.1:\(nginxPort)/health", name: "nginx")
+                try children.checkRunning(pid)
                 endpoints.append(("nginx", "http://127.0.0.1:\(nginxPort)", pid))
             } else {
                 notes.append("nginx: not found (apt-get install -y nginx, or --nginx PATH)")
@@ -101,6 +104,7 @@ struct BenchGatewayCommand: AsyncParsableCommand {
                 ], name: "smg")
                 do {
                     try await waitReady("http://127.0.0.1:\(smgPort)/v1/models", name: "smg", timeout: 60)
+                    try children.checkRunning(pid)
                     endpoints.append(("smg", "http://127.0.0.1:\(smgPort)", pid))
                 } catch {
                     notes.append("smg: \(error)")
@@ -250,6 +254,14 @@ struct ChildProcesses {
         try process.run()
         processes.append((process, name))
         return process.processIdentifier
+    }
+
+    /// Throws when `pid` (started here) has exited, e.g. because its port was taken.
+    func checkRunning(_ pid: Int32) throws {
+        guard let (process, name) = processes.first(where: { $0.0.processIdentifier == pid }) else { return }
+        if !process.isRunning {
+            throw ValidationError("\(name) exited (status \(process.terminationStatus)); is its port taken by a process left from an earlier run?")
+        }
     }
 
     mutating func stopAll() {
