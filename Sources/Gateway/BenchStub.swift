@@ -17,6 +17,14 @@ public enum BenchStub {
     }
 
     public static func run(_ settings: Settings) async throws {
+        let channel = try await bind(settings)
+        let port = channel.localAddress?.port ?? settings.port
+        FileHandle.standardOutput.write(Data("LLMux bench stub listening on http://\(settings.host):\(port)\n".utf8))
+        try await channel.closeFuture.get()
+    }
+
+    /// Binds the stub and returns its listening channel (close it to stop).
+    public static func bind(_ settings: Settings) async throws -> any Channel {
         let tokens = settings.tokens
         let interval = settings.interval
         let model = settings.model
@@ -57,8 +65,6 @@ public enum BenchStub {
                 }
             }
             .bind(host: settings.host, port: settings.port).get()
-        let port = channel.localAddress?.port ?? settings.port
-        FileHandle.standardOutput.write(Data("LLMux bench stub listening on http://\(settings.host):\(port)\n".utf8))
-        try await channel.closeFuture.get()
+        return channel
     }
 }

@@ -159,7 +159,11 @@ final class ProxyExchange: UpstreamConsumer {
     private var retryThisAttempt = false
     private var committed = false
     private var isStream = false
-    private var finished = false
+    private var finished = false {
+        didSet { if finished { deadline?.cancel() } }
+    }
+    /// The whole-request limit (`request_timeout_s`).
+    private var deadline: Scheduled<Void>?
 
     init(state: GatewayState, handler: GatewayConnectionHandler, context: ChannelHandlerContext, route: ModelRoute, path: String,
          body: ByteBuffer, hashes: [UInt64], headers: HTTPHeaders, keepAlive: Bool, arrival: NIODeadline) {
@@ -177,6 +181,12 @@ final class ProxyExchange: UpstreamConsumer {
 
     func start() {
         guard !finished else { return }
+        if deadline == nil {
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            deadline = context.eventLoop.scheduleTask(deadline: arrival + .seconds(Int64(state.configuration.requestTimeoutSeconds))) {
+                bound.value.timedOut()
+            }
+        }
         switch route.acquire(excluded: excluded, prefixHashes: hashes) {
         case .allBusy:
             fail(lastError ?? APIError(status: 429, message: "Every replica of model `\(route.name)` is at its concurrency limit; retry later.",
@@ -216,6 +226,22 @@ final class ProxyExchange: UpstreamConsumer {
         head.headers.replaceOrAdd(name: "host", value: upstream.hostHeader)
         head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
         upstreamHandler.send(context: channel, head: head, body: body)
+    }
+
+    /// The request ran past `request_timeout_s`: 504 before the first byte, else as a failed stream.
+    private func timedOut() {
+        guard !finished else { return }
+        let connection = self.connection
+        if !committed {
+            attempt = state.configuration.retries
+            self.connection = nil
+            connection?.close(promise: nil)
+            fail(APIError(status: 504, message: "The upstream did not answer within \(state.configuration.requestTimeoutSeconds) s.",
+                          type: "upstream_error", code: "upstream_timeout"))
+        } else {
+            upstreamFailed(UpstreamTimedOut())
+            connection?.close(promise: nil)
+        }
     }
 
     /// The client closed its connection: close the upstream one (the engine aborts the request).
@@ -365,8 +391,8 @@ final class ProxyExchange: UpstreamConsumer {
 }
 
 /// Binds the gateway's listening socket on the shared event loops.
-enum ProxyServer {
-    static func bind(state: GatewayState, group: any EventLoopGroup) async throws -> any Channel {
+public enum ProxyServer {
+    public static func bind(state: GatewayState, group: any EventLoopGroup) async throws -> any Channel {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
