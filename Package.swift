@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
     ],
     targets: [
         .target(name: "LLMuxCore"),
@@ -39,9 +41,19 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "Placement", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Bench"]),
+        .target(name: "Gateway", dependencies: [
+            "OpenAIAPI",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .executableTarget(name: "llmux", dependencies: [
             "LLMuxCore", "KVMemory", "Scheduling", "Tokenization", "Compute", "Models", "Engine", "Bench", "Server",
-            "Placement",
+            "Placement", "Gateway",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -57,6 +69,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "Scheduling", "KVMemory", "LLMuxCore", "Bench"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "OpenAIAPI"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "KVMemory", "Scheduling", "LLMuxCore", "Models", "Compute", "Tokenization"]),
     ],
     swiftLanguageModes: [.v6]

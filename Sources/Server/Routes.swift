@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import LLMuxCore
 import OpenAIAPI
 
 /// The routes of `llmux serve` over `state`.
@@ -14,6 +15,20 @@ public func makeRouter(state: ServerState) -> Router<BasicRequestContext> {
         let text = state.metrics.render(models: loaded?.models.map(\.name) ?? [], stats: loaded?.backend.stats)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+    router.get("/load") { _, _ in
+        // Cheap load report for `llmux gateway`'s load-aware routing.
+        let loaded = state.current
+        let stats = loaded?.backend.stats
+        let total = stats?.totalPages ?? 0
+        var models: [String] = []
+        for model in loaded?.models ?? [] {
+            let id = ModelID(model.name)
+            let kv = total > 0 ? Double(stats?.usedPages[id] ?? 0) / Double(total) : 0
+            models.append("\"\(model.name)\":{\"running\":\(stats?.running[id] ?? 0),\"waiting\":\(stats?.waiting[id] ?? 0),\"kv_usage\":\(kv)}")
+        }
+        let text = "{\"queued\":\(state.queuedCount),\"models\":{\(models.joined(separator: ","))}}"
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
     router.get("/v1/models") { request, _ in
         await api(state, request) { _ throws(APIError) in try state.modelList() }

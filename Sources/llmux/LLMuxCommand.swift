@@ -11,7 +11,7 @@ struct LLMuxCommand: AsyncParsableCommand {
             or point `--model` at a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
             `llmux make-model` writes random-weight checkpoints of real architectures and sizes.
             """,
-        subcommands: [ServeCommand.self, GenerateCommand.self, MakeModelCommand.self, BenchCommand.self,
+        subcommands: [ServeCommand.self, GatewayCommand.self, GenerateCommand.self, MakeModelCommand.self, BenchCommand.self,
                       PlanCommand.self, SimulateCommand.self, ProfileCommand.self, GPUCheckCommand.self])
 }
 
@@ -19,5 +19,5 @@ struct LLMuxCommand: AsyncParsableCommand {
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print their reference measured in the same run.",
-        subcommands: [BenchEngineCommand.self, BenchMuxCommand.self, BenchPlacementCommand.self])
+        subcommands: [BenchEngineCommand.self, BenchMuxCommand.self, BenchPlacementCommand.self, BenchGatewayCommand.self])
 }

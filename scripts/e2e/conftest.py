@@ -23,9 +23,9 @@ def llmux_binary():
 class Server:
     """A running `llmux serve` on a free port, its output collected."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, port=0, command="serve", pattern=r"LLMux listening on (http://[^ ]+) \(models: (.*)\)"):
         self.process = subprocess.Popen(
-            [llmux_binary(), "serve", "--port", "0", *args],
+            [llmux_binary(), command, "--port", str(port), *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stdout_lines = []
         self.stderr_lines = []
@@ -35,7 +35,7 @@ class Server:
         def read_stdout():
             for line in self.process.stdout:
                 self.stdout_lines.append(line)
-                match = re.match(r"LLMux listening on (http://[^ ]+) \(models: (.*)\)", line)
+                match = re.match(pattern, line)
                 if match:
                     self.url = match.group(1)
                     ready.set()
@@ -49,7 +49,7 @@ class Server:
         threading.Thread(target=read_stderr, daemon=True).start()
         if not ready.wait(120) or self.url is None:
             self.process.kill()
-            raise RuntimeError("llmux serve did not start:\n" + "".join(self.stdout_lines + self.stderr_lines))
+            raise RuntimeError(f"llmux {command} did not start:\n" + "".join(self.stdout_lines + self.stderr_lines))
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
         if self.process.poll() is None:
