@@ -133,8 +133,7 @@ struct BenchEngineCommand: ParsableCommand {
 
     private func presetPath(_ name: String) throws -> String {
         guard let preset = ModelPreset.all[name] else { throw ValidationError("unknown preset \(name)") }
-        let base = ProcessInfo.processInfo.environment["LLMUX_CACHE"].map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.temporaryDirectory.appendingPathComponent("llmux-cache")
+        let base = cacheDirectory()
         let directory = base.appendingPathComponent("bench-\(name)-bf16")
         if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) {
             report("writing the \(name) preset to \(directory.path) …")

@@ -106,8 +106,7 @@ struct BenchMuxCommand: ParsableCommand {
             ("llama-s", .llama, 256, 4, 4, 2), ("qwen2-m", .qwen2, 384, 6, 6, 2),
             ("mistral-l", .mistral, 512, 8, 8, 2), ("llama-xl", .llama, 768, 10, 12, 4),
         ]
-        let base = ProcessInfo.processInfo.environment["LLMUX_CACHE"].map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.temporaryDirectory.appendingPathComponent("llmux-cache")
+        let base = cacheDirectory()
         return try shapes.map { name, architecture, hidden, layers, heads, kvHeads in
             let directory = base.appendingPathComponent("bench-mux-\(name)")
             if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) {

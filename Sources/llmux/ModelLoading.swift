@@ -34,12 +34,18 @@ func openTokenizer(_ path: String) throws -> Tokenizer? {
     return try Tokenizer(directory: directory)
 }
 
+/// Where generated models are kept between runs: `$LLMUX_CACHE`, else `llmux-cache` in the
+/// temporary directory.
+func cacheDirectory() -> URL {
+    ProcessInfo.processInfo.environment["LLMUX_CACHE"].map { URL(fileURLWithPath: $0) }
+        ?? FileManager.default.temporaryDirectory.appendingPathComponent("llmux-cache")
+}
+
 /// The built-in demo models: small random-weight checkpoints of the three architectures, in
 /// different sizes, written once into the cache folder (`$LLMUX_CACHE`, else the temporary
 /// directory). "demo" is the Llama one, which `generate --demo` uses.
 func demoModels() throws -> [(name: String, path: String)] {
-    let base = ProcessInfo.processInfo.environment["LLMUX_CACHE"].map { URL(fileURLWithPath: $0) }
-        ?? FileManager.default.temporaryDirectory.appendingPathComponent("llmux-cache")
+    let base = cacheDirectory()
     let shapes: [(name: String, preset: String, layers: Int)] = [
         ("demo", "tiny-llama", 2), ("demo-qwen2", "tiny-qwen2", 4), ("demo-mistral", "tiny-mistral", 3),
     ]
