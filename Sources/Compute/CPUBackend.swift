@@ -1,12 +1,37 @@
 import CLLMuxKernels
+import Foundation
 import LLMuxCore
 
 /// The CPU backend: host memory and the hand-written C kernels (AVX2/FMA when the CPU has them),
 /// computing in fp32 whatever the stored weight type.
 public final class CPUBackend: ComputeBackend {
-    /// A backend using `threads` worker threads (nil: every online CPU).
-    public init(threads: Int? = nil) {
+    /// Whether q/k/v and gate/up are copied into one matrix each at load (fewer, larger decode
+    /// matmuls) instead of being read in place from the mapped checkpoint.
+    public let fusesProjections: Bool
+
+    /// A backend using `threads` worker threads (nil: every online CPU). `fuseProjections`
+    /// defaults to `LLMUX_CPU_FUSE=1` in the environment (off: weights are used in place).
+    public init(threads: Int? = nil, fuseProjections: Bool? = nil) {
         if let threads { llmux_set_num_threads(Int32(threads)) }
+        fusesProjections = fuseProjections ?? (ProcessInfo.processInfo.environment["LLMUX_CPU_FUSE"] == "1")
+    }
+
+    /// With `fusesProjections`, the parts copied one after the other into one owned matrix in
+    /// their stored dtype; otherwise nil (the decoder keeps separate matmuls over the mapping).
+    public func concatenateRows(_ parts: [Tensor]) throws -> Tensor? {
+        guard fusesProjections, let first = parts.first,
+              parts.allSatisfy({ $0.dtype == first.dtype && $0.columns == first.columns && $0.rowStride == $0.columns }) else {
+            return nil
+        }
+        let rows = parts.reduce(0) { $0 + $1.rows }
+        let rowBytes = first.columns * first.dtype.byteSize
+        let buffer = DeviceBuffer(allocating: rows * rowBytes)
+        var offset = 0
+        for part in parts {
+            (buffer.address + offset).copyMemory(from: part.address, byteCount: part.rows * rowBytes)
+            offset += part.rows * rowBytes
+        }
+        return Tensor(buffer: buffer, dtype: first.dtype, rows: rows, columns: first.columns)
     }
 
     /// "cpu (N threads, avx2)" or "cpu (N threads, scalar)".

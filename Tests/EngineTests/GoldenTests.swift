@@ -101,3 +101,14 @@ import Testing
         #expect(state.preemptionTotal > 0, "the pool was meant to force preemption under \(policy)")
     }
 }
+
+/// The CPU path with q/k/v and gate/up copied into fused matrices gives the same answers.
+@Suite struct FusedProjectionGoldenTests {
+    @Test(arguments: Golden.names)
+    func fusedProjectionsMatchTransformers(_ name: String) throws {
+        let (checkpoint, golden) = try Golden.load(name)
+        let harness = try EngineHarness(checkpoint: checkpoint, backend: CPUBackend(fuseProjections: true))
+        let outputs = try harness.run(golden.cases.map(\.promptTokenIDs), parameters: GoldenTests.greedyTop5)
+        GoldenTests().expectMatches(outputs, golden)
+    }
+}
