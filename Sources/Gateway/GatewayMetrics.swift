@@ -1,29 +1,11 @@
 import Foundation
+import OpenAIAPI
 import Synchronization
 
 /// Prometheus counters and histograms of the gateway: per model and per upstream requests,
 /// errors and retries, answers by status, and the time the gateway itself adds to a request.
 public final class GatewayMetrics: Sendable {
-    struct Histogram {
-        let bounds: [Double]
-        var counts: [Int]
-        var sum = 0.0
-        var count = 0
-        init(bounds: [Double]) {
-            self.bounds = bounds
-            counts = Array(repeating: 0, count: bounds.count)
-        }
-        mutating func observe(_ value: Double) {
-            sum += value
-            count += 1
-            var low = 0, high = bounds.count
-            while low < high {
-                let mid = (low + high) / 2
-                if value <= bounds[mid] { high = mid } else { low = mid + 1 }
-            }
-            if low < counts.count { counts[low] += 1 }
-        }
-    }
+    typealias Histogram = PrometheusHistogram
 
     struct Counters {
         var requests = 0

@@ -1,26 +1,10 @@
 import Engine
 import Foundation
 import LLMuxCore
+import OpenAIAPI
 import Synchronization
 
-/// A Prometheus histogram: cumulative bucket counts, sum and count.
-struct Histogram: Sendable {
-    let bounds: [Double]
-    var counts: [Int]
-    var sum = 0.0
-    var count = 0
-
-    init(bounds: [Double]) {
-        self.bounds = bounds
-        counts = Array(repeating: 0, count: bounds.count)
-    }
-
-    mutating func observe(_ value: Double) {
-        sum += value
-        count += 1
-        if let index = bounds.firstIndex(where: { value <= $0 }) { counts[index] += 1 }
-    }
-}
+typealias Histogram = PrometheusHistogram
 
 /// Request counters and latency histograms by model, written as Prometheus text by `/metrics`.
 /// Engine load (running, waiting, KV pages) is read from the backend when scraped.
