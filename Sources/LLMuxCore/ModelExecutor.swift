@@ -31,9 +31,13 @@ public struct ModelDescriptor: Sendable, Equatable {
     public var eosTokenIDs: [TokenID]
     /// KV cache geometry.
     public var kvShape: KVCacheShape
+    /// Weights in the model (0 when unknown); the scheduler sizes SM partitions by it.
+    public var parameterCount: Int
     /// A descriptor.
-    public init(id: ModelID, contextLength: Int, vocabularySize: Int, eosTokenIDs: [TokenID], kvShape: KVCacheShape) {
+    public init(id: ModelID, contextLength: Int, vocabularySize: Int, eosTokenIDs: [TokenID], kvShape: KVCacheShape,
+                parameterCount: Int = 0) {
         self.id = id
+        self.parameterCount = parameterCount
         self.contextLength = contextLength
         self.vocabularySize = vocabularySize
         self.eosTokenIDs = eosTokenIDs
@@ -52,4 +56,37 @@ public protocol ModelExecutor: AnyObject {
     var pageCount: Int { get }
     /// Runs every job of the plan and samples the sequences that asked for it.
     func execute(_ plan: StepPlan) throws -> StepResult
+}
+
+/// An executor whose jobs run in the background, each on its own SM partition and stream, so
+/// that a long prefill of one model does not hold back the decode steps of others. The engine
+/// launches a plan and later collects the jobs that finished, in any order.
+public protocol AsynchronousExecutor: ModelExecutor {
+    /// SMs of the device (0 where it has no SM partitions).
+    var multiprocessorCount: Int { get }
+    /// Creates the SM partitionings that jobs name by index (`JobPlan.partitioning`), each a list
+    /// of SM counts; returns the counts the device granted (rounded to its granularity). Replaces
+    /// earlier partitionings; call it only while no job is in flight.
+    func configurePartitions(_ partitionings: [[Int]]) throws -> [[Int]]
+    /// Queues every job of the plan on its partition and returns at once. A job's failure is
+    /// reported by `collect`; a throw here means none of the plan's jobs was queued.
+    func launch(_ plan: StepPlan) throws
+    /// Jobs that finished since the last call; with `wait`, blocks until at least one has (when
+    /// any is in flight).
+    func collect(wait: Bool) -> [JobCompletion]
+    /// Jobs queued and not yet collected.
+    var inFlightCount: Int { get }
+}
+
+/// The end of one job of an asynchronous executor.
+public struct JobCompletion: Sendable {
+    /// The job's ticket (`JobPlan.ticket`).
+    public var ticket: Int
+    /// Its sampled tokens, or why it failed.
+    public var result: Result<StepResult, LLMuxError>
+    /// A completion.
+    public init(ticket: Int, result: Result<StepResult, LLMuxError>) {
+        self.ticket = ticket
+        self.result = result
+    }
 }

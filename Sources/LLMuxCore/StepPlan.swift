@@ -24,8 +24,13 @@ public enum JobPhase: String, Sendable, Equatable {
 public struct JobPlan: Sendable, Equatable {
     /// The model that runs this job.
     public var model: ModelID
-    /// The SM partition (0 when the device is not partitioned).
+    /// The executor's partitioning this job runs under (an index into the partitionings the
+    /// executor was configured with; 0 is the whole device).
+    public var partitioning: Int
+    /// The SM partition within that partitioning (0 when the device is not partitioned).
     public var partition: Int
+    /// Names this job in the scheduler's books and in the executor's completion (unique while in flight).
+    public var ticket: Int
     /// Prefill or decode.
     public var phase: JobPhase
     /// Flat batch of input tokens, sequence after sequence.
@@ -38,10 +43,12 @@ public struct JobPlan: Sendable, Equatable {
     public var sequences: [SequencePlan]
 
     /// A job; `tokenIDs`, `positions` and `slotMapping` have one entry per token.
-    public init(model: ModelID, partition: Int = 0, phase: JobPhase, tokenIDs: [TokenID], positions: [Int32],
-                slotMapping: [Int32], sequences: [SequencePlan]) {
+    public init(model: ModelID, partitioning: Int = 0, partition: Int = 0, ticket: Int = 0, phase: JobPhase,
+                tokenIDs: [TokenID], positions: [Int32], slotMapping: [Int32], sequences: [SequencePlan]) {
         self.model = model
+        self.partitioning = partitioning
         self.partition = partition
+        self.ticket = ticket
         self.phase = phase
         self.tokenIDs = tokenIDs
         self.positions = positions
