@@ -80,6 +80,10 @@ enum MuxDriver {
                 if event.finishReason != nil { records[index].finish = stamp }
             }
         }
+        // Past the time limit: abort what is left and let jobs in flight finish, so the executor
+        // is idle for the next run.
+        for id in indexBySequence.keys { _ = engine.abort(id) }
+        while engine.hasWork { _ = engine.step() }
         return (records, Date().timeIntervalSince(start))
     }
 }
@@ -108,6 +112,7 @@ struct MuxBenchResult: Codable {
     let kvCacheBytes: Int
     let profiles: [SoloProfile]
     let runs: [MuxRun]
+    let checks: [MuxCheck.Outcome]
 
     func table() -> String {
         var lines = ["device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", ")); alpha \(alpha)"]
