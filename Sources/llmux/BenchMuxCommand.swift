@@ -29,7 +29,7 @@ struct BenchMuxCommand: ParsableCommand {
     var models: [String] = []
     @Option(help: "Comma-separated policies.") var policies = "mux,spatial,temporal"
     @Option(help: "Comma-separated total request rates (requests/s over all models).") var rates = "1,2,4"
-    @Option(help: "Power-law exponent of model popularity.") var alpha = 2.1
+    @Option(help: "Comma-separated power-law exponents of model popularity (one sweep of rates each).") var alpha = "2.1"
     @Option(help: "Seconds of arrivals per run.") var duration = 20.0
     @Option(help: "Mean prompt length (ShareGPT: about 160).") var promptMean = 160.0
     @Option(help: "Mean output length (ShareGPT: about 340).") var outputMean = 340.0
@@ -80,29 +80,33 @@ struct BenchMuxCommand: ParsableCommand {
         let rateList = rates.split(separator: ",").compactMap { Double($0) }
         guard !rateList.isEmpty else { throw ValidationError("--rates must list numbers") }
 
+        let alphaList = alpha.split(separator: ",").compactMap { Double($0) }
+        guard !alphaList.isEmpty else { throw ValidationError("--alpha must list numbers") }
         var runs: [MuxRun] = []
+        for alpha in alphaList {
         for rate in rateList {
             let spec = WorkloadSpec(modelCount: ids.count, totalRate: rate, alpha: alpha, duration: duration,
                                     meanPromptLength: promptMean, meanOutputLength: outputMean, maxTotalLength: maxTotal, seed: seed)
             let workload = spec.generate()
             for policy in policyList {
-                report("policy \(policy.rawValue), rate \(rate)/s: \(workload.count) requests …")
+                report("alpha \(alpha), policy \(policy.rawValue), rate \(rate)/s: \(workload.count) requests …")
                 let expected = Dictionary(uniqueKeysWithValues: zip(ids, spec.rateShares.map { $0 * rate }))
                 let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits,
                                         expectedRates: expected)
                 let (records, elapsed) = try MuxDriver.run(engine: engine, models: ids, workload: workload, profiles: profiles,
                                                            timeLimit: duration * 4 + 30)
-                runs.append(MuxRun(policy: policy.rawValue, rate: rate, seconds: elapsed,
+                runs.append(MuxRun(policy: policy.rawValue, alpha: alpha, rate: rate, seconds: elapsed,
                                    overall: LatencySummary(records, duration: elapsed),
                                    perModel: ids.indices.map { index in
                                        LatencySummary(records.filter { $0.modelIndex == index }, duration: elapsed)
                                    }))
             }
         }
+        }
         let result = MuxBenchResult(
             command: CommandLine.arguments.joined(separator: " "), gitRevision: gitRevision(), device: backend.deviceName,
             date: ISO8601DateFormatter().string(from: Date()), models: ids.map(\.name),
-            parameters: checkpoints.map { $0.1.config.parameterCount }, alpha: alpha, duration: duration,
+            parameters: checkpoints.map { $0.1.config.parameterCount }, alphas: alphaList, duration: duration,
             promptMean: promptMean, outputMean: outputMean, kvCacheBytes: kvBytes, profiles: profiles, runs: runs, checks: checks)
         if let json {
             let encoder = JSONEncoder()
@@ -110,8 +114,12 @@ struct BenchMuxCommand: ParsableCommand {
             try encoder.encode(result).write(to: URL(fileURLWithPath: json))
         }
         if let plot {
-            let series = policyList.map { policy in
-                LinePlot.Series(name: policy.rawValue, points: runs.filter { $0.policy == policy.rawValue }.map { ($0.rate, $0.overall.sloAttainment5 * 100) })
+            let series = alphaList.flatMap { alpha in
+                policyList.map { policy in
+                    LinePlot.Series(name: alphaList.count == 1 ? policy.rawValue : "\(policy.rawValue) α=\(alpha)",
+                                    points: runs.filter { $0.policy == policy.rawValue && $0.alpha == alpha }
+                                        .map { ($0.rate, $0.overall.sloAttainment5 * 100) })
+                }
             }
             let chart = LinePlot(title: "SLO attainment (5x solo latency), alpha \(alpha)", xLabel: "total rate (requests/s)",
                                  yLabel: "SLO attainment (%)", series: series)
