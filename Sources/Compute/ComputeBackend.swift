@@ -131,7 +131,27 @@ public protocol PartitionedBackend: ComputeBackend {
     /// they are kept per key).
     var selectedStreamKey: Int { get }
     /// Queues sampling of `logits` and the copy of the results to the host.
-    func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> PendingSamples
+    func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> any PendingSamples
+}
+
+/// Sampled tokens on their way to the host.
+public protocol PendingSamples: AnyObject {
+    /// Whether the device has finished the job's work up to the samples' copy.
+    func isReady() throws -> Bool
+    /// Blocks until the samples are on the host.
+    func wait() throws
+    /// The sampled tokens, one per request (after `isReady` or `wait`; read once).
+    func results() throws -> [SampledToken]
+}
+
+/// Samples that were computed at once (a backend that samples on the calling thread).
+public final class ReadySamples: PendingSamples {
+    private let tokens: [SampledToken]
+    /// Samples already on the host.
+    public init(_ tokens: [SampledToken]) { self.tokens = tokens }
+    public func isReady() throws -> Bool { true }
+    public func wait() throws {}
+    public func results() throws -> [SampledToken] { tokens }
 }
 
 extension ComputeBackend {

@@ -14,7 +14,7 @@ public final class PartitionedRunner: AsynchronousExecutor {
     /// Stream index of each model inside a partition (jobs of different models on one partition
     /// run on different streams, so they overlap).
     private let streamIndex: [ModelID: Int]
-    private var inFlight: [(ticket: Int, sequences: [SequenceID], samples: PendingSamples)] = []
+    private var inFlight: [(ticket: Int, sequences: [SequenceID], samples: any PendingSamples)] = []
     private var finished: [JobCompletion] = []
 
     /// Wraps `runner`, whose backend must be `backend`.
@@ -26,7 +26,7 @@ public final class PartitionedRunner: AsynchronousExecutor {
 
     /// A partitioned runner when `runner`'s backend has SM partitions, else nil.
     public static func wrapping(_ runner: ModelRunner) -> PartitionedRunner? {
-        guard let backend = runner.backend as? any PartitionedBackend else { return nil }
+        guard let backend = runner.backend as? any PartitionedBackend, backend.multiprocessorCount > 0 else { return nil }
         return PartitionedRunner(runner: runner, backend: backend)
     }
 
@@ -66,7 +66,7 @@ public final class PartitionedRunner: AsynchronousExecutor {
         var done = finished
         finished = []
         while true {
-            var pending: [(ticket: Int, sequences: [SequenceID], samples: PendingSamples)] = []
+            var pending: [(ticket: Int, sequences: [SequenceID], samples: any PendingSamples)] = []
             for job in inFlight {
                 do {
                     guard try job.samples.isReady() else {

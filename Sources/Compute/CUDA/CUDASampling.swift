@@ -16,7 +16,7 @@ extension CUDABackend {
 
     /// Queues the sampling kernel and the copies of its results (and of the logits rows that the
     /// host samples) to pinned host memory on the selected stream, then an event after them.
-    public func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> PendingSamples {
+    public func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> any PendingSamples {
         try expect(logits.dtype == .f32 && logits.rows >= requests.count, "sample takes f32 logits")
         try context.makeCurrent()
         let onDevice = requests.map { $0.parameters.isGreedy && !$0.parameters.needsHistory
@@ -43,7 +43,7 @@ extension CUDABackend {
         }
         let event = try events.take()
         try context.driver.check(context.driver.cuEventRecord(event, context.stream), "cuEventRecord")
-        return PendingSamples(backend: self, event: event, host: host, requests: requests, onDevice: onDevice, width: width,
+        return CUDAPendingSamples(backend: self, event: event, host: host, requests: requests, onDevice: onDevice, width: width,
                               columns: logits.columns)
     }
 
@@ -57,7 +57,7 @@ extension CUDABackend {
 
 /// Sampled tokens on their way to the host: the results of `enqueueSample`, readable once the
 /// device has reached the event recorded after them.
-public final class PendingSamples {
+final class CUDAPendingSamples: PendingSamples {
     private let backend: CUDABackend
     private var event: OpaquePointer?
     private var host: PinnedBuffer?
@@ -78,7 +78,7 @@ public final class PendingSamples {
     }
 
     /// Whether the device has finished the job's work up to the samples' copy.
-    public func isReady() throws -> Bool {
+    func isReady() throws -> Bool {
         guard let event else { return true }
         let driver = backend.context.driver
         let status = driver.cuEventQuery(event)
@@ -88,14 +88,14 @@ public final class PendingSamples {
     }
 
     /// Blocks until the samples are on the host.
-    public func wait() throws {
+    func wait() throws {
         guard let event else { return }
         try backend.context.driver.check(backend.context.driver.cuEventSynchronize(event), "cuEventSynchronize")
     }
 
     /// The sampled tokens, one per request (call after `isReady` or `wait`); the host samples the
     /// rows that need random draws or penalties here.
-    public func results() throws -> [SampledToken] {
+    func results() throws -> [SampledToken] {
         guard let host else { throw CUDAError("sample results were already read") }
         defer { release() }
         let rows = requests.count
