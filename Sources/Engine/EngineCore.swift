@@ -4,10 +4,17 @@ import Scheduling
 import Tokenization
 
 /// The synchronous heart of a unit: owns the scheduler, the KV bookkeeping and the executor, and
-/// advances every live sequence by one step per call (schedule, execute, postprocess, as in
+/// advances the live sequences one step per call (schedule, execute, postprocess, as in
 /// nano-vllm). Whoever owns an `EngineCore` must call it from one thread at a time.
+///
+/// With an `AsynchronousExecutor` a step launches the new jobs (on their SM partitions) and
+/// collects the jobs that finished, whichever step launched them, so a long prefill of one model
+/// does not hold back the decode steps of others; when nothing new can start it waits inside
+/// `step()` for a job to finish. Any other executor runs the whole plan within the step.
 public final class EngineCore {
     private let executor: any ModelExecutor
+    /// The same executor when it runs jobs in the background.
+    private let asynchronousExecutor: (any AsynchronousExecutor)?
     private var scheduler: Scheduler
     private let descriptors: [ModelID: ModelDescriptor]
     private let tokenizers: [ModelID: Tokenizer]
@@ -15,26 +22,49 @@ public final class EngineCore {
     private var nextSequence: UInt64 = 1
     private let clock = ContinuousClock()
     private let started: ContinuousClock.Instant
+    /// The SM partitionings the executor granted (empty: jobs run unpartitioned).
+    public let partitionings: [[Int]]
+    /// Why the executor refused the partitionings asked for, if it did (jobs then run
+    /// unpartitioned, which is correct but gives up the overlap).
+    public let partitionError: String?
 
     /// An engine over `executor`; `tokenizers` decode each model's output. `expectedRates`
-    /// (requests/s by model) set the initial KV quotas and spatial shares.
+    /// (requests/s by model) set the initial KV quotas and spatial shares. An asynchronous
+    /// executor with SMs to split is asked for the partitionings of `policy`
+    /// (`PartitionLayout.layouts`), and the scheduler places jobs on the ones it grants.
     public init(executor: any ModelExecutor, tokenizers: [ModelID: Tokenizer], policy: SchedulingPolicy = .mux,
                 limits: SchedulerLimits = SchedulerLimits(), expectedRates: [ModelID: Double] = [:]) {
         self.executor = executor
         self.tokenizers = tokenizers
         self.descriptors = Dictionary(uniqueKeysWithValues: executor.models.map { ($0.id, $0) })
+        let asynchronous = executor as? any AsynchronousExecutor
+        self.asynchronousExecutor = asynchronous
+        var granted: [[Int]] = []
+        var partitionError: String?
+        if let asynchronous, asynchronous.multiprocessorCount > 0 {
+            let wanted = PartitionLayout.layouts(policy: policy, multiprocessorCount: asynchronous.multiprocessorCount,
+                                                 models: executor.models, expectedRates: expectedRates)
+            do {
+                granted = try asynchronous.configurePartitions(wanted)
+            } catch {
+                partitionError = "\(error)"
+            }
+        }
+        self.partitionings = granted
+        self.partitionError = partitionError
         let perPage = Dictionary(uniqueKeysWithValues: executor.models.map { ($0.id, executor.tokensPerPage(for: $0.id)) })
         self.scheduler = Scheduler(policy: policy, limits: limits,
                                    kvCache: KVCacheManager(pageCount: executor.pageCount, tokensPerPageByModel: perPage),
-                                   expectedRates: expectedRates)
+                                   expectedRates: expectedRates, partitionings: granted, asynchronous: asynchronous != nil)
         self.started = clock.now
     }
 
     /// Descriptors of the served models.
     public var models: [ModelDescriptor] { executor.models }
 
-    /// True while any sequence is waiting or running.
-    public var hasWork: Bool { scheduler.liveCount > 0 }
+    /// True while any sequence is waiting or running, or any job is in flight (an aborted
+    /// sequence's job still has to be collected before its pages are free).
+    public var hasWork: Bool { scheduler.liveCount > 0 || scheduler.inFlightCount > 0 }
 
     /// The scheduler's state, for tests and metrics.
     public var schedulerState: Scheduler { scheduler }
@@ -56,32 +86,56 @@ public final class EngineCore {
         return id
     }
 
-    /// Aborts a sequence and frees its pages now; returns its final event.
+    /// Aborts a sequence; returns its final event. Its pages are freed now, or when its job ends
+    /// if one is in flight.
     public func abort(_ id: SequenceID) -> SequenceEvent? {
         guard trackers.removeValue(forKey: id) != nil else { return nil }
         scheduler.finish(id, reason: .abort)
         return SequenceEvent(sequenceID: id, token: nil, textDelta: "", finishReason: .abort)
     }
 
-    /// One engine step. A failing executor fails every sequence of the step (with the message),
-    /// never the process.
+    /// One engine step: plans new jobs, runs or launches them, and returns the events of the
+    /// jobs that finished. A failing job fails its own sequences (with the message), never the
+    /// process or other jobs' sequences.
     public func step() -> [SequenceEvent] {
         let elapsed = clock.now - started
         let plan = scheduler.schedule(now: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
-        guard !plan.isEmpty else { return [] }
-        let result: StepResult
-        do {
-            result = try executor.execute(plan)
-        } catch {
-            let failed = plan.jobs.flatMap { $0.sequences.map(\.sequenceID) }
-            return failed.map { id in
-                trackers[id] = nil
-                scheduler.finish(id, reason: .error)
-                return SequenceEvent(sequenceID: id, token: nil, textDelta: "", finishReason: .error, errorMessage: "\(error)")
+        var events: [SequenceEvent] = []
+        if let asynchronousExecutor {
+            var launched = false
+            if !plan.isEmpty {
+                do {
+                    try asynchronousExecutor.launch(plan)
+                    launched = true
+                } catch {
+                    // Nothing of the plan was queued.
+                    for job in plan.jobs { events += failJob(job.ticket, message: "\(error)") }
+                }
+            }
+            // Wait only when nothing new started: then no lane can take work until a job ends.
+            let wait = !launched && asynchronousExecutor.inFlightCount > 0
+            for completion in asynchronousExecutor.collect(wait: wait) {
+                switch completion.result {
+                case .success(let result): events += completeJob(completion.ticket, result: result)
+                case .failure(let error): events += failJob(completion.ticket, message: "\(error)")
+                }
+            }
+        } else if !plan.isEmpty {
+            do {
+                let result = try executor.execute(plan)
+                // One result for the whole plan; each job takes its own sequences' samples.
+                for job in plan.jobs { events += completeJob(job.ticket, result: result) }
+            } catch {
+                for job in plan.jobs { events += failJob(job.ticket, message: "\(error)") }
             }
         }
+        return events
+    }
+
+    /// Books a finished job and turns its samples into events (text, stop checks, finishing).
+    private func completeJob(_ ticket: Int, result: StepResult) -> [SequenceEvent] {
         var events: [SequenceEvent] = []
-        for (id, token) in scheduler.commit(result) {
+        for (id, token) in scheduler.complete(ticket: ticket, result: result) {
             guard var tracker = trackers[id], let state = scheduler.sequences[id] else { continue }
             let (delta, finish) = tracker.append(token.tokenID, outputCount: state.outputTokens.count)
             trackers[id] = tracker
@@ -92,5 +146,14 @@ public final class EngineCore {
             }
         }
         return events
+    }
+
+    /// Ends the live sequences of a failed job with `message`.
+    private func failJob(_ ticket: Int, message: String) -> [SequenceEvent] {
+        scheduler.fail(ticket: ticket).map { id in
+            trackers[id] = nil
+            scheduler.finish(id, reason: .error)
+            return SequenceEvent(sequenceID: id, token: nil, textDelta: "", finishReason: .error, errorMessage: message)
+        }
     }
 }

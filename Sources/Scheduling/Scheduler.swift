@@ -6,6 +6,13 @@ import LLMuxCore
 /// policies (see `SchedulingPolicy`). Continuous batching with chunked prefill; when the pool is
 /// full, the newest sequences are preempted by recompute. Owned by one engine loop; it sees only
 /// integers.
+///
+/// Every job it plans gets a ticket and stays *in flight* until the engine reports it with
+/// `complete(ticket:result:)` or `fail(ticket:)`. On a synchronous executor that happens within
+/// the step; on an asynchronous one (jobs on SM partitions, finishing independently) jobs of
+/// several steps overlap. A sequence in flight is not scheduled again, not preempted, and keeps
+/// its pages until its job ends (the device may still be writing its KV). Each policy divides the
+/// unit into lanes (`Lane`); a lane with a job in flight gets no new job.
 public struct Scheduler: Sendable {
     /// The sharing policy.
     public let policy: SchedulingPolicy
@@ -15,32 +22,51 @@ public struct Scheduler: Sendable {
     public internal(set) var kvCache: KVCacheManager
     /// KV quotas per model (enforced for admission under `mux`, strictly under `spatial`).
     public internal(set) var quotas: QuotaController
-    /// Every live sequence.
+    /// Every live sequence (an aborted one leaves at once, even while its job is in flight).
     public internal(set) var sequences: [SequenceID: SequenceState] = [:]
-    /// The models, in a fixed order (round-robin and reports follow it).
+    /// The models, in a fixed order (sorted by name): round-robin, reports and `spatial`
+    /// partition indexes follow it.
     public let models: [ModelID]
+    /// The SM partitionings the executor granted (`PartitionLayout`); empty when the device is
+    /// not partitioned, and then every job runs on partitioning 0, partition 0.
+    public let partitionings: [[Int]]
+    /// True when plans go to an asynchronous executor: `mux` then puts at most one prefill job
+    /// in a plan, since the prefill lane holds one job at a time.
+    public let asynchronous: Bool
     /// Share of every step's token budget per model under `spatial`.
     let spatialTokenBudget: [ModelID: Int]
     /// Admitted sequences in arrival order.
     var running: [SequenceID] = []
     /// Queued sequences per model; preempted ones go back to the front.
     var waiting: [ModelID: Deque<SequenceID>] = [:]
-    /// Tokens each sequence runs in the step being planned or executed.
+    /// Tokens each sequence runs in the plan being built (empty between calls to `schedule`).
     var scheduledTokens: [SequenceID: Int] = [:]
-    /// Sequences chosen for the step being planned, in order.
+    /// Sequences chosen for the plan being built, in order (empty between calls to `schedule`).
     var chosen: [SequenceID] = []
     /// Where the next `mux` prefill round starts.
     var roundRobinStart = 0
+    /// The ticket of the next job.
+    var nextTicket = 1
+    /// Jobs planned and not yet completed or failed, by ticket.
+    var inFlight: [Int: InFlightJob] = [:]
+    /// The in-flight ticket of every sequence in an in-flight job.
+    var ticketBySequence: [SequenceID: Int] = [:]
+    /// Sequences finished while their job was in flight: their pages go back when it ends.
+    var releaseOnCompletion: Set<SequenceID> = []
     /// Preemptions since the scheduler was made (for metrics and tests).
     public internal(set) var preemptionTotal = 0
 
     /// A scheduler. `expectedRates` (requests/s per model, default 1 each) sets the initial quotas
-    /// and the `spatial` shares together with each model's per-token KV size.
+    /// and the `spatial` shares together with each model's per-token KV size. `partitionings` are
+    /// the SM partitionings the executor granted (empty: none); `asynchronous` says whether jobs
+    /// are launched and collected rather than executed within the step.
     public init(policy: SchedulingPolicy = .mux, limits: SchedulerLimits, kvCache: KVCacheManager,
-                expectedRates: [ModelID: Double] = [:]) {
+                expectedRates: [ModelID: Double] = [:], partitionings: [[Int]] = [], asynchronous: Bool = false) {
         self.policy = policy
         self.limits = limits
         self.kvCache = kvCache
+        self.partitionings = partitionings
+        self.asynchronous = asynchronous
         self.models = kvCache.tokensPerPageByModel.keys.sorted { $0.name < $1.name }
         // Per-token KV bytes are inversely proportional to tokens per page.
         let weights = Dictionary(uniqueKeysWithValues: models.map {
@@ -80,26 +106,16 @@ public struct Scheduler: Sendable {
     /// Waiting sequences of one model.
     public func waitingCount(_ model: ModelID) -> Int { waiting[model]?.count ?? 0 }
 
-    /// Records the step's work: scheduled tokens are now cached and sampled tokens appended.
-    /// Returns the sequences that received a token, in step order.
-    public mutating func commit(_ result: StepResult) -> [(SequenceID, SampledToken)] {
-        var appended: [(SequenceID, SampledToken)] = []
-        for id in chosen where scheduledTokens[id] != nil && sequences[id] != nil {
-            sequences[id]!.computedCount += scheduledTokens[id]!
-            if let sample = result.samples[id] {
-                sequences[id]!.outputTokens.append(sample.tokenID)
-                appended.append((id, sample))
-            }
-        }
-        scheduledTokens = [:]
-        chosen = []
-        return appended
-    }
-
-    /// Ends a sequence (finished, aborted or failed) and frees its pages at once.
+    /// Ends a sequence (finished, aborted or failed). Its pages are freed at once, unless it is in
+    /// a job still in flight: the device may still write its KV there, so they are freed when
+    /// that job ends (until then they count as used, and no other sequence can get them).
     public mutating func finish(_ id: SequenceID, reason: FinishReason) {
         guard let sequence = sequences.removeValue(forKey: id) else { return }
-        kvCache.release(id)
+        if ticketBySequence[id] != nil {
+            releaseOnCompletion.insert(id)
+        } else {
+            kvCache.release(id)
+        }
         running.removeAll { $0 == id }
         waiting[sequence.model]?.removeAll { $0 == id }
         scheduledTokens[id] = nil
@@ -107,7 +123,9 @@ public struct Scheduler: Sendable {
     }
 
     /// Drops a running sequence's cache and queues it again at the front of its model's queue.
+    /// Never called for a sequence in flight.
     mutating func preempt(_ id: SequenceID) {
+        precondition(ticketBySequence[id] == nil, "preempting a sequence whose job is in flight")
         kvCache.release(id)
         running.removeAll { $0 == id }
         scheduledTokens[id] = nil

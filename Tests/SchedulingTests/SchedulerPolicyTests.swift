@@ -3,8 +3,8 @@ import LLMuxCore
 import Scheduling
 import Testing
 
-/// Step composition under each policy, driven directly (no executor: the test commits empty
-/// results, so sequences just advance through their prompts).
+/// Step composition under each policy, driven directly as a synchronous executor would (no
+/// executor: every job completes within the step with token 5 for each sampling sequence).
 @Suite struct SchedulerPolicyTests {
     let a = ModelID("a"), b = ModelID("b")
 
@@ -41,15 +41,26 @@ import Testing
     }
 
     @Test func muxSplitsPrefillAndDecodeJobsAndPutsPrefillFirst() throws {
-        var s = scheduler(.mux)
+        let layouts = PartitionLayout.layouts(policy: .mux, multiprocessorCount: 132, models: [], expectedRates: [:])
+        var s = Scheduler(policy: .mux, limits: SchedulerLimits(maxTokensPerStep: 64, maxSequencesPerStep: 16, quotaInterval: 0),
+                          kvCache: KVCacheManager(pageCount: 100, tokensPerPageByModel: [a: 8, b: 8]), partitionings: layouts)
         try s.add(sequence(1, a, prompt: 10))
-        _ = step(&s)  // a prefilled, now decoding
+        let lone = step(&s)  // a prefilled, now decoding
+        #expect(lone.jobs.map { [$0.partitioning, $0.partition] } == [[0, 0]], "a prefill with no decode work has the whole device")
         try s.add(sequence(2, b, prompt: 10))
         try s.add(sequence(3, a, prompt: 6))
         let plan = step(&s)
         #expect(plan.jobs.first?.phase == .prefill)
-        #expect(plan.jobs.contains { $0.model == a && $0.phase == .decode && $0.partition == 1 })
-        #expect(plan.jobs.filter { $0.phase == .prefill }.allSatisfy { $0.partition == 0 })
+        let split = try #require(plan.jobs.first?.partitioning)
+        #expect(split > 0)
+        #expect(plan.jobs.contains { $0.model == a && $0.phase == .decode && $0.partitioning == split && $0.partition == 1 })
+        #expect(plan.jobs.filter { $0.phase == .prefill }.allSatisfy { $0.partitioning == split && $0.partition == 0 })
+        // Without granted partitionings every job runs on the whole device.
+        var plain = scheduler(.mux)
+        try plain.add(sequence(1, a, prompt: 10))
+        _ = step(&plain)
+        try plain.add(sequence(2, b, prompt: 10))
+        #expect(step(&plain).jobs.allSatisfy { $0.partitioning == 0 && $0.partition == 0 })
     }
 
     @Test func muxRoundRobinGivesEachModelFirstCallOnPrefill() throws {

@@ -1,0 +1,91 @@
+import KVMemory
+import LLMuxCore
+
+/// Turning the chosen sequences into jobs, and placing the jobs on SM partitions.
+extension Scheduler {
+    /// Builds the plan: one job per model (per model and phase when `splitPhases`), prefill
+    /// jobs first. Tickets and partitions are filled in afterwards.
+    func makePlan(splitPhases: Bool) -> StepPlan {
+        var jobs: [String: JobPlan] = [:]
+        var order: [String] = []
+        for id in chosen {
+            let sequence = sequences[id]!
+            let count = scheduledTokens[id]!
+            let start = sequence.computedCount
+            let phase: JobPhase = count == 1 && sequence.isDecoding ? .decode : .prefill
+            let key = splitPhases ? "\(sequence.model.name)/\(phase.rawValue)" : sequence.model.name
+            if jobs[key] == nil {
+                order.append(key)
+                jobs[key] = JobPlan(model: sequence.model, phase: phase, tokenIDs: [], positions: [], slotMapping: [], sequences: [])
+            }
+            var job = jobs[key]!
+            let queryStart = job.tokenIDs.count
+            for position in start..<(start + count) {
+                job.tokenIDs.append(sequence.token(at: position))
+                job.positions.append(Int32(position))
+                job.slotMapping.append(kvCache.slot(id, model: sequence.model, position: position))
+            }
+            if phase == .prefill { job.phase = .prefill }
+            let needsHistory = sequence.parameters.needsHistory
+            let sample = start + count == sequence.tokenCount ? SampleRequest(
+                parameters: sequence.parameters, generatedCount: sequence.outputTokens.count,
+                promptTokens: needsHistory ? sequence.promptTokens : [],
+                outputTokens: needsHistory ? sequence.outputTokens : []) : nil
+            job.sequences.append(SequencePlan(
+                sequenceID: id, queryStart: queryStart, queryCount: count, contextLength: start + count,
+                pageTable: kvCache.pageTable(id), sample: sample))
+            jobs[key] = job
+        }
+        let prefillFirst = order.filter { jobs[$0]!.phase == .prefill } + order.filter { jobs[$0]!.phase == .decode }
+        return StepPlan(jobs: prefillFirst.map { jobs[$0]! })
+    }
+
+    /// Sets every job's partitioning and partition. Without granted partitionings everything
+    /// runs on (0, 0), the whole device.
+    ///
+    /// - `temporal`: (0, 0): one job at a time, on the whole device.
+    /// - `spatial`: (1, model index): each model on its fixed slice (`PartitionLayout`).
+    /// - `mux`: prefill and decode of colocated models on different SM shares at once, as in
+    ///   MuxServe (Duan et al. 2024). A prefill job launched while there is decode work takes
+    ///   partition 0 of the split that `PartitionLayout.bestMuxSplit` picks for the current
+    ///   queue; decode jobs launched while it runs (or planned with it) take partition 1 of the
+    ///   same split, so the split stays fixed until the prefill job ends. With no decode work the
+    ///   prefill job gets the whole device, and with no prefill job in flight decode jobs do too:
+    ///   a partition nobody uses would be wasted SMs.
+    mutating func assignPartitions(_ plan: inout StepPlan) {
+        for index in plan.jobs.indices { (plan.jobs[index].partitioning, plan.jobs[index].partition) = (0, 0) }
+        guard partitionings.count > 1 else { return }
+        switch policy {
+        case .temporal:
+            return
+        case .spatial:
+            guard partitionings[1].count >= models.count else { return }
+            for index in plan.jobs.indices {
+                plan.jobs[index].partitioning = 1
+                plan.jobs[index].partition = models.firstIndex(of: plan.jobs[index].model)!
+            }
+        case .mux:
+            var split = currentMuxSplit
+            if plan.jobs.contains(where: { $0.phase == .prefill }) {
+                let decodeInFlight = inFlight.values.contains { $0.phase == .decode }
+                let decodeWork = decodeInFlight || plan.jobs.contains { $0.phase == .decode } || decodingCount > 0
+                split = decodeWork ? PartitionLayout.bestMuxSplit(
+                    partitionings: partitionings, waitingPrefillRequests: promptWorkCount, decodingSequences: decodingCount) : nil
+                for index in plan.jobs.indices where plan.jobs[index].phase == .prefill {
+                    if let split { (plan.jobs[index].partitioning, plan.jobs[index].partition) = (split, 0) }
+                }
+            }
+            guard let split else { return }
+            for index in plan.jobs.indices where plan.jobs[index].phase == .decode {
+                (plan.jobs[index].partitioning, plan.jobs[index].partition) = (split, 1)
+            }
+        }
+    }
+
+    /// Running sequences past their prompt (in flight or not): the decode load.
+    var decodingCount: Int { running.count { sequences[$0]?.isDecoding == true } }
+
+    /// Live sequences with prompt tokens still to run (queued, or admitted mid-prompt, including
+    /// those of the prefill job being planned): the prefill load.
+    var promptWorkCount: Int { sequences.values.count { !$0.isDecoding } }
+}

@@ -1,0 +1,205 @@
+import KVMemory
+import LLMuxCore
+import Scheduling
+import Testing
+
+/// Jobs in flight on an asynchronous executor, driven directly: the test plays the executor and
+/// completes jobs when and in the order it likes.
+@Suite struct SchedulerLaneTests {
+    let a = ModelID("a"), b = ModelID("b")
+
+    func scheduler(_ policy: SchedulingPolicy, pages: Int = 100, maxTokens: Int = 64, multiprocessors: Int = 132) -> Scheduler {
+        let models = [a, b].map {
+            ModelDescriptor(id: $0, contextLength: 4096, vocabularySize: 100, eosTokenIDs: [],
+                            kvShape: KVCacheShape(layerCount: 1, kvHeadCount: 1, headDim: 1, bytesPerElement: 4))
+        }
+        let layouts = multiprocessors > 0
+            ? PartitionLayout.layouts(policy: policy, multiprocessorCount: multiprocessors, models: models, expectedRates: [:]) : []
+        return Scheduler(policy: policy, limits: SchedulerLimits(maxTokensPerStep: maxTokens, maxSequencesPerStep: 16, quotaInterval: 0),
+                         kvCache: KVCacheManager(pageCount: pages, tokensPerPageByModel: [a: 8, b: 8]),
+                         partitionings: layouts, asynchronous: true)
+    }
+
+    func sequence(_ id: UInt64, _ model: ModelID, prompt: Int, maxTokens: Int = 100) -> SequenceState {
+        SequenceState(id: SequenceID(id), model: model, promptTokens: Array(repeating: 1, count: prompt),
+                      parameters: SamplingParameters(maxTokens: maxTokens))
+    }
+
+    /// Completes one job as the executor would: token 5 for each sequence that asked for one.
+    @discardableResult
+    func complete(_ job: JobPlan, _ scheduler: inout Scheduler) -> [(SequenceID, SampledToken)] {
+        var result = StepResult()
+        for s in job.sequences where s.sample != nil { result.samples[s.sequenceID] = SampledToken(tokenID: 5, logprob: 0) }
+        return scheduler.complete(ticket: job.ticket, result: result)
+    }
+
+    func place(_ job: JobPlan) -> [Int] { [job.partitioning, job.partition] }
+
+    @Test func ticketsAreUniqueAndIncreasing() throws {
+        var s = scheduler(.mux)
+        try s.add(sequence(1, a, prompt: 4))
+        try s.add(sequence(2, b, prompt: 4))
+        var tickets: [Int] = []
+        for _ in 0..<6 {
+            let plan = s.schedule()
+            tickets += plan.jobs.map(\.ticket)
+            for job in plan.jobs { complete(job, &s) }
+        }
+        #expect(tickets == tickets.sorted() && Set(tickets).count == tickets.count && tickets.first! > 0)
+    }
+
+    @Test func muxLongPrefillDoesNotHoldBackAnotherModelsDecodes() throws {
+        var s = scheduler(.mux)
+        try s.add(sequence(1, b, prompt: 4))
+        let first = s.schedule()
+        #expect(first.jobs.count == 1 && place(first.jobs[0]) == [0, 0], "a lone prefill has the whole device")
+        complete(first.jobs[0], &s)
+        // b decodes; a long prompt of a arrives and goes to the prefill lane.
+        try s.add(sequence(2, a, prompt: 60))
+        let mixed = s.schedule()
+        let prefill = try #require(mixed.jobs.first { $0.phase == .prefill })
+        let split = prefill.partitioning
+        #expect(prefill.model == a && split > 0 && prefill.partition == 0)
+        #expect(mixed.jobs.filter { $0.phase == .decode }.map(place) == [[split, 1]])
+        #expect(s.currentMuxSplit == split)
+        var decode = try #require(mixed.jobs.first { $0.phase == .decode })
+        // While a's prefill runs, b's decode jobs come and go on the split's decode partition.
+        for round in 1...5 {
+            #expect(complete(decode, &s).map(\.0) == [SequenceID(1)])
+            let next = s.schedule()
+            #expect(next.jobs.count == 1, "round \(round): only b's decode lane is free")
+            decode = try #require(next.jobs.first)
+            #expect(decode.model == b && decode.phase == .decode && place(decode) == [split, 1])
+        }
+        #expect(s.sequences[SequenceID(1)]!.outputTokens.count == 6)
+        #expect(s.inFlightTicket(of: SequenceID(2)) == prefill.ticket)
+        // The prefill ends; with no prefill in flight decode jobs get the whole device.
+        #expect(complete(prefill, &s).map(\.0) == [SequenceID(2)])
+        #expect(s.currentMuxSplit == nil)
+        let after = s.schedule()
+        #expect(after.jobs.map(\.model) == [a], "b's decode lane is still busy")
+        #expect(after.jobs.map(place) == [[0, 0]])
+        complete(decode, &s)
+        #expect(s.schedule().jobs.map(place) == [[0, 0]])
+    }
+
+    @Test func muxPutsOnePrefillJobInAPlanOnlyWhenAsynchronous() throws {
+        var s = scheduler(.mux)
+        try s.add(sequence(1, a, prompt: 10))
+        try s.add(sequence(2, b, prompt: 10))
+        let plan = s.schedule()
+        #expect(plan.jobs.count == 1 && plan.jobs[0].phase == .prefill)
+        #expect(s.schedule().jobs.isEmpty, "the prefill lane is busy")
+        complete(plan.jobs[0], &s)
+        let next = s.schedule()
+        #expect(next.jobs.contains { $0.model == b && $0.phase == .prefill }, "round robin: b's turn")
+        var sync = Scheduler(policy: .mux, limits: SchedulerLimits(maxTokensPerStep: 64, maxSequencesPerStep: 16),
+                             kvCache: KVCacheManager(pageCount: 100, tokensPerPageByModel: [a: 8, b: 8]))
+        try sync.add(sequence(1, a, prompt: 10))
+        try sync.add(sequence(2, b, prompt: 10))
+        #expect(sync.schedule().jobs.count == 2)
+    }
+
+    @Test func spatialJobsRunOnTheirModelsPartitionAndLanesAreIndependent() throws {
+        var s = scheduler(.spatial)
+        #expect(s.partitionings == [[132], [64, 64]])
+        try s.add(sequence(1, a, prompt: 100))
+        try s.add(sequence(2, b, prompt: 4))
+        let plan = s.schedule()
+        let jobA = try #require(plan.jobs.first { $0.model == a })
+        var jobB = try #require(plan.jobs.first { $0.model == b })
+        #expect(place(jobA) == [1, 0] && place(jobB) == [1, 1])
+        #expect(s.lane(ofTicket: jobA.ticket) == .model(a) && s.isBusy(.model(b)))
+        for _ in 0..<4 {
+            complete(jobB, &s)
+            let next = s.schedule()
+            #expect(next.jobs.map(\.model) == [b], "a's busy lane does not hold b back")
+            jobB = next.jobs[0]
+            #expect(place(jobB) == [1, 1])
+        }
+        complete(jobA, &s)
+        #expect(s.schedule().jobs.map(\.model) == [a])
+    }
+
+    @Test func temporalLaunchesNothingWhileAJobIsInFlight() throws {
+        var s = scheduler(.temporal)
+        #expect(s.partitionings == [[132]])
+        try s.add(sequence(1, a, prompt: 10))
+        try s.add(sequence(2, b, prompt: 10))
+        let plan = s.schedule()
+        #expect(plan.jobs.count == 1 && place(plan.jobs[0]) == [0, 0] && s.isBusy(.unit))
+        #expect(s.schedule().jobs.isEmpty)
+        complete(plan.jobs[0], &s)
+        #expect(s.schedule().jobs.count == 1)
+    }
+
+    @Test func abortOfAnInFlightSequenceFreesItsPagesWhenItsJobEnds() throws {
+        var s = scheduler(.mux, pages: 20, maxTokens: 256)
+        try s.add(sequence(1, a, prompt: 20))
+        let plan = s.schedule()
+        let held = 20 - s.kvCache.freePageCount
+        #expect(held == 3)
+        s.finish(SequenceID(1), reason: .abort)
+        #expect(s.liveCount == 0 && s.inFlightCount == 1)
+        #expect(s.kvCache.freePageCount == 17, "the job may still write its KV: the pages stay taken")
+        // Nothing else can take them meanwhile.
+        try s.add(sequence(2, b, prompt: 8 * 18, maxTokens: 1))
+        #expect(s.schedule().jobs.isEmpty)
+        #expect(complete(plan.jobs[0], &s).isEmpty, "an aborted sequence gets no token")
+        #expect(s.kvCache.freePageCount == 20 && s.kvCache.isConsistent() && s.inFlightCount == 0)
+        // The same through a failed job.
+        s.finish(SequenceID(2), reason: .abort)
+        try s.add(sequence(3, b, prompt: 9))
+        let failing = s.schedule()
+        s.finish(SequenceID(3), reason: .abort)
+        #expect(s.kvCache.freePageCount == 18)
+        #expect(s.fail(ticket: failing.jobs[0].ticket).isEmpty)
+        #expect(s.kvCache.freePageCount == 20 && s.kvCache.isConsistent())
+    }
+
+    @Test func aFailedJobReturnsOnlyItsOwnSequences() throws {
+        var s = scheduler(.mux)
+        try s.add(sequence(1, a, prompt: 4))
+        try s.add(sequence(2, b, prompt: 4))
+        for job in s.schedule().jobs { complete(job, &s) }  // a's prefill
+        for job in s.schedule().jobs { complete(job, &s) }  // b's prefill, a's decode
+        let plan = s.schedule()
+        #expect(plan.jobs.count == 2 && plan.jobs.allSatisfy { $0.phase == .decode })
+        let jobA = plan.jobs.first { $0.model == a }!, jobB = plan.jobs.first { $0.model == b }!
+        let failed = s.fail(ticket: jobA.ticket)
+        #expect(failed == [SequenceID(1)])
+        for id in failed { s.finish(id, reason: .error) }
+        #expect(s.inFlightTicket(of: SequenceID(2)) == jobB.ticket, "b's job is untouched")
+        #expect(complete(jobB, &s).map(\.0) == [SequenceID(2)])
+        #expect(s.fail(ticket: jobA.ticket).isEmpty, "a ticket ends once")
+        #expect(s.kvCache.isConsistent())
+    }
+
+    @Test func preemptionNeverPicksASequenceInFlight() throws {
+        // 4 pages of 8 tokens: x (a) holds 3, y (b) holds 1 and needs a second one.
+        var s = scheduler(.mux, pages: 4)
+        try s.add(sequence(1, a, prompt: 16, maxTokens: 8))
+        try s.add(sequence(2, b, prompt: 8, maxTokens: 16))
+        for job in s.schedule().jobs { complete(job, &s) }  // x's prompt
+        let plan = s.schedule()  // y's prompt and x's first decode (x takes its third page)
+        #expect(plan.jobs.count == 2 && s.kvCache.freePageCount == 0)
+        complete(plan.jobs.first { $0.model == b }!, &s)
+        let xJob = plan.jobs.first { $0.model == a }!
+        // y needs a page; the only other holder, x, is in flight: y waits with its cache.
+        #expect(s.schedule().jobs.isEmpty)
+        #expect(s.preemptionTotal == 0 && s.sequences[SequenceID(1)]!.status == .running)
+        #expect(s.sequences[SequenceID(2)]!.computedCount == 8 && s.kvCache.pageTable(SequenceID(2)).count == 1)
+        complete(xJob, &s)
+        #expect(!s.schedule().jobs.isEmpty)
+        #expect(s.kvCache.isConsistent())
+    }
+
+    @Test func finishedInFlightSequencesAreNotScheduledAgain() throws {
+        var s = scheduler(.spatial)
+        try s.add(sequence(1, a, prompt: 4))
+        let plan = s.schedule()
+        #expect(s.schedule().jobs.isEmpty, "its only sequence is in flight")
+        complete(plan.jobs[0], &s)
+        #expect(s.schedule().jobs.first?.sequences.map(\.sequenceID) == [SequenceID(1)])
+    }
+}
