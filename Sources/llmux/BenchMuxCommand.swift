@@ -36,6 +36,8 @@ struct BenchMuxCommand: ParsableCommand {
     @Option(help: "cpu or cuda[:N].") var device: DeviceChoice = .cpu
     @Option(help: "KV-cache memory of the unit (default 256MiB on the CPU, 16GiB on CUDA).") var kvCacheMemory: ByteSize?
     @Option(help: "Token budget of one step (default 512 on the CPU, 2048 on CUDA).") var maxTokensPerStep: Int?
+    @Option(help: ArgumentHelp("CPU only: pretend to have this many SMs, so the policies run through the asynchronous executor with SM partitions (tests).", visibility: .hidden))
+    var emulateMultiprocessors = 0
     @Flag(help: "Check first that outputs under each policy equal each model's outputs alone (fails the run if not).")
     var check = false
     @Option(help: "Workload seed.") var seed: UInt64 = 1
@@ -44,7 +46,8 @@ struct BenchMuxCommand: ParsableCommand {
     @Option(help: "Write an SVG plot of SLO attainment against rate here.") var plot: String?
 
     func run() throws {
-        let backend = try device.makeBackend(threads: threads)
+        let backend = emulateMultiprocessors > 0 && !device.isCUDA
+            ? CPUBackend(threads: threads, emulatedMultiprocessors: emulateMultiprocessors) : try device.makeBackend(threads: threads)
         let kvBytes = kvCacheMemory?.bytes ?? (device.isCUDA ? 16 << 30 : 256 << 20)
         let stepTokens = maxTokensPerStep ?? (device.isCUDA ? 2048 : 512)
         let named = try models.isEmpty ? (device.isCUDA ? gpuModels() : builtInModels()) : models.map(parseModel)
