@@ -8,12 +8,16 @@ public final class CPUBackend: ComputeBackend {
     /// Whether q/k/v and gate/up are copied into one matrix each at load (fewer, larger decode
     /// matmuls) instead of being read in place from the mapped checkpoint.
     public let fusesProjections: Bool
+    /// SMs the backend pretends to have (0: none, the usual CPU); see `CPUBackend+Partitions`.
+    public let emulatedMultiprocessors: Int
 
     /// A backend using `threads` worker threads (nil: every online CPU). `fuseProjections`
     /// defaults to `LLMUX_CPU_FUSE=1` in the environment (off: weights are used in place).
-    public init(threads: Int? = nil, fuseProjections: Bool? = nil) {
+    /// `emulatedMultiprocessors` > 0 makes it accept SM partitions (tests of the asynchronous path).
+    public init(threads: Int? = nil, fuseProjections: Bool? = nil, emulatedMultiprocessors: Int = 0) {
         if let threads { llmux_set_num_threads(Int32(threads)) }
         fusesProjections = fuseProjections ?? (ProcessInfo.processInfo.environment["LLMUX_CPU_FUSE"] == "1")
+        self.emulatedMultiprocessors = emulatedMultiprocessors
     }
 
     /// With `fusesProjections`, the parts copied one after the other into one owned matrix in

@@ -114,6 +114,46 @@ public protocol ComputeBackend: AnyObject {
     func launchGraph(_ graph: AnyObject) throws
 }
 
+/// A backend whose device can be cut into SM partitions, each with streams that run jobs at the
+/// same time: calls after `selectStream` are queued on that stream, and `enqueueSample` returns
+/// without waiting for the device.
+public protocol PartitionedBackend: ComputeBackend {
+    /// SMs of the device.
+    var multiprocessorCount: Int { get }
+    /// Replaces the partitionings (SM counts per partition; index 0 is the whole device) with
+    /// `streamsPerPartition` streams each; returns the SM counts granted.
+    func configurePartitions(_ requested: [[Int]], streamsPerPartition: Int) throws -> [[Int]]
+    /// Queues the calls that follow on stream `stream` of a partition.
+    func selectStream(partitioning: Int, partition: Int, stream: Int) throws
+    /// Queues the calls that follow on the main stream again.
+    func selectMainStream()
+    /// Identifies the SM set of the selected stream (graphs recorded on a stream keep its SMs, so
+    /// they are kept per key).
+    var selectedStreamKey: Int { get }
+    /// Queues sampling of `logits` and the copy of the results to the host.
+    func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> any PendingSamples
+}
+
+/// Sampled tokens on their way to the host.
+public protocol PendingSamples: AnyObject {
+    /// Whether the device has finished the job's work up to the samples' copy.
+    func isReady() throws -> Bool
+    /// Blocks until the samples are on the host.
+    func wait() throws
+    /// The sampled tokens, one per request (after `isReady` or `wait`; read once).
+    func results() throws -> [SampledToken]
+}
+
+/// Samples that were computed at once (a backend that samples on the calling thread).
+public final class ReadySamples: PendingSamples {
+    private let tokens: [SampledToken]
+    /// Samples already on the host.
+    public init(_ tokens: [SampledToken]) { self.tokens = tokens }
+    public func isReady() throws -> Bool { true }
+    public func wait() throws {}
+    public func results() throws -> [SampledToken] { tokens }
+}
+
 extension ComputeBackend {
     /// A zeroed tensor of the backend's activation type.
     public func makeTensor(rows: Int, columns: Int) throws -> Tensor {

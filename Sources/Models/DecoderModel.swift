@@ -9,9 +9,11 @@ final class DecoderModel {
     let config: ModelConfig
     let weights: DecoderWeights
     let backend: any ComputeBackend
-    private var scratch: DecoderScratch?
-    private var outputs: (hidden: Tensor, logits: Tensor)?
-    /// Per decode bucket (sequences, page-table width): fixed metadata and logits, and the graph.
+    /// Activations per lane: a model's prefill and decode jobs may be in flight at once on
+    /// different SM partitions, so each phase has its own buffers (one job per phase at a time).
+    private var scratch: [JobPhase: DecoderScratch] = [:]
+    private var outputs: [JobPhase: (hidden: Tensor, logits: Tensor)] = [:]
+    /// Per decode bucket (sequences, page-table width): fixed metadata and logits, and the graphs.
     private var decodeSlots: [Int: DecodeGraphSlot] = [:]
 
     init(checkpoint: Checkpoint, backend: any ComputeBackend) throws {
@@ -25,7 +27,7 @@ final class DecoderModel {
     func forward(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor {
         if let logits = try forwardDecodeGraph(job, layerCache: layerCache) { return logits }
         let tokens = job.tokenIDs.count
-        let work = try workspace(tokens: tokens)
+        let work = try workspace(tokens: tokens, lane: job.phase)
         let ids = try backend.upload(job.tokenIDs)
         let positions = try backend.upload(job.positions)
         let slots = try backend.upload(job.slotMapping)
@@ -33,7 +35,7 @@ final class DecoderModel {
         try layers(tokens: tokens, work: work, ids: ids, positions: positions, slots: slots, batch: batch, layerCache: layerCache)
 
         let sampledRows = job.sequences.filter { $0.sample != nil }.map { $0.queryStart + $0.queryCount - 1 }
-        let outputs = try outputBuffers(rows: sampledRows.count)
+        let outputs = try outputBuffers(rows: sampledRows.count, lane: job.phase)
         let lastHidden = outputs.hidden.rows(0, count: sampledRows.count)
         let logits = outputs.logits.rows(0, count: sampledRows.count)
         if !sampledRows.isEmpty {
@@ -108,7 +110,7 @@ final class DecoderModel {
         let bucket = count <= 8 ? 1 << (Int.bitWidth - (count - 1).leadingZeroBitCount) : (count + 15) / 16 * 16
         let widest = max(1, job.sequences.map(\.pageTable.count).max() ?? 1)
         let pages = max(16, 1 << (Int.bitWidth - (widest - 1).leadingZeroBitCount))
-        let work = try workspace(tokens: bucket)
+        let work = try workspace(tokens: bucket, lane: .decode)
         let key = bucket << 32 | pages
         var slot: DecodeGraphSlot
         if let existing = decodeSlots[key] {
@@ -143,13 +145,16 @@ final class DecoderModel {
             try layers(tokens: bucket, work: work, ids: ids, positions: positions, slots: slots, batch: batch, layerCache: layerCache)
             try backend.matmul(work.normed.rows(0, count: bucket), weight: weights.lmHead, bias: nil, out: logits)
         }
-        if let graph = slot.graph {
+        // A graph keeps the SMs of the stream it was recorded on, so each partition's stream
+        // context records its own; the first step on each runs eagerly (loads kernels and plans).
+        let streamKey = (backend as? PartitionedBackend)?.selectedStreamKey ?? 0
+        if let graph = slot.graphs[streamKey] {
             try backend.launchGraph(graph)
-        } else if slot.eagerSteps == 0 {
+        } else if !slot.eagerStreams.contains(streamKey) {
             try body()
-            slot.eagerSteps += 1
+            slot.eagerStreams.insert(streamKey)
         } else if let graph = try backend.makeGraph(body) {
-            slot.graph = graph
+            slot.graphs[streamKey] = graph
             try backend.launchGraph(graph)
         } else {
             try body()
@@ -162,13 +167,13 @@ final class DecoderModel {
     static let forceDecodeBuckets = ProcessInfo.processInfo.environment["LLMUX_DECODE_BUCKETS"] == "1"
 
     /// Fixed buffers for the gathered last hidden rows and their logits.
-    private func outputBuffers(rows: Int) throws -> (hidden: Tensor, logits: Tensor) {
-        if let outputs, outputs.hidden.rows >= rows { return outputs }
-        let capacity = max(rows, (outputs?.hidden.rows ?? 0) * 2, 8)
-        outputs = nil
+    private func outputBuffers(rows: Int, lane: JobPhase) throws -> (hidden: Tensor, logits: Tensor) {
+        if let existing = outputs[lane], existing.hidden.rows >= rows { return existing }
+        let capacity = max(rows, (outputs[lane]?.hidden.rows ?? 0) * 2, 8)
+        outputs[lane] = nil
         let created = (hidden: try backend.makeTensor(rows: capacity, columns: config.hiddenSize),
                        logits: try backend.makeTensor(rows: capacity, columns: config.vocabSize, dtype: .f32))
-        outputs = created
+        outputs[lane] = created
         return created
     }
 
@@ -192,13 +197,13 @@ final class DecoderModel {
     }
 
     /// Activation buffers reused across steps; regrown when a step has more tokens.
-    private func workspace(tokens: Int) throws -> DecoderScratch {
-        if let scratch, scratch.capacity >= tokens { return scratch }
-        let capacity = max(tokens, (scratch?.capacity ?? 0) * 2, 16)
-        scratch = nil
-        decodeSlots = [:]   // recorded graphs point into the old buffers
+    private func workspace(tokens: Int, lane: JobPhase) throws -> DecoderScratch {
+        if let existing = scratch[lane], existing.capacity >= tokens { return existing }
+        let capacity = max(tokens, (scratch[lane]?.capacity ?? 0) * 2, 16)
+        scratch[lane] = nil
+        if lane == .decode { decodeSlots = [:] }   // recorded graphs point into the old buffers
         let created = try DecoderScratch(capacity: capacity, config: config, backend: backend)
-        scratch = created
+        scratch[lane] = created
         return created
     }
 }
@@ -207,8 +212,10 @@ final class DecoderModel {
 struct DecodeGraphSlot {
     let meta: IntTensor
     let logits: Tensor
-    var graph: AnyObject?
-    var eagerSteps = 0
+    /// Recorded graphs by stream key (`PartitionedBackend.selectedStreamKey`).
+    var graphs: [Int: AnyObject] = [:]
+    /// Stream keys on which the bucket already ran once without a graph.
+    var eagerStreams: Set<Int> = []
     init(meta: IntTensor, logits: Tensor) {
         self.meta = meta
         self.logits = logits

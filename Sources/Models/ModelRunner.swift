@@ -14,7 +14,8 @@ public final class ModelRunner: ModelExecutor {
     public let pageCount: Int
     /// Bytes of one page.
     public let pageBytes: Int
-    private let backend: any ComputeBackend
+    /// The device the weights and the pool live on.
+    let backend: any ComputeBackend
     private let decoders: [ModelID: DecoderModel]
     private let tokensPerPageByModel: [ModelID: Int]
     private let pool: Tensor
@@ -40,7 +41,8 @@ public final class ModelRunner: ModelExecutor {
                 id: id, contextLength: config.maxPositionEmbeddings, vocabularySize: config.vocabSize,
                 eosTokenIDs: checkpoint.eosTokenIDs,
                 kvShape: KVCacheShape(layerCount: config.layerCount, kvHeadCount: config.kvHeadCount,
-                                      headDim: config.headDim, bytesPerElement: elementBytes)))
+                                      headDim: config.headDim, bytesPerElement: elementBytes),
+                parameterCount: config.parameterCount))
         }
         let largest = descriptors.map(\.kvShape.bytesPerToken).max()!
         let pageBytes = largest * tokensPerPageOfLargest
@@ -71,18 +73,7 @@ public final class ModelRunner: ModelExecutor {
     public func execute(_ plan: StepPlan) throws -> StepResult {
         var result = StepResult()
         for job in Self.fuseByModel(plan.jobs) where !job.tokenIDs.isEmpty {
-            guard let decoder = decoders[job.model] else { throw LLMuxError.unknownModel(job.model.name) }
-            let shape = models.first { $0.id == job.model }!.kvShape
-            let tokensPerPage = tokensPerPageByModel[job.model]!
-            let layerElements = tokensPerPage * shape.kvHeadCount * shape.headDim
-            let dtype = pool.dtype
-            let layerBytes = layerElements * dtype.byteSize
-            let base = pool.address
-            let logits = try decoder.forward(job) { layer in
-                let keys = base + 2 * layer * layerBytes
-                return PagedKVLayer(keys: keys, values: keys + layerBytes, dtype: dtype, tokensPerPage: tokensPerPage,
-                                    pageStride: self.pool.rowStride)
-            }
+            let logits = try forward(job)
             let sampling = job.sequences.filter { $0.sample != nil }
             let tokens = try backend.sample(logits: logits, requests: sampling.map { $0.sample! })
             for (sequence, token) in zip(sampling, tokens) { result.samples[sequence.sequenceID] = token }
@@ -97,6 +88,23 @@ public final class ModelRunner: ModelExecutor {
             }
         }
         return result
+    }
+
+    /// Runs one job's forward pass on the backend's selected stream; returns the logits of its
+    /// sampling sequences, in job order.
+    func forward(_ job: JobPlan) throws -> Tensor {
+        guard let decoder = decoders[job.model] else { throw LLMuxError.unknownModel(job.model.name) }
+        let shape = models.first { $0.id == job.model }!.kvShape
+        let tokensPerPage = tokensPerPageByModel[job.model]!
+        let layerElements = tokensPerPage * shape.kvHeadCount * shape.headDim
+        let dtype = pool.dtype
+        let layerBytes = layerElements * dtype.byteSize
+        let base = pool.address
+        let stride = pool.rowStride
+        return try decoder.forward(job) { layer in
+            let keys = base + 2 * layer * layerBytes
+            return PagedKVLayer(keys: keys, values: keys + layerBytes, dtype: dtype, tokensPerPage: tokensPerPage, pageStride: stride)
+        }
     }
 
     /// One job per model, concatenating the flat batches in plan order.

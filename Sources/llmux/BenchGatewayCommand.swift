@@ -249,7 +249,7 @@ struct ChildProcesses {
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         let log = NSTemporaryDirectory() + "llmux-bench-\(name.replacingOccurrences(of: " ", with: "-"))-\(getpid()).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: log)
         try process.run()
         processes.append((process, name))
@@ -288,7 +288,8 @@ private func waitReady(_ url: String, name: String, timeout: Double = 30) async 
 
 private func findExecutable(_ name: String, extra: [String]) -> String? {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-    for directory in path.split(separator: ":") + extra.map { Substring(($0 as NSString).deletingLastPathComponent) } {
+    let extraDirectories = extra.map { Substring(($0 as NSString).deletingLastPathComponent) }
+    for directory in path.split(separator: ":") + extraDirectories {
         let candidate = "\(directory)/\(name)"
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
     }

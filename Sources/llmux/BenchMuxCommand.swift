@@ -16,81 +16,132 @@ struct BenchMuxCommand: ParsableCommand {
         discussion: """
             Each request's SLO reference is its latency when served alone, predicted from a per-model profile
             measured in the same run (prefill time as a line in prompt length, decode step time at batch 1).
-            Without --model, four random-weight models of different sizes and architectures are written to
-            the cache folder. Prints a table last; --json and --plot (SVG) write the full results.
+            Without --model, four random-weight models are written to the cache folder: small ones of
+            different architectures on the CPU; on CUDA the shapes of Llama-3-8B, Llama-3.2-3B, Llama-3.2-1B
+            and Qwen2.5-0.5B (about 26 GB of bf16 weights). On CUDA every policy runs on SM partitions (green
+            contexts): mux gives prefill jobs a large partition and decode jobs the rest, spatial gives each
+            model a fixed partition, temporal runs one job at a time on the whole GPU. --check first verifies
+            that each model's greedy outputs under every policy equal its outputs when served alone.
+            Prints a table last; --json and --plot (SVG) write the full results.
             """)
 
     @Option(name: .customLong("model"), help: "NAME=PATH of a checkpoint (repeat); default: four built-in sizes.")
     var models: [String] = []
     @Option(help: "Comma-separated policies.") var policies = "mux,spatial,temporal"
     @Option(help: "Comma-separated total request rates (requests/s over all models).") var rates = "1,2,4"
-    @Option(help: "Power-law exponent of model popularity.") var alpha = 2.1
+    @Option(help: "Comma-separated power-law exponents of model popularity (one sweep of rates each).") var alpha = "2.1"
     @Option(help: "Seconds of arrivals per run.") var duration = 20.0
     @Option(help: "Mean prompt length (ShareGPT: about 160).") var promptMean = 160.0
     @Option(help: "Mean output length (ShareGPT: about 340).") var outputMean = 340.0
-    @Option(help: "KV-cache memory of the unit.") var kvCacheMemory = ByteSize(bytes: 256 << 20)
-    @Option(help: "Token budget of one step.") var maxTokensPerStep = 512
+    @Option(help: "cpu or cuda[:N].") var device: DeviceChoice = .cpu
+    @Option(help: "KV-cache memory of the unit (default 256MiB on the CPU, 16GiB on CUDA).") var kvCacheMemory: ByteSize?
+    @Option(help: "Token budget of one step (default 512 on the CPU, 2048 on CUDA).") var maxTokensPerStep: Int?
+    @Flag(help: "Check first that outputs under each policy equal each model's outputs alone (fails the run if not).")
+    var check = false
     @Option(help: "Workload seed.") var seed: UInt64 = 1
     @Option(help: "CPU threads (default: all cores).") var threads: Int?
     @Option(help: "Write all results as JSON here.") var json: String?
     @Option(help: "Write an SVG plot of SLO attainment against rate here.") var plot: String?
 
     func run() throws {
-        let backend = CPUBackend(threads: threads)
-        let named = try models.isEmpty ? builtInModels() : models.map(parseModel)
+        let backend = try device.makeBackend(threads: threads)
+        let kvBytes = kvCacheMemory?.bytes ?? (device.isCUDA ? 16 << 30 : 256 << 20)
+        let stepTokens = maxTokensPerStep ?? (device.isCUDA ? 2048 : 512)
+        let named = try models.isEmpty ? (device.isCUDA ? gpuModels() : builtInModels()) : models.map(parseModel)
         let checkpoints = try named.map { (ModelID($0.0), try openCheckpoint($0.1)) }
-        let runner = try ModelRunner(checkpoints: checkpoints, backend: backend, kvCacheBytes: kvCacheMemory.bytes)
+        report("loading \(checkpoints.count) models onto \(backend.deviceName) …")
+        let runner = try ModelRunner(checkpoints: checkpoints, backend: backend, kvCacheBytes: kvBytes)
+        // On a device with SM partitions the policies run asynchronously, each job on its partition.
+        let executor: any ModelExecutor = PartitionedRunner.wrapping(runner) ?? runner
+        let limits = SchedulerLimits(maxTokensPerStep: stepTokens, maxSequencesPerStep: 256)
         let ids = checkpoints.map(\.0)
         let maxTotal = checkpoints.map { $0.1.config.maxPositionEmbeddings }.min()!
 
-        report("profiling each model alone …")
-        let profiles = try ids.map { try SoloProfile.measure(runner: runner, model: $0, promptMean: Int(promptMean)) }
         let policyList = try policies.split(separator: ",").map { name -> SchedulingPolicy in
             guard let policy = SchedulingPolicy(rawValue: String(name)) else { throw ValidationError("unknown policy \(name)") }
             return policy
         }
+        var checks: [MuxCheck.Outcome] = []
+        if check {
+            report("checking outputs under each policy against each model alone …")
+            let checker = MuxCheck()
+            let references = try checker.references(executor: runner, limits: limits)
+            for policy in policyList {
+                let outcome = try checker.compare(executor: executor, policy: policy, limits: limits, references: references)
+                checks.append(outcome)
+                print(String(format: "check %@: %@ — %d sequences, %d greedy tokens compared, %d mismatches, %d stopped at a near tie",
+                             policy.rawValue, outcome.passed ? "PASS" : "FAIL", outcome.sequences, outcome.comparedTokens,
+                             outcome.mismatches, outcome.stoppedAtNearTie))
+                for error in outcome.errors.prefix(8) { print("  \(error)") }
+            }
+        }
+        report("profiling each model alone …")
+        let profiles = try ids.map { try SoloProfile.measure(runner: runner, model: $0, promptMean: Int(promptMean)) }
         let rateList = rates.split(separator: ",").compactMap { Double($0) }
         guard !rateList.isEmpty else { throw ValidationError("--rates must list numbers") }
 
+        let alphaList = alpha.split(separator: ",").compactMap { Double($0) }
+        guard !alphaList.isEmpty else { throw ValidationError("--alpha must list numbers") }
         var runs: [MuxRun] = []
+        for alpha in alphaList {
         for rate in rateList {
             let spec = WorkloadSpec(modelCount: ids.count, totalRate: rate, alpha: alpha, duration: duration,
                                     meanPromptLength: promptMean, meanOutputLength: outputMean, maxTotalLength: maxTotal, seed: seed)
             let workload = spec.generate()
             for policy in policyList {
-                report("policy \(policy.rawValue), rate \(rate)/s: \(workload.count) requests …")
+                report("alpha \(alpha), policy \(policy.rawValue), rate \(rate)/s: \(workload.count) requests …")
                 let expected = Dictionary(uniqueKeysWithValues: zip(ids, spec.rateShares.map { $0 * rate }))
-                let engine = EngineCore(executor: runner, tokenizers: [:], policy: policy,
-                                        limits: SchedulerLimits(maxTokensPerStep: maxTokensPerStep, maxSequencesPerStep: 256),
+                let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits,
                                         expectedRates: expected)
                 let (records, elapsed) = try MuxDriver.run(engine: engine, models: ids, workload: workload, profiles: profiles,
                                                            timeLimit: duration * 4 + 30)
-                runs.append(MuxRun(policy: policy.rawValue, rate: rate, seconds: elapsed,
+                runs.append(MuxRun(policy: policy.rawValue, alpha: alpha, rate: rate, seconds: elapsed,
                                    overall: LatencySummary(records, duration: elapsed),
                                    perModel: ids.indices.map { index in
                                        LatencySummary(records.filter { $0.modelIndex == index }, duration: elapsed)
                                    }))
             }
         }
+        }
         let result = MuxBenchResult(
             command: CommandLine.arguments.joined(separator: " "), gitRevision: gitRevision(), device: backend.deviceName,
             date: ISO8601DateFormatter().string(from: Date()), models: ids.map(\.name),
-            parameters: checkpoints.map { $0.1.config.parameterCount }, alpha: alpha, duration: duration,
-            promptMean: promptMean, outputMean: outputMean, kvCacheBytes: kvCacheMemory.bytes, profiles: profiles, runs: runs)
+            parameters: checkpoints.map { $0.1.config.parameterCount }, alphas: alphaList, duration: duration,
+            promptMean: promptMean, outputMean: outputMean, kvCacheBytes: kvBytes, profiles: profiles, runs: runs, checks: checks)
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(result).write(to: URL(fileURLWithPath: json))
         }
         if let plot {
-            let series = policyList.map { policy in
-                LinePlot.Series(name: policy.rawValue, points: runs.filter { $0.policy == policy.rawValue }.map { ($0.rate, $0.overall.sloAttainment5 * 100) })
+            let series = alphaList.flatMap { alpha in
+                policyList.map { policy in
+                    LinePlot.Series(name: alphaList.count == 1 ? policy.rawValue : "\(policy.rawValue) α=\(alpha)",
+                                    points: runs.filter { $0.policy == policy.rawValue && $0.alpha == alpha }
+                                        .map { ($0.rate, $0.overall.sloAttainment5 * 100) })
+                }
             }
             let chart = LinePlot(title: "SLO attainment (5x solo latency), alpha \(alpha)", xLabel: "total rate (requests/s)",
                                  yLabel: "SLO attainment (%)", series: series)
             try chart.svg().write(toFile: plot, atomically: true, encoding: .utf8)
         }
         print(result.table())
+        if checks.contains(where: { !$0.passed }) { throw CommandFailure("outputs under some policy differ from the models' outputs alone") }
+    }
+
+    /// The four shapes of the issue (MuxServe-style colocation of big and small models), written
+    /// once into the cache folder with random bf16 weights.
+    private func gpuModels() throws -> [(String, String)] {
+        let base = cacheDirectory()
+        return try ["llama3-8b", "llama3.2-3b", "llama3.2-1b", "qwen2.5-0.5b"].map { name in
+            let directory = base.appendingPathComponent("bench-mux-\(name)")
+            if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) {
+                report("writing random-weight \(name) to \(directory.path) …")
+                try ModelMaker.write(MakeModelOptions(config: ModelPreset.all[name]!.config, dtype: .bf16, seed: 11),
+                                     to: directory, progress: nil)
+            }
+            return (name, directory.path)
+        }
     }
 
     private func parseModel(_ text: String) throws -> (String, String) {

@@ -80,6 +80,10 @@ enum MuxDriver {
                 if event.finishReason != nil { records[index].finish = stamp }
             }
         }
+        // Past the time limit: abort what is left and let jobs in flight finish, so the executor
+        // is idle for the next run.
+        for id in indexBySequence.keys { _ = engine.abort(id) }
+        while engine.hasWork { _ = engine.step() }
         return (records, Date().timeIntervalSince(start))
     }
 }
@@ -87,6 +91,7 @@ enum MuxDriver {
 /// One policy at one rate.
 struct MuxRun: Codable {
     let policy: String
+    let alpha: Double
     let rate: Double
     let seconds: Double
     let overall: LatencySummary
@@ -101,21 +106,31 @@ struct MuxBenchResult: Codable {
     let date: String
     let models: [String]
     let parameters: [Int]
-    let alpha: Double
+    let alphas: [Double]
     let duration: Double
     let promptMean: Double
     let outputMean: Double
     let kvCacheBytes: Int
     let profiles: [SoloProfile]
     let runs: [MuxRun]
+    let checks: [MuxCheck.Outcome]
+
+    /// The highest rate at which `policy` kept at least `attainment` of requests within the SLO
+    /// (scale 5 or 10), or 0.
+    func highestRate(policy: String, alpha: Double, scale: Int, attainment: Double = 0.99) -> Double {
+        runs.filter { $0.policy == policy && $0.alpha == alpha
+            && (scale == 5 ? $0.overall.sloAttainment5 : $0.overall.sloAttainment10) >= attainment }
+            .map(\.rate).max() ?? 0
+    }
 
     func table() -> String {
-        var lines = ["device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", ")); alpha \(alpha)"]
-        lines.append("policy   | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10")
+        var lines = ["device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))"]
+        lines.append("alpha | policy   | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10")
         for run in runs {
             let o = run.overall
-            lines.append(String(format: "%@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%",
-                                run.policy.padding(toLength: 8, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests, o.requestsPerSecond, o.tokensPerSecond,
+            lines.append(String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%",
+                                run.alpha, run.policy.padding(toLength: 8, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
+                                o.requestsPerSecond, o.tokensPerSecond,
                                 o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100))
         }
         lines.append("per model (req/s, SLO@5):")
@@ -123,17 +138,23 @@ struct MuxBenchResult: Codable {
             let cells = zip(models, run.perModel).map { name, summary in
                 summary.requests == 0 ? "\(name) -" : String(format: "%@ %.2f %3.0f%%", name, summary.requestsPerSecond, summary.sloAttainment5 * 100)
             }
-            lines.append("  " + run.policy.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: " %4.1f/s: ", run.rate)
-                         + cells.joined(separator: " | "))
+            lines.append("  " + String(format: "α=%.1f ", run.alpha) + run.policy.padding(toLength: 8, withPad: " ", startingAt: 0)
+                         + String(format: " %4.1f/s: ", run.rate) + cells.joined(separator: " | "))
         }
-        if runs.contains(where: { $0.policy == "mux" }) {
+        for alpha in alphas where runs.contains(where: { $0.policy == "mux" && $0.alpha == alpha }) {
             for other in ["spatial", "temporal"] {
-                let pairs = runs.filter { $0.policy == other }.compactMap { run -> String? in
-                    guard let mux = runs.first(where: { $0.policy == "mux" && $0.rate == run.rate }), run.overall.tokensPerSecond > 0 else { return nil }
+                let pairs = runs.filter { $0.policy == other && $0.alpha == alpha }.compactMap { run -> String? in
+                    guard let mux = runs.first(where: { $0.policy == "mux" && $0.rate == run.rate && $0.alpha == alpha }),
+                          run.overall.tokensPerSecond > 0 else { return nil }
                     return String(format: "%.1f/s: %.2fx", run.rate, mux.overall.tokensPerSecond / run.overall.tokensPerSecond)
                 }
-                if !pairs.isEmpty { lines.append("mux throughput over \(other): " + pairs.joined(separator: ", ")) }
+                if !pairs.isEmpty { lines.append(String(format: "α=%.1f mux throughput over %@: ", alpha, other) + pairs.joined(separator: ", ")) }
             }
+            let holds = ["mux", "spatial", "temporal"].map { policy in
+                String(format: "%@ %.1f/%.1f", policy, highestRate(policy: policy, alpha: alpha, scale: 5),
+                       highestRate(policy: policy, alpha: alpha, scale: 10))
+            }
+            lines.append(String(format: "α=%.1f highest rate at 99%% SLO attainment (scale 5/10): ", alpha) + holds.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
     }

@@ -122,7 +122,9 @@ private func loadUnits(_ units: [ResolvedUnit], limits: SchedulerLimits, threads
         let runner = try ModelRunner(checkpoints: checkpoints, backend: device.makeBackend(threads: threads), kvCacheBytes: unit.kvCacheBytes)
         report("unit \(index) on \(unit.device) (\(unit.policy.rawValue)): \(checkpoints.map(\.0.name).joined(separator: ", ")); KV cache \(ByteSize(bytes: unit.kvCacheBytes)) in \(runner.pageCount) pages of \(runner.pageBytes) bytes")
         let rates = Dictionary(uniqueKeysWithValues: unit.models.compactMap { model in model.rate.map { (ModelID(model.name), $0) } })
-        let core = EngineCore(executor: runner, tokenizers: tokenizers, policy: unit.policy, limits: limits, expectedRates: rates)
+        // On a GPU the unit runs jobs asynchronously on SM partitions chosen by the policy.
+        let executor: any ModelExecutor = PartitionedRunner.wrapping(runner) ?? runner
+        let core = EngineCore(executor: executor, tokenizers: tokenizers, policy: unit.policy, limits: limits, expectedRates: rates)
         engines.append(UnitEngine(core: core))
         modelsByUnit.append(checkpoints.map(\.0))
         served += runner.models.map { ServedModel(descriptor: $0, tokenizer: tokenizers[$0.id]) }

@@ -65,15 +65,20 @@ import Testing
 /// Two colocated real models in one unit and one small KV pool, under every policy: each
 /// request's greedy output still equals transformers' (and so its solo output), with preemption.
 @Suite struct ColocatedGoldenTests {
-    @Test(arguments: SchedulingPolicy.allCases)
-    func colocatedModelsMatchTransformersUnderEveryPolicy(_ policy: SchedulingPolicy) throws {
+    /// `partitioned`: the asynchronous executor over a CPU backend that emulates 132 SMs, so jobs
+    /// carry the policy's SM partitions and go through launch/collect as on a GPU.
+    @Test(arguments: SchedulingPolicy.allCases, [false, true])
+    func colocatedModelsMatchTransformersUnderEveryPolicy(_ policy: SchedulingPolicy, partitioned: Bool) throws {
         let (llama, llamaGolden) = try Golden.load("llama-bf16")
         let (qwen, qwenGolden) = try Golden.load("qwen2-bf16")
         let a = ModelID("llama"), b = ModelID("qwen")
         // Both models store 512 KV bytes per token (16 tokens a page). 44 pages: under `spatial`
         // each model's share (22 pages) still fits its longest request (312 tokens, 20 pages).
-        let runner = try ModelRunner(checkpoints: [(a, llama), (b, qwen)], backend: CPUBackend(), kvCacheBytes: 44 * 16 * 512)
-        let engine = EngineCore(executor: runner, tokenizers: [:], policy: policy,
+        let backend = CPUBackend(emulatedMultiprocessors: partitioned ? 132 : 0)
+        let runner = try ModelRunner(checkpoints: [(a, llama), (b, qwen)], backend: backend, kvCacheBytes: 44 * 16 * 512)
+        let executor: any ModelExecutor = partitioned ? try #require(PartitionedRunner.wrapping(runner)) : runner
+        #expect((PartitionedRunner.wrapping(runner) != nil) == partitioned)
+        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy,
                                 limits: SchedulerLimits(maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0))
         var expected: [SequenceID: [TokenID]] = [:]
         for _ in 0..<2 {

@@ -31,15 +31,7 @@ step() {  # step NAME SECONDS command…
 
 # --- environment: where the CUDA libraries are -------------------------------------------
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -2
-SITE=$(python3 -c "import site; print(site.getsitepackages()[0])" 2>/dev/null)
-DIRS=$( (find "$SITE/nvidia" /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-          \( -name 'libcublasLt.so*' -o -name 'libnvrtc.so*' \) -not -path '*stubs*' 2>/dev/null) | xargs -r -n1 dirname | sort -u | tr '\n' ':')
-export LD_LIBRARY_PATH="${DIRS}/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
-export LLMUX_CUDA_LIB_DIRS="$DIRS"
-echo "library folders: $DIRS"
-ls $(echo "$DIRS" | tr ':' ' ') 2>/dev/null | grep -E 'cublasLt|nvrtc' | head
-H=$(ls /usr/local/cuda/include/cublasLt.h 2>/dev/null || find "$SITE/nvidia" -name cublasLt.h 2>/dev/null | head -1)
-[ -n "$H" ] && grep -nE 'CUBLASLT_MATMUL_DESC_TRANSA =|CUBLASLT_MATMUL_DESC_TRANSB =|CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES =' "$H" | head
+source "$HERE/cuda_env.sh"
 export LLMUX_KERNEL_CACHE=/tmp/llmux-kernels
 rm -rf "$LLMUX_KERNEL_CACHE"
 cd "$(dirname "$HERE")"   # the repository root (dist/..)

@@ -71,18 +71,17 @@ struct MatmulKey: Hashable {
     let xType, wType, outType: Int32
 }
 
-/// Matrix products on one stream through cuBLASLt, planned once per shape.
+/// Matrix products through cuBLASLt, planned once per shape, on the stream and workspace each call names.
 final class MatmulEngine: @unchecked Sendable {
     let lt: CUBLASLt
     private var handle: CUBLASLt.Handle = nil
     private var preference: CUBLASLt.Handle = nil
     private var plans: [MatmulKey: MatmulPlan] = [:]
-    let workspace: UInt64
+    /// Workspace every call gets (each stream has its own of this size).
     let workspaceBytes: Int
 
-    init(lt: CUBLASLt, workspace: UInt64, workspaceBytes: Int) throws {
+    init(lt: CUBLASLt, workspaceBytes: Int) throws {
         self.lt = lt
-        self.workspace = workspace
         self.workspaceBytes = workspaceBytes
         try lt.check(lt.create(&handle), "cublasLtCreate")
         try lt.check(lt.preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate")
@@ -92,7 +91,7 @@ final class MatmulEngine: @unchecked Sendable {
     }
 
     /// Row-major `out = x · wᵀ`, computed column-major as `outᵀ (n × m) = w (n × k, transposed from k × n) · xᵀ`.
-    func run(x: UInt64, w: UInt64, out: UInt64, key: MatmulKey, stream: OpaquePointer?) throws {
+    func run(x: UInt64, w: UInt64, out: UInt64, key: MatmulKey, workspace: UInt64, stream: OpaquePointer?) throws {
         let plan = try self.plan(key)
         var alpha: Float = 1
         var beta: Float = 0

@@ -9,11 +9,17 @@ public final class CUDABackend: ComputeBackend {
     let context: CUDAContext
     let kernels: CUDAKernels
     let matmuls: MatmulEngine
-    private let workspace: DeviceBuffer
-    /// Scratch for split attention partials, regrown on demand.
-    private var attentionScratch: DeviceBuffer?
-    /// Scratch for sampling results.
-    var sampleScratch: DeviceBuffer?
+    /// SM partitions (green contexts) and their streams.
+    let partitions: CUDAPartitions
+    /// The stream work goes to now, with its scratch (the main stream unless a job selected another).
+    var current: StreamSlot
+    /// The main stream's slot.
+    let mainSlot: StreamSlot
+    /// Pinned host memory and events for results on their way back.
+    let pinned: PinnedPool
+    let events: EventPool
+    /// Bytes of cuBLASLt workspace per stream.
+    let matmulWorkspaceBytes = 32 << 20
     /// Forces the per-token attention kernel for prefill too (cross-checks; `LLMUX_CUDA_ATTENTION=decode`).
     let decodeAttentionOnly = ProcessInfo.processInfo.environment["LLMUX_CUDA_ATTENTION"] == "decode"
     /// The CUDA-core (f32) prefill attention instead of the tensor-core one (`LLMUX_CUDA_ATTENTION=simt`).
@@ -37,9 +43,12 @@ public final class CUDABackend: ComputeBackend {
         context = try CUDAContext(ordinal: ordinal)
         let lt = try CUBLASLt()
         kernels = try CUDAKernels(context: context)
-        let workspaceBytes = 32 << 20
-        workspace = try context.allocate(workspaceBytes)
-        matmuls = try MatmulEngine(lt: lt, workspace: workspace.deviceAddress, workspaceBytes: workspaceBytes)
+        matmuls = try MatmulEngine(lt: lt, workspaceBytes: matmulWorkspaceBytes)
+        partitions = CUDAPartitions(context: context)
+        pinned = PinnedPool(driver: context.driver)
+        events = EventPool(driver: context.driver)
+        mainSlot = StreamSlot(stream: context.stream, key: 0)
+        current = mainSlot
     }
 
     public var deviceName: String {
@@ -119,7 +128,13 @@ public final class CUDABackend: ComputeBackend {
                                [.ptr(x), .int(x.rowStride), .ptr(weight), .int(weight.rowStride), .ptr(out), .int(out.rowStride),
                                 .int(out.dtype == .f32 ? 1 : 0), .int(x.rows), .int(weight.rows), .int(x.columns)])
         } else {
-            try matmuls.run(x: x.deviceAddress, w: weight.deviceAddress, out: out.deviceAddress, key: key, stream: context.stream)
+            let workspace = try current.matmulWorkspace ?? {
+                let buffer = try context.allocate(matmulWorkspaceBytes)
+                current.matmulWorkspace = buffer
+                return buffer
+            }()
+            try matmuls.run(x: x.deviceAddress, w: weight.deviceAddress, out: out.deviceAddress, key: key,
+                            workspace: workspace.deviceAddress, stream: context.stream)
         }
         if let bias {
             try expect(bias.dtype == .f32 && out.dtype == .bf16, "bias types")
@@ -180,10 +195,10 @@ public final class CUDABackend: ComputeBackend {
             captureRetained.append(buffer)
             return buffer
         }
-        if let attentionScratch, attentionScratch.byteCount >= bytes { return attentionScratch }
-        attentionScratch = nil
+        if let existing = current.attentionScratch, existing.byteCount >= bytes { return existing }
+        current.attentionScratch = nil
         let buffer = try context.allocate(max(bytes, 1 << 20))
-        attentionScratch = buffer
+        current.attentionScratch = buffer
         return buffer
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 
-/// One GPU: its primary context, one stream, device allocations and the staging memory for
+/// One GPU: its primary context, the stream work is queued on (the main stream, or a partition's
+/// stream while the backend runs a job there), device allocations and the staging memory for
 /// small uploads and read-backs. Every call's status is checked.
 final class CUDAContext: @unchecked Sendable {
     let driver: CUDADriver
@@ -10,16 +11,18 @@ final class CUDAContext: @unchecked Sendable {
     let computeCapability: Int
     let multiprocessorCount: Int
     private(set) var context: OpaquePointer?
-    private(set) var stream: OpaquePointer?
+    /// The stream that copies, launches and matrix products go to now.
+    var stream: OpaquePointer?
+    /// The stream made with the context (the default for `stream`).
+    private(set) var mainStream: OpaquePointer?
+    /// Streams of SM partitions that may read the staging ring (waited for before it wraps).
+    var partitionStreams: [OpaquePointer?] = []
 
     /// Pinned host staging for uploads and the device ring it is copied into.
     private let ringBytes = 16 << 20
     private var hostStaging: UnsafeMutableRawPointer
     private var deviceRing: UInt64 = 0
     private var ringOffset = 0
-    /// Pinned host memory for results copied back.
-    let readbackBytes = 4 << 20
-    let readback: UnsafeMutableRawPointer
 
     init(ordinal: Int) throws {
         let driver: CUDADriver
@@ -54,12 +57,10 @@ final class CUDAContext: @unchecked Sendable {
         var stream: OpaquePointer?
         try driver.check(driver.cuStreamCreate(&stream, 1), "cuStreamCreate")
         self.stream = stream
+        self.mainStream = stream
         var staging: UnsafeMutableRawPointer?
         try driver.check(driver.cuMemAllocHost(&staging, ringBytes), "cuMemAllocHost(\(ringBytes))")
         hostStaging = staging!
-        var back: UnsafeMutableRawPointer?
-        try driver.check(driver.cuMemAllocHost(&back, readbackBytes), "cuMemAllocHost(\(readbackBytes))")
-        readback = back!
         try driver.check(driver.cuMemAlloc(&deviceRing, ringBytes), "cuMemAlloc(\(ringBytes)) for the upload ring")
     }
 
@@ -113,7 +114,7 @@ final class CUDAContext: @unchecked Sendable {
             return buffer
         }
         if ringOffset + bytes > ringBytes {
-            try synchronize()
+            try synchronizeAllStreams()
             ringOffset = 0
         }
         if source.count > 0 { (hostStaging + ringOffset).copyMemory(from: source.baseAddress!, byteCount: source.count) }
@@ -133,19 +134,13 @@ final class CUDAContext: @unchecked Sendable {
             return
         }
         if ringOffset + bytes > ringBytes {
-            try synchronize()
+            try synchronizeAllStreams()
             ringOffset = 0
         }
         (hostStaging + ringOffset).copyMemory(from: source.baseAddress!, byteCount: source.count)
         try driver.check(driver.cuMemcpyHtoDAsync(destination, hostStaging + ringOffset, source.count, stream),
                          "cuMemcpyHtoDAsync(\(source.count))")
         ringOffset += bytes
-    }
-
-    /// Copies device bytes into the pinned read-back area (at `offset`) on the stream.
-    func copyToReadback(from source: UInt64, byteCount: Int, offset: Int = 0) throws {
-        precondition(offset + byteCount <= readbackBytes, "read-back area too small")
-        try driver.check(driver.cuMemcpyDtoHAsync(readback + offset, source, byteCount, stream), "cuMemcpyDtoHAsync(\(byteCount))")
     }
 
     /// Copies device bytes to host memory and waits.
@@ -162,5 +157,12 @@ final class CUDAContext: @unchecked Sendable {
     /// Waits for everything queued on the stream.
     func synchronize() throws {
         try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+    }
+
+    /// Waits for the main stream and every partition stream (the staging ring is reused after this).
+    func synchronizeAllStreams() throws {
+        for each in [mainStream] + partitionStreams {
+            try driver.check(driver.cuStreamSynchronize(each), "cuStreamSynchronize")
+        }
     }
 }

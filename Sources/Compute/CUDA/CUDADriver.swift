@@ -37,6 +37,15 @@ final class CUDADriver: @unchecked Sendable {
     typealias Instantiate = @convention(c) (UnsafeMutablePointer<Handle>, Handle, UInt64) -> Result
     typealias GraphLaunch = @convention(c) (Handle, Handle) -> Result
     typealias Destroy = @convention(c) (Handle) -> Result
+    // Streams, events and green contexts (SM partitions; optional: nil on drivers before CUDA 12.4).
+    let cuStreamDestroy: @convention(c) (Handle) -> Result
+    let cuCtxSynchronize: @convention(c) () -> Result
+    let cuEventCreate: @convention(c) (UnsafeMutablePointer<Handle>, UInt32) -> Result
+    let cuEventRecord: @convention(c) (Handle, Handle) -> Result
+    let cuEventQuery: @convention(c) (Handle) -> Result
+    let cuEventSynchronize: @convention(c) (Handle) -> Result
+    let cuEventDestroy: @convention(c) (Handle) -> Result
+    let greenContexts: GreenContextAPI?
     let cuStreamBeginCapture: BeginCapture?
     let cuStreamEndCapture: EndCapture?
     let cuGraphInstantiateWithFlags: Instantiate?
@@ -79,6 +88,14 @@ final class CUDADriver: @unchecked Sendable {
         cuModuleGetFunction = try library.function("cuModuleGetFunction")
         cuFuncSetAttribute = try library.function("cuFuncSetAttribute")
         cuLaunchKernel = try library.function("cuLaunchKernel")
+        cuStreamDestroy = try library.function("cuStreamDestroy_v2")
+        cuCtxSynchronize = try library.function("cuCtxSynchronize")
+        cuEventCreate = try library.function("cuEventCreate")
+        cuEventRecord = try library.function("cuEventRecord")
+        cuEventQuery = try library.function("cuEventQuery")
+        cuEventSynchronize = try library.function("cuEventSynchronize")
+        cuEventDestroy = try library.function("cuEventDestroy_v2")
+        greenContexts = try? GreenContextAPI(library: library)
         cuStreamBeginCapture = try? library.function("cuStreamBeginCapture_v2", as: BeginCapture.self)
         cuStreamEndCapture = try? library.function("cuStreamEndCapture", as: EndCapture.self)
         cuGraphInstantiateWithFlags = try? library.function("cuGraphInstantiateWithFlags", as: Instantiate.self)
@@ -106,4 +123,41 @@ final class CUDADriver: @unchecked Sendable {
             return .failure(CUDAError("\(error)"))
         }
     }()
+}
+
+
+/// The green-context calls of the driver (CUDA 12.4 and later): SM resources are split into
+/// groups, each group becomes a green context, and streams made in it run kernels on its SMs only.
+struct GreenContextAPI {
+    typealias Handle = OpaquePointer?
+    typealias Result = Int32
+    /// `cuDeviceGetDevResource(device, resource*, type)`.
+    let getDeviceResource: @convention(c) (Int32, UnsafeMutableRawPointer, Int32) -> Result
+    /// `cuDevSmResourceSplitByCount(result*, nbGroups*, input*, remaining*, useFlags, minCount)`.
+    let splitByCount: @convention(c) (UnsafeMutableRawPointer, UnsafeMutablePointer<UInt32>, UnsafeRawPointer,
+                                      UnsafeMutableRawPointer, UInt32, UInt32) -> Result
+    /// `cuDevResourceGenerateDesc(desc*, resources*, count)`.
+    let generateDescriptor: @convention(c) (UnsafeMutablePointer<Handle>, UnsafeMutableRawPointer, UInt32) -> Result
+    /// `cuGreenCtxCreate(greenCtx*, desc, device, flags)`.
+    let create: @convention(c) (UnsafeMutablePointer<Handle>, Handle, Int32, UInt32) -> Result
+    /// `cuGreenCtxDestroy(greenCtx)`.
+    let destroy: @convention(c) (Handle) -> Result
+    /// `cuGreenCtxStreamCreate(stream*, greenCtx, flags, priority)`.
+    let createStream: @convention(c) (UnsafeMutablePointer<Handle>, Handle, UInt32, Int32) -> Result
+
+    /// `sizeof(CUdevResource)` in cuda.h of CUDA 12.4 to 13.0 (type, 92 bytes of padding, a 48-byte union),
+    /// with room to spare in case a later driver writes more; the SM count sits at byte 96.
+    static let resourceBytes = 256
+    static let smCountOffset = 96
+    /// `CU_DEV_RESOURCE_TYPE_SM`.
+    static let smResourceType: Int32 = 1
+
+    init(library: DynamicLibrary) throws {
+        getDeviceResource = try library.function("cuDeviceGetDevResource")
+        splitByCount = try library.function("cuDevSmResourceSplitByCount")
+        generateDescriptor = try library.function("cuDevResourceGenerateDesc")
+        create = try library.function("cuGreenCtxCreate")
+        destroy = try library.function("cuGreenCtxDestroy")
+        createStream = try library.function("cuGreenCtxStreamCreate")
+    }
 }

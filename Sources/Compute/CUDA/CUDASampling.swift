@@ -9,55 +9,170 @@ extension CUDABackend {
     static let maxDeviceLogprobs = 20
 
     public func sample(logits: Tensor, requests: [SampleRequest]) throws -> [SampledToken] {
-        guard !requests.isEmpty else { return [] }
+        let pending = try enqueueSample(logits: logits, requests: requests)
+        try pending.wait()
+        return try pending.results()
+    }
+
+    /// Queues the sampling kernel and the copies of its results (and of the logits rows that the
+    /// host samples) to pinned host memory on the selected stream, then an event after them.
+    public func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> any PendingSamples {
         try expect(logits.dtype == .f32 && logits.rows >= requests.count, "sample takes f32 logits")
         try context.makeCurrent()
         let onDevice = requests.map { $0.parameters.isGreedy && !$0.parameters.needsHistory
                                       && ($0.parameters.logprobs ?? 0) <= Self.maxDeviceLogprobs }
-        let k = requests.map { $0.parameters.logprobs ?? 0 }.max()!.clamped(to: 0...Self.maxDeviceLogprobs)
+        let k = (requests.map { $0.parameters.logprobs ?? 0 }.max() ?? 0).clamped(to: 0...Self.maxDeviceLogprobs)
         let width = k + 1
         let rows = requests.count
-        var results = [SampledToken?](repeating: nil, count: rows)
+        let deviceBytes = rows * width * 4
+        let hostRows = onDevice.indices.filter { !onDevice[$0] }
+        let rowBytes = logits.columns * 4
+        let host = try pinned.take(2 * deviceBytes + hostRows.count * rowBytes)
         if onDevice.contains(true) {
-            let bytes = rows * width * 4
-            let buffer = try scratchForSampling(2 * bytes)
-            let ids = buffer.deviceAddress, logprobs = ids + UInt64(bytes)
+            let buffer = try scratchForSampling(2 * deviceBytes)
+            let ids = buffer.deviceAddress, logprobs = ids + UInt64(deviceBytes)
             try kernels.launch(.sample_rows, grid: (rows, 1, 1), block: 1024,
                                [.ptr(logits), .int(logits.rowStride), .int(logits.columns), .int(k), .pointer(ids), .pointer(logprobs)])
-            if 2 * bytes <= context.readbackBytes {
-                try context.copyToReadback(from: ids, byteCount: 2 * bytes)
-                try context.synchronize()
-            } else {
-                throw CUDAError("sample: \(rows) rows exceed the read-back area")
-            }
-            let idValues = context.readback.assumingMemoryBound(to: Int32.self)
-            let logprobValues = (context.readback + bytes).assumingMemoryBound(to: Float.self)
-            for row in 0..<rows where onDevice[row] {
-                let wanted = requests[row].parameters.logprobs ?? 0
-                let top = (0..<wanted).map {
-                    TokenLogprob(tokenID: TokenID(idValues[row * width + 1 + $0]), logprob: logprobValues[row * width + 1 + $0])
-                }
-                results[row] = SampledToken(tokenID: TokenID(idValues[row * width]), logprob: logprobValues[row * width], top: top)
-            }
+            try context.driver.check(context.driver.cuMemcpyDtoHAsync(host.address, ids, 2 * deviceBytes, context.stream),
+                                     "cuMemcpyDtoHAsync(\(2 * deviceBytes))")
         }
-        if onDevice.contains(false) {
-            var host = [Float](repeating: 0, count: logits.columns)
-            for row in 0..<rows where !onDevice[row] {
-                try host.withUnsafeMutableBytes {
-                    try context.copyToHost($0.baseAddress!, from: logits.rows(row, count: 1).deviceAddress, byteCount: logits.columns * 4)
-                }
-                results[row] = host.withUnsafeBufferPointer { Sampler.sample(logits: $0, request: requests[row]) }
-            }
+        for (index, row) in hostRows.enumerated() {
+            try context.driver.check(context.driver.cuMemcpyDtoHAsync(host.address + 2 * deviceBytes + index * rowBytes,
+                                                                      logits.rows(row, count: 1).deviceAddress, rowBytes, context.stream),
+                                     "cuMemcpyDtoHAsync(\(rowBytes))")
         }
-        return results.map { $0! }
+        let event = try events.take()
+        try context.driver.check(context.driver.cuEventRecord(event, context.stream), "cuEventRecord")
+        return CUDAPendingSamples(backend: self, event: event, host: host, requests: requests, onDevice: onDevice, width: width,
+                              columns: logits.columns)
     }
 
     private func scratchForSampling(_ bytes: Int) throws -> DeviceBuffer {
-        if let sampleScratch, sampleScratch.byteCount >= bytes { return sampleScratch }
+        if let existing = current.sampleScratch, existing.byteCount >= bytes { return existing }
         let buffer = try context.allocate(max(bytes, 1 << 16))
-        sampleScratch = buffer
+        current.sampleScratch = buffer
         return buffer
     }
+}
+
+/// Sampled tokens on their way to the host: the results of `enqueueSample`, readable once the
+/// device has reached the event recorded after them.
+final class CUDAPendingSamples: PendingSamples {
+    private let backend: CUDABackend
+    private var event: OpaquePointer?
+    private var host: PinnedBuffer?
+    private let requests: [SampleRequest]
+    private let onDevice: [Bool]
+    private let width: Int
+    private let columns: Int
+
+    init(backend: CUDABackend, event: OpaquePointer?, host: PinnedBuffer, requests: [SampleRequest], onDevice: [Bool],
+         width: Int, columns: Int) {
+        self.backend = backend
+        self.event = event
+        self.host = host
+        self.requests = requests
+        self.onDevice = onDevice
+        self.width = width
+        self.columns = columns
+    }
+
+    /// Whether the device has finished the job's work up to the samples' copy.
+    func isReady() throws -> Bool {
+        guard let event else { return true }
+        let driver = backend.context.driver
+        let status = driver.cuEventQuery(event)
+        if status == 600 { return false }  // CUDA_ERROR_NOT_READY
+        try driver.check(status, "cuEventQuery")
+        return true
+    }
+
+    /// Blocks until the samples are on the host.
+    func wait() throws {
+        guard let event else { return }
+        try backend.context.driver.check(backend.context.driver.cuEventSynchronize(event), "cuEventSynchronize")
+    }
+
+    /// The sampled tokens, one per request (call after `isReady` or `wait`); the host samples the
+    /// rows that need random draws or penalties here.
+    func results() throws -> [SampledToken] {
+        guard let host else { throw CUDAError("sample results were already read") }
+        defer { release() }
+        let rows = requests.count
+        let deviceBytes = rows * width * 4
+        let ids = host.address.assumingMemoryBound(to: Int32.self)
+        let logprobs = (host.address + deviceBytes).assumingMemoryBound(to: Float.self)
+        var hostIndex = 0
+        return (0..<rows).map { row in
+            if onDevice[row] {
+                let wanted = requests[row].parameters.logprobs ?? 0
+                let top = (0..<wanted).map {
+                    TokenLogprob(tokenID: TokenID(ids[row * width + 1 + $0]), logprob: logprobs[row * width + 1 + $0])
+                }
+                return SampledToken(tokenID: TokenID(ids[row * width]), logprob: logprobs[row * width], top: top)
+            }
+            let start = (host.address + 2 * deviceBytes + hostIndex * columns * 4).assumingMemoryBound(to: Float.self)
+            hostIndex += 1
+            return Sampler.sample(logits: UnsafeBufferPointer(start: start, count: columns), request: requests[row])
+        }
+    }
+
+    private func release() {
+        if let host { backend.pinned.give(host) }
+        if let event { backend.events.give(event) }
+        host = nil
+        event = nil
+    }
+
+    deinit {
+        // Unread results: the device may still write into the memory, so wait before reusing it.
+        if event != nil { try? wait() }
+        release()
+    }
+}
+
+/// Page-locked host memory for results copied back, reused by size class.
+final class PinnedBuffer {
+    let address: UnsafeMutableRawPointer
+    let byteCount: Int
+    init(address: UnsafeMutableRawPointer, byteCount: Int) {
+        self.address = address
+        self.byteCount = byteCount
+    }
+}
+
+/// Free lists of pinned host buffers (powers of two from 64 KiB) and of events.
+final class PinnedPool {
+    private let driver: CUDADriver
+    private var free: [Int: [PinnedBuffer]] = [:]
+    init(driver: CUDADriver) { self.driver = driver }
+
+    func take(_ bytes: Int) throws -> PinnedBuffer {
+        let size = max(1 << 16, 1 << (Int.bitWidth - (max(bytes, 1) - 1).leadingZeroBitCount))
+        if let buffer = free[size]?.popLast() { return buffer }
+        var address: UnsafeMutableRawPointer?
+        try driver.check(driver.cuMemAllocHost(&address, size), "cuMemAllocHost(\(size))")
+        return PinnedBuffer(address: address!, byteCount: size)
+    }
+
+    func give(_ buffer: PinnedBuffer) { free[buffer.byteCount, default: []].append(buffer) }
+}
+
+/// Reused CUDA events (timing off: they only mark progress).
+final class EventPool {
+    private let driver: CUDADriver
+    private var free: [OpaquePointer?] = []
+    init(driver: CUDADriver) { self.driver = driver }
+
+    func take() throws -> OpaquePointer? {
+        if let event = free.popLast() { return event }
+        var event: OpaquePointer?
+        // CU_EVENT_DISABLE_TIMING = 2
+        try driver.check(driver.cuEventCreate(&event, 2), "cuEventCreate")
+        return event
+    }
+
+    func give(_ event: OpaquePointer?) { free.append(event) }
 }
 
 /// Roofline measurements on the device, for `llmux bench engine --device cuda`.

@@ -1,0 +1,29 @@
+import LLMuxCore
+
+/// The CPU has no SMs; with `emulatedMultiprocessors` > 0 it accepts SM partitionings anyway
+/// (granted in groups of 8 like Hopper's) and runs every job at once on the calling thread, so
+/// that the asynchronous executor and the schedulers' partition plans are tested without a GPU.
+extension CPUBackend: PartitionedBackend {
+    public var multiprocessorCount: Int { emulatedMultiprocessors }
+
+    public func configurePartitions(_ requested: [[Int]], streamsPerPartition: Int) throws -> [[Int]] {
+        guard emulatedMultiprocessors > 0 else { throw LLMuxError.engine("the CPU backend has no SM partitions") }
+        return requested.enumerated().map { index, counts in
+            if index == 0 || counts.count <= 1 { return [emulatedMultiprocessors] }
+            var left = emulatedMultiprocessors
+            return counts.enumerated().map { position, wanted in
+                let granted = position == counts.count - 1 ? left : min(left, (wanted + 7) / 8 * 8)
+                left -= granted
+                return granted
+            }
+        }
+    }
+
+    public func selectStream(partitioning: Int, partition: Int, stream: Int) throws {}
+    public func selectMainStream() {}
+    public var selectedStreamKey: Int { 0 }
+
+    public func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> any PendingSamples {
+        ReadySamples(try sample(logits: logits, requests: requests))
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+
+/// One stream of the CUDA backend with the device scratch that work queued on it uses: a job's
+/// kernels, matrix products and copies all go to one stream, so scratch tied to the stream is
+/// never shared by two jobs running at once. Scratch is allocated on first use.
+final class StreamSlot: @unchecked Sendable {
+    /// The stream (in the primary context, or in a green context: then its kernels run on that
+    /// partition's SMs only).
+    let stream: OpaquePointer?
+    /// Which green context the stream belongs to (0: the primary context, whole device). CUDA
+    /// graphs recorded on a stream keep its context's SMs, so recorded graphs are kept per slot key.
+    let key: Int
+    var matmulWorkspace: DeviceBuffer?
+    var attentionScratch: DeviceBuffer?
+    var sampleScratch: DeviceBuffer?
+
+    init(stream: OpaquePointer?, key: Int) {
+        self.stream = stream
+        self.key = key
+    }
+}
+
+/// One SM partition: a green context and its streams.
+struct SMPartition {
+    /// SMs granted.
+    let smCount: Int
+    /// The green context (nil for the whole device, which uses the primary context).
+    let greenContext: OpaquePointer?
+    /// Streams of the partition (jobs of different models may run on it at once).
+    let streams: [StreamSlot]
+}
+
+/// The SM partitionings of one GPU made with CUDA green contexts (cuDevSmResourceSplitByCount,
+/// cuDevResourceGenerateDesc, cuGreenCtxCreate, cuGreenCtxStreamCreate). Partitioning 0 is the
+/// whole device on streams of the primary context; every other one splits the SMs into groups
+/// (multiples of 8 on Hopper) taken one after the other from the device's SM resource.
+final class CUDAPartitions {
+    let context: CUDAContext
+    private(set) var partitionings: [[SMPartition]] = []
+    private var nextKey = 1
+
+    init(context: CUDAContext) {
+        self.context = context
+    }
+
+    /// Replaces the partitionings with `requested` (SM counts per partition), each partition
+    /// with `streamsPerPartition` streams. Returns the counts granted.
+    func configure(_ requested: [[Int]], streamsPerPartition: Int) throws -> [[Int]] {
+        try context.makeCurrent()
+        try destroyAll()
+        let driver = context.driver
+        var made: [[SMPartition]] = []
+        for (index, counts) in requested.enumerated() {
+            if index == 0 || counts.count <= 1 {
+                // The whole device: plain streams of the primary context.
+                var streams: [StreamSlot] = []
+                for _ in 0..<streamsPerPartition {
+                    var stream: OpaquePointer?
+                    try driver.check(driver.cuStreamCreate(&stream, 1), "cuStreamCreate")
+                    streams.append(StreamSlot(stream: stream, key: 0))
+                }
+                made.append([SMPartition(smCount: context.multiprocessorCount, greenContext: nil, streams: streams)])
+                continue
+            }
+            guard let green = driver.greenContexts else {
+                throw CUDAError("SM partitions need green contexts (CUDA 12.4 or later); the driver \(driver.library.name) has none")
+            }
+            made.append(try split(counts, api: green, streamsPerPartition: streamsPerPartition))
+        }
+        partitionings = made
+        context.partitionStreams = made.flatMap { $0.flatMap { $0.streams.map(\.stream) } }
+        return made.map { $0.map(\.smCount) }
+    }
+
+    /// The stream slot for a job.
+    func slot(partitioning: Int, partition: Int, stream: Int) throws -> StreamSlot {
+        guard partitioning < partitionings.count, partition < partitionings[partitioning].count else {
+            throw CUDAError("no SM partition \(partition) in partitioning \(partitioning) (\(partitionings.count) configured)")
+        }
+        let streams = partitionings[partitioning][partition].streams
+        return streams[stream % streams.count]
+    }
+
+    /// Splits the device's SMs into groups of `counts` SMs, one after the other; a count larger
+    /// than what is left takes all that is left.
+    private func split(_ counts: [Int], api: GreenContextAPI, streamsPerPartition: Int) throws -> [SMPartition] {
+        let driver = context.driver
+        let bytes = GreenContextAPI.resourceBytes
+        var remaining = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
+        var group = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
+        var rest = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
+        defer { remaining.deallocate(); group.deallocate(); rest.deallocate() }
+        for buffer in [remaining, group, rest] { buffer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        try driver.check(api.getDeviceResource(context.device, remaining, GreenContextAPI.smResourceType), "cuDeviceGetDevResource(SM)")
+        func smCount(_ resource: UnsafeMutableRawPointer) -> Int {
+            Int(resource.load(fromByteOffset: GreenContextAPI.smCountOffset, as: UInt32.self))
+        }
+        var partitions: [SMPartition] = []
+        for (index, wanted) in counts.enumerated() {
+            let left = smCount(remaining)
+            guard left > 0 else { throw CUDAError("SM partitioning \(counts) asks for more than the \(context.multiprocessorCount) SMs") }
+            let takesRest = index == counts.count - 1 || wanted >= left
+            if !takesRest {
+                var groups: UInt32 = 1
+                try driver.check(api.splitByCount(group, &groups, remaining, rest, 0, UInt32(wanted)),
+                                 "cuDevSmResourceSplitByCount(\(wanted) of \(left) SMs)")
+                swap(&remaining, &rest)
+            } else {
+                swap(&group, &remaining)
+                remaining.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            }
+            var descriptor: OpaquePointer?
+            try driver.check(api.generateDescriptor(&descriptor, group, 1), "cuDevResourceGenerateDesc")
+            var green: OpaquePointer?
+            // CU_GREEN_CTX_DEFAULT_STREAM = 1
+            try driver.check(api.create(&green, descriptor, context.device, 1), "cuGreenCtxCreate(\(smCount(group)) SMs)")
+            var streams: [StreamSlot] = []
+            let key = nextKey
+            nextKey += 1
+            for _ in 0..<streamsPerPartition {
+                var stream: OpaquePointer?
+                // CU_STREAM_NON_BLOCKING = 1, required for green-context streams.
+                try driver.check(api.createStream(&stream, green, 1, 0), "cuGreenCtxStreamCreate")
+                streams.append(StreamSlot(stream: stream, key: key))
+            }
+            partitions.append(SMPartition(smCount: smCount(group), greenContext: green, streams: streams))
+            if takesRest { break }
+        }
+        try context.makeCurrent()
+        return partitions
+    }
+
+    /// Waits for every partition stream, then destroys streams and green contexts.
+    func destroyAll() throws {
+        let driver = context.driver
+        for partitioning in partitionings {
+            for partition in partitioning {
+                for slot in partition.streams {
+                    try driver.check(driver.cuStreamSynchronize(slot.stream), "cuStreamSynchronize")
+                    _ = driver.cuStreamDestroy(slot.stream)
+                }
+                if let green = partition.greenContext { _ = driver.greenContexts?.destroy(green) }
+            }
+        }
+        partitionings = []
+        context.partitionStreams = []
+    }
+
+    deinit { try? destroyAll() }
+}
+
+extension CUDABackend: PartitionedBackend {
+    public func configurePartitions(_ requested: [[Int]], streamsPerPartition: Int) throws -> [[Int]] {
+        selectMainStream()
+        try context.synchronize()
+        return try partitions.configure(requested, streamsPerPartition: max(1, streamsPerPartition))
+    }
+
+    public func selectStream(partitioning: Int, partition: Int, stream: Int) throws {
+        let slot = try partitions.slot(partitioning: partitioning, partition: partition, stream: stream)
+        current = slot
+        context.stream = slot.stream
+    }
+
+    public func selectMainStream() {
+        current = mainSlot
+        context.stream = mainSlot.stream
+    }
+
+    public var selectedStreamKey: Int { current.key }
+}

@@ -1,0 +1,93 @@
+import Compute
+import Foundation
+import LLMuxCore
+
+/// The asynchronous executor of a unit on a device with SM partitions (CUDA green contexts): each
+/// job of a plan is queued on a stream of the partition the scheduler chose, sampling included,
+/// and `collect` hands back the jobs whose results reached the host, in whatever order they
+/// finish. Weights and the KV pool are the wrapped `ModelRunner`'s (loaded once, shared by
+/// every job of a model).
+public final class PartitionedRunner: AsynchronousExecutor {
+    /// The runner holding weights and the KV pool.
+    public let runner: ModelRunner
+    private let backend: any PartitionedBackend
+    /// Stream index of each model inside a partition (jobs of different models on one partition
+    /// run on different streams, so they overlap).
+    private let streamIndex: [ModelID: Int]
+    private var inFlight: [(ticket: Int, sequences: [SequenceID], samples: any PendingSamples)] = []
+    private var finished: [JobCompletion] = []
+
+    /// Wraps `runner`, whose backend must be `backend`.
+    public init(runner: ModelRunner, backend: any PartitionedBackend) {
+        self.runner = runner
+        self.backend = backend
+        self.streamIndex = Dictionary(uniqueKeysWithValues: runner.models.enumerated().map { ($1.id, $0) })
+    }
+
+    /// A partitioned runner when `runner`'s backend has SM partitions, else nil.
+    public static func wrapping(_ runner: ModelRunner) -> PartitionedRunner? {
+        guard let backend = runner.backend as? any PartitionedBackend, backend.multiprocessorCount > 0 else { return nil }
+        return PartitionedRunner(runner: runner, backend: backend)
+    }
+
+    public var models: [ModelDescriptor] { runner.models }
+    public var pageCount: Int { runner.pageCount }
+    public func tokensPerPage(for model: ModelID) -> Int { runner.tokensPerPage(for: model) }
+    public var multiprocessorCount: Int { backend.multiprocessorCount }
+    public var inFlightCount: Int { inFlight.count + finished.count }
+
+    /// Runs a plan to the end on the main stream (profiling and checks).
+    public func execute(_ plan: StepPlan) throws -> StepResult {
+        precondition(inFlight.isEmpty, "execute while jobs are in flight")
+        return try runner.execute(plan)
+    }
+
+    public func configurePartitions(_ partitionings: [[Int]]) throws -> [[Int]] {
+        precondition(inFlight.isEmpty, "configurePartitions while jobs are in flight")
+        return try backend.configurePartitions(partitionings, streamsPerPartition: runner.models.count)
+    }
+
+    public func launch(_ plan: StepPlan) throws {
+        defer { backend.selectMainStream() }
+        for job in plan.jobs {
+            let sampling = job.sequences.filter { $0.sample != nil }
+            do {
+                try backend.selectStream(partitioning: job.partitioning, partition: job.partition, stream: streamIndex[job.model] ?? 0)
+                let logits = try runner.forward(job)
+                let samples = try backend.enqueueSample(logits: logits, requests: sampling.map { $0.sample! })
+                inFlight.append((job.ticket, sampling.map(\.sequenceID), samples))
+            } catch {
+                finished.append(JobCompletion(ticket: job.ticket, result: .failure(Self.engineError(error))))
+            }
+        }
+    }
+
+    public func collect(wait: Bool) -> [JobCompletion] {
+        var done = finished
+        finished = []
+        while true {
+            var pending: [(ticket: Int, sequences: [SequenceID], samples: any PendingSamples)] = []
+            for job in inFlight {
+                do {
+                    guard try job.samples.isReady() else {
+                        pending.append(job)
+                        continue
+                    }
+                    let tokens = try job.samples.results()
+                    done.append(JobCompletion(ticket: job.ticket, result: .success(
+                        StepResult(samples: Dictionary(uniqueKeysWithValues: zip(job.sequences, tokens))))))
+                } catch {
+                    done.append(JobCompletion(ticket: job.ticket, result: .failure(Self.engineError(error))))
+                }
+            }
+            inFlight = pending
+            if !wait || !done.isEmpty || inFlight.isEmpty { return done }
+            // Jobs last milliseconds; a short sleep keeps the loop thread off the CPU meanwhile.
+            usleep(20)
+        }
+    }
+
+    private static func engineError(_ error: Error) -> LLMuxError {
+        (error as? LLMuxError) ?? .engine("\(error)")
+    }
+}

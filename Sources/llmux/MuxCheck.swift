@@ -1,0 +1,114 @@
+import Engine
+import Foundation
+import LLMuxCore
+import Scheduling
+
+/// The correctness half of `bench mux --check`: each model's greedy outputs when all models run
+/// together under a policy must equal its outputs when it is served alone. Greedy tokens are
+/// compared up to the first step where the reference's top-two log-probability gap is at most
+/// `nearTie` (bf16 rounding differs with batch composition, so a near tie may flip and every
+/// later token then follows another history).
+struct MuxCheck {
+    /// One model's prompts and its reference outputs.
+    struct Reference {
+        let model: ModelID
+        let prompts: [[TokenID]]
+        var tokens: [[TokenID]] = []
+        var gaps: [[Float]] = []
+    }
+
+    /// The outcome under one policy.
+    struct Outcome: Codable {
+        let policy: String
+        let sequences: Int
+        let comparedTokens: Int
+        let mismatches: Int
+        let stoppedAtNearTie: Int
+        let errors: [String]
+        var passed: Bool { mismatches == 0 && errors.isEmpty && comparedTokens > 0 }
+    }
+
+    static let nearTie: Float = 0.05
+    let outputTokens = 24
+
+    /// Prompts of several lengths per model (deterministic ids inside every vocabulary).
+    func prompts(for modelIndex: Int, vocabulary: Int) -> [[TokenID]] {
+        [9, 40, 130, 300].enumerated().map { index, length in
+            (0..<length).map { TokenID(3 + ($0 * 31 + index * 7 + modelIndex * 13) % min(vocabulary - 3, 5000)) }
+        }
+    }
+
+    /// Each model served alone by `executor` (temporal policy, one model's requests only).
+    func references(executor: any ModelExecutor, limits: SchedulerLimits) throws -> [Reference] {
+        try executor.models.enumerated().map { index, model in
+            var reference = Reference(model: model.id, prompts: prompts(for: index, vocabulary: model.vocabularySize))
+            let engine = EngineCore(executor: executor, tokenizers: [:], policy: .temporal, limits: limits)
+            let outputs = try run(engine: engine, requests: reference.prompts.map { (model.id, $0) })
+            reference.tokens = outputs.map { $0.map(\.tokenID) }
+            reference.gaps = outputs.map { $0.map { token in
+                token.top.count >= 2 ? token.top[0].logprob - token.top[1].logprob : .infinity
+            } }
+            return reference
+        }
+    }
+
+    /// Every model's prompts at once under `policy`, compared with the references.
+    func compare(executor: any ModelExecutor, policy: SchedulingPolicy, limits: SchedulerLimits,
+                 references: [Reference]) throws -> Outcome {
+        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits)
+        // Interleave the models' requests so that their jobs share steps.
+        var requests: [(ModelID, [TokenID])] = []
+        var owners: [(Int, Int)] = []
+        for promptIndex in 0..<4 {
+            for (modelIndex, reference) in references.enumerated() {
+                requests.append((reference.model, reference.prompts[promptIndex]))
+                owners.append((modelIndex, promptIndex))
+            }
+        }
+        let outputs = try run(engine: engine, requests: requests)
+        var compared = 0, mismatches = 0, nearTies = 0
+        var errors: [String] = []
+        for ((modelIndex, promptIndex), output) in zip(owners, outputs) {
+            let expected = references[modelIndex].tokens[promptIndex]
+            let gaps = references[modelIndex].gaps[promptIndex]
+            let got = output.map(\.tokenID)
+            if got.count != expected.count {
+                errors.append("\(references[modelIndex].model.name) prompt \(promptIndex): \(got.count) tokens, expected \(expected.count)")
+                continue
+            }
+            for step in expected.indices {
+                if gaps[step] <= Self.nearTie {
+                    nearTies += 1
+                    break
+                }
+                compared += 1
+                if got[step] != expected[step] {
+                    mismatches += 1
+                    errors.append("\(references[modelIndex].model.name) prompt \(promptIndex) step \(step): \(got[step]) != \(expected[step]) (gap \(gaps[step]))")
+                    break
+                }
+            }
+        }
+        return Outcome(policy: policy.rawValue, sequences: requests.count, comparedTokens: compared, mismatches: mismatches,
+                       stoppedAtNearTie: nearTies, errors: errors)
+    }
+
+    /// Runs greedy requests to the end; returns each one's sampled tokens (with the top two).
+    private func run(engine: EngineCore, requests: [(ModelID, [TokenID])]) throws -> [[SampledToken]] {
+        var order: [SequenceID: Int] = [:]
+        for (index, (model, prompt)) in requests.enumerated() {
+            let id = try engine.add(GenerationRequest(model: model, promptTokens: prompt, parameters: SamplingParameters(
+                logprobs: 2, maxTokens: outputTokens, stopAtEOS: false)))
+            order[id] = index
+        }
+        var outputs = [[SampledToken]](repeating: [], count: requests.count)
+        while engine.hasWork {
+            for event in engine.step() {
+                guard let index = order[event.sequenceID] else { continue }
+                if let token = event.token { outputs[index].append(token) }
+                if event.finishReason == .error { throw CommandFailure("check request failed: \(event.errorMessage ?? "?")") }
+            }
+        }
+        return outputs
+    }
+}
