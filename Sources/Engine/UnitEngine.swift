@@ -97,7 +97,9 @@ public final class UnitEngine: Sendable {
         wakeUp.unlock()
     }
 
-    /// Drain the inbox, step, route events; sleep when idle.
+    /// Drain the inbox, step, route events; sleep when idle. Jobs in flight on an asynchronous
+    /// executor count as work (`hasWork`), so the loop keeps stepping until they are collected;
+    /// a step with nothing new to launch blocks in the executor's `collect(wait: true)`, not here.
     private func runLoop(_ core: EngineCore) {
         var streams: [SequenceID: AsyncThrowingStream<SequenceEvent, Error>.Continuation] = [:]
         var sequenceByTicket: [Int: SequenceID] = [:]

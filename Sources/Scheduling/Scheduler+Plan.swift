@@ -51,7 +51,9 @@ extension Scheduler {
     ///   queue; decode jobs launched while it runs (or planned with it) take partition 1 of the
     ///   same split, so the split stays fixed until the prefill job ends. With no decode work the
     ///   prefill job gets the whole device, and with no prefill job in flight decode jobs do too:
-    ///   a partition nobody uses would be wasted SMs.
+    ///   a partition nobody uses would be wasted SMs. (A decode job already running on the whole
+    ///   device when a prefill job starts on a split overlaps it until it ends; the next decode
+    ///   jobs take the split's decode partition.)
     mutating func assignPartitions(_ plan: inout StepPlan) {
         for index in plan.jobs.indices { (plan.jobs[index].partitioning, plan.jobs[index].partition) = (0, 0) }
         guard partitionings.count > 1 else { return }
