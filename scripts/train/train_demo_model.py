@@ -38,6 +38,7 @@ import copy
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import platform
 import random
@@ -114,30 +115,37 @@ def stdlib_files(include_tests, max_files):
     return root, kept, skipped
 
 
+def documented_functions(item):
+    """(name, signature, first docstring paragraph, dedented source) of the file's documented functions."""
+    path, text = item
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    lines, found = text.split("\n"), []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name.startswith("__"):
+            continue
+        doc = ast.get_docstring(node)
+        code = textwrap.dedent("\n".join(lines[node.lineno - 1:node.end_lineno])) + "\n"
+        if not doc or len(code) > 1500:
+            continue
+        doc = " ".join(doc.split("\n\n")[0].split())
+        if 20 <= len(doc) <= 400:
+            found.append((node.name, f"{node.name}({ast.unparse(node.args)})", doc, code))
+    return found
+
+
 def chat_examples(files, limit_chars, seed):
     """ChatML conversations made from documented functions of `files`, at most `limit_chars` in all."""
     asks = ["Write a Python function `{sig}`. {doc}", "{doc}\nImplement this in Python as `{sig}`.",
             "Can you show me a Python function {name}? It should do this: {doc}"]
+    with multiprocessing.Pool() as pool:
+        functions = [f for found in pool.map(documented_functions, files, chunksize=8) for f in found]
     examples = []
-    for path, text in files:
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name.startswith("__"):
-                continue
-            doc = ast.get_docstring(node)
-            source = ast.get_source_segment(text, node)
-            if not doc or not source or len(source) > 1500:
-                continue
-            doc = " ".join(doc.split("\n\n")[0].split())
-            if not 20 <= len(doc) <= 400:
-                continue
-            code = textwrap.dedent(" " * node.col_offset + source)
-            sig = f"{node.name}({ast.unparse(node.args)})"
-            ask = asks[len(examples) % len(asks)].format(sig=sig, doc=doc, name=node.name)
-            examples.append(f"{IM_START}user\n{ask}{IM_END}\n{IM_START}assistant\n{code}{IM_END}\n")
+    for index, (name, sig, doc, code) in enumerate(functions):
+        ask = asks[index % len(asks)].format(sig=sig, doc=doc, name=name)
+        examples.append(f"{IM_START}user\n{ask}{IM_END}\n{IM_START}assistant\n{code}{IM_END}\n")
     random.Random(seed).shuffle(examples)
     chosen, total = [], 0
     for example in examples:
@@ -321,7 +329,7 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true", help="a tiny model on a few files (smoke test)")
     parser.add_argument("--include-tests", action="store_true", help="train on the stdlib's test directories too")
-    parser.add_argument("--max-epochs", type=float, default=30.0, help="passes over the training tokens at most")
+    parser.add_argument("--max-epochs", type=float, default=20.0, help="passes over the training tokens at most")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--min-lr-ratio", type=float, default=0.05)
     parser.add_argument("--warmup", type=int, default=200)
