@@ -140,7 +140,7 @@ def chat_examples(files, limit_chars, seed):
     """ChatML conversations made from documented functions of `files`, at most `limit_chars` in all."""
     asks = ["Write a Python function `{sig}`. {doc}", "{doc}\nImplement this in Python as `{sig}`.",
             "Can you show me a Python function {name}? It should do this: {doc}"]
-    with multiprocessing.Pool() as pool:
+    with multiprocessing.get_context("fork").Pool() as pool:  # before CUDA is used; workers only parse
         functions = [f for found in pool.map(documented_functions, files, chunksize=8) for f in found]
     examples = []
     for index, (name, sig, doc, code) in enumerate(functions):
