@@ -49,7 +49,7 @@ final class DecoderModel {
     /// order, in a new tensor (for scoring text, not for serving: `tokens × vocabulary` floats).
     func forwardAllLogits(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor {
         let tokens = job.tokenIDs.count
-        let work = try workspace(tokens: tokens)
+        let work = try workspace(tokens: tokens, lane: job.phase)
         let ids = try backend.upload(job.tokenIDs)
         let positions = try backend.upload(job.positions)
         let slots = try backend.upload(job.slotMapping)
