@@ -45,6 +45,21 @@ final class DecoderModel {
         return logits
     }
 
+    /// Runs `job` and returns the logits of every token of it, one f32 row per token in flat-batch
+    /// order, in a new tensor (for scoring text, not for serving: `tokens × vocabulary` floats).
+    func forwardAllLogits(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor {
+        let tokens = job.tokenIDs.count
+        let work = try workspace(tokens: tokens, lane: job.phase)
+        let ids = try backend.upload(job.tokenIDs)
+        let positions = try backend.upload(job.positions)
+        let slots = try backend.upload(job.slotMapping)
+        let batch = try attentionBatch(job)
+        try layers(tokens: tokens, work: work, ids: ids, positions: positions, slots: slots, batch: batch, layerCache: layerCache)
+        let logits = try backend.makeTensor(rows: tokens, columns: config.vocabSize, dtype: .f32)
+        try backend.matmul(work.normed.rows(0, count: tokens), weight: weights.lmHead, bias: nil, out: logits)
+        return logits
+    }
+
     /// Embedding, every decoder layer and the final norm of `tokens` tokens, into `work.normed`.
     private func layers(tokens: Int, work: DecoderScratch, ids: IntTensor, positions: IntTensor, slots: IntTensor,
                         batch: AttentionBatch, layerCache: (Int) -> PagedKVLayer) throws {

@@ -1,4 +1,5 @@
 import Compute
+import Foundation
 import LLMuxCore
 
 /// The `ModelExecutor` of a unit: the models' weights on one backend and the shared KV pool.
@@ -94,16 +95,46 @@ public final class ModelRunner: ModelExecutor {
     /// sampling sequences, in job order.
     func forward(_ job: JobPlan) throws -> Tensor {
         guard let decoder = decoders[job.model] else { throw LLMuxError.unknownModel(job.model.name) }
-        let shape = models.first { $0.id == job.model }!.kvShape
-        let tokensPerPage = tokensPerPageByModel[job.model]!
-        let layerElements = tokensPerPage * shape.kvHeadCount * shape.headDim
-        let dtype = pool.dtype
-        let layerBytes = layerElements * dtype.byteSize
-        let base = pool.address
-        let stride = pool.rowStride
-        return try decoder.forward(job) { layer in
+        return try decoder.forward(job, layerCache: layerCache(for: job.model))
+    }
+
+    /// Where each layer of `model`'s pages lies in the pool.
+    private func layerCache(for model: ModelID) -> (Int) -> PagedKVLayer {
+        let shape = models.first { $0.id == model }!.kvShape
+        let tokensPerPage = tokensPerPageByModel[model]!
+        let layerBytes = tokensPerPage * shape.kvHeadCount * shape.headDim * pool.dtype.byteSize
+        let (base, dtype, stride) = (pool.address, pool.dtype, pool.rowStride)
+        return { layer in
             let keys = base + 2 * layer * layerBytes
             return PagedKVLayer(keys: keys, values: keys + layerBytes, dtype: dtype, tokensPerPage: tokensPerPage, pageStride: stride)
+        }
+    }
+
+    /// The natural log-probability of `tokens[i + 1]` given `tokens[0...i]`, for every i: one
+    /// prefill of `tokens` at positions 0..<count through the first pages of the pool, then the
+    /// log-softmax of every logits row (computed on the backend, normalised on the host in double
+    /// precision). Uses the KV pool, so it must not run while sequences hold pages (call it on a
+    /// runner of its own, or between requests).
+    public func nextTokenLogProbs(model: ModelID, tokens: [TokenID]) throws -> [Double] {
+        guard let decoder = decoders[model] else { throw LLMuxError.unknownModel(model.name) }
+        guard tokens.count >= 2 else { return [] }
+        let tokensPerPage = tokensPerPageByModel[model]!
+        let pages = (tokens.count + tokensPerPage - 1) / tokensPerPage
+        guard pages <= pageCount else {
+            throw LLMuxError.outOfMemory("a window of \(tokens.count) tokens needs \(pages) KV pages; the pool has \(pageCount)")
+        }
+        let job = JobPlan(model: model, phase: .prefill, tokenIDs: tokens, positions: (0..<tokens.count).map { Int32($0) },
+                          slotMapping: (0..<tokens.count).map { Int32($0) },
+                          sequences: [SequencePlan(sequenceID: SequenceID(0), queryStart: 0, queryCount: tokens.count,
+                                                   contextLength: tokens.count, pageTable: (0..<pages).map { Int32($0) },
+                                                   sample: nil)])
+        let logits = try backend.download(try decoder.forwardAllLogits(job, layerCache: layerCache(for: model)))
+        let vocabulary = decoder.config.vocabSize
+        return (0..<tokens.count - 1).map { row in
+            let values = logits[row * vocabulary ..< (row + 1) * vocabulary]
+            let largest = Double(values.max()!)
+            let sum = values.reduce(0.0) { $0 + exp(Double($1) - largest) }
+            return Double(values[values.startIndex + Int(tokens[row + 1])]) - largest - log(sum)
         }
     }
 

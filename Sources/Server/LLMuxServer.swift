@@ -46,7 +46,7 @@ struct ModelService: Service {
             let first = loaded.models.first?.name ?? "demo"
             var lines = "LLMux listening on http://\(hostPart):\(port) (models: \(loaded.models.map(\.name).joined(separator: ", ")))\n"
             let auth = state.configuration.apiKeys.isEmpty ? "" : " -H 'Authorization: Bearer $LLMUX_API_KEY'"
-            lines += "Try: curl http://\(hostPart):\(port)/v1/completions -H 'Content-Type: application/json'\(auth) -d '{\"model\": \"\(first)\", \"prompt\": \"Hello\", \"max_tokens\": 16}'\n"
+            lines += "Try: curl http://\(hostPart):\(port)/v1/completions -H 'Content-Type: application/json'\(auth) -d '{\"model\": \"\(first)\", \"prompt\": \"def fibonacci(n):\\n\", \"max_tokens\": 48, \"temperature\": 0}'\n"
             FileHandle.standardOutput.write(Data(lines.utf8))
         }
         try? await gracefulShutdown()

@@ -20,7 +20,7 @@ struct GenerateCommand: ParsableCommand {
 
     @Option(help: "Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json).")
     var model: String?
-    @Flag(help: "Use the small built-in random-weight demo model instead of --model.")
+    @Flag(help: "Use the built-in demo model (a small Llama trained on Python code) instead of --model.")
     var demo = false
     @Option(help: "Prompt text (tokenized with the checkpoint's tokenizer, special tokens added).")
     var prompt: String?

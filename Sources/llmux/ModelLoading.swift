@@ -41,33 +41,49 @@ func cacheDirectory() -> URL {
         ?? FileManager.default.temporaryDirectory.appendingPathComponent("llmux-cache")
 }
 
-/// The built-in demo models: small random-weight checkpoints of the three architectures, in
-/// different sizes, written once into the cache folder (`$LLMUX_CACHE`, else the temporary
-/// directory). "demo" is the Llama one, which `generate --demo` uses.
+/// The built-in demo models: "demo", the small Llama trained on Python's standard library by
+/// scripts/train/train_demo_model.py and committed at `Models/demo-python` (see
+/// `trainedDemoModelPath()`), then "demo-qwen2" and "demo-mistral", small random-weight
+/// checkpoints written once into the cache folder (`$LLMUX_CACHE`, else the temporary directory).
+/// Where the trained model cannot be found, "demo" is a random-weight Llama and a warning says so.
 func demoModels() throws -> [(name: String, path: String)] {
-    let base = cacheDirectory()
-    let shapes: [(name: String, preset: String, layers: Int)] = [
-        ("demo", "tiny-llama", 2), ("demo-qwen2", "tiny-qwen2", 4), ("demo-mistral", "tiny-mistral", 3),
-    ]
-    return try shapes.map { shape in
-        let directory = base.appendingPathComponent("\(shape.name)-v2")
-        if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) {
-            guard var config = ModelPreset.all[shape.preset]?.config else { throw LLMuxError.engine("the \(shape.preset) preset is missing") }
-            config.layerCount = shape.layers
-            // Write next to the target and rename, so a concurrent or interrupted start never sees half a model.
-            let staging = base.appendingPathComponent("\(shape.name)-staging-\(ProcessInfo.processInfo.processIdentifier)")
-            try? FileManager.default.removeItem(at: staging)
-            try ModelMaker.write(MakeModelOptions(config: config, dtype: .bf16, seed: 1, weightScale: 0.5), to: staging, progress: nil)
-            if !FileManager.default.fileExists(atPath: directory.path) {
-                try? FileManager.default.moveItem(at: staging, to: directory)
-            }
-            try? FileManager.default.removeItem(at: staging)
-        }
-        return (shape.name, directory.path)
-    }
+    let trained = trainedDemoModelPath()
+    if trained == nil { report("warning: the trained demo model is missing (set LLMUX_DEMO_MODEL); \"demo\" has random weights") }
+    var shapes: [(name: String, preset: String, layers: Int)] = [("demo-qwen2", "tiny-qwen2", 4), ("demo-mistral", "tiny-mistral", 3)]
+    if trained == nil { shapes.insert(("demo", "tiny-llama", 2), at: 0) }
+    let random = try shapes.map { ($0.name, try randomDemoModel(name: $0.name, preset: $0.preset, layers: $0.layers)) }
+    return (trained.map { [("demo", $0)] } ?? []) + random
 }
 
-/// The Llama demo model's directory.
+/// The trained demo model's directory: `$LLMUX_DEMO_MODEL` when set, else `Models/demo-python` in
+/// the source tree this binary was built from (located through this file's path at build time, so
+/// `swift run` and the built binary find it wherever they are started). Nil when it has no config.json.
+func trainedDemoModelPath() -> String? {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let path = ProcessInfo.processInfo.environment["LLMUX_DEMO_MODEL"] ?? root.appendingPathComponent("Models/demo-python").path
+    return FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("config.json")) ? path : nil
+}
+
+/// A random-weight demo checkpoint of `preset` with `layers` layers, written once into the cache folder.
+private func randomDemoModel(name: String, preset: String, layers: Int) throws -> String {
+    let base = cacheDirectory()
+    let directory = base.appendingPathComponent("\(name)-v2")
+    if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) {
+        guard var config = ModelPreset.all[preset]?.config else { throw LLMuxError.engine("the \(preset) preset is missing") }
+        config.layerCount = layers
+        // Write next to the target and rename, so a concurrent or interrupted start never sees half a model.
+        let staging = base.appendingPathComponent("\(name)-staging-\(ProcessInfo.processInfo.processIdentifier)")
+        try? FileManager.default.removeItem(at: staging)
+        try ModelMaker.write(MakeModelOptions(config: config, dtype: .bf16, seed: 1, weightScale: 0.5), to: staging, progress: nil)
+        if !FileManager.default.fileExists(atPath: directory.path) {
+            try? FileManager.default.moveItem(at: staging, to: directory)
+        }
+        try? FileManager.default.removeItem(at: staging)
+    }
+    return directory.path
+}
+
+/// The "demo" model's directory (the trained one where it is found).
 func demoModelPath() throws -> String { try demoModels()[0].path }
 
 /// KV-cache bytes that hold `tokens` tokens of `config` on the CPU (fp32), plus a page of slack.

@@ -22,7 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("model"), help: "NAME=PATH of a Hugging Face checkpoint directory (repeatable).")
     var models: [String] = []
-    @Flag(help: "Serve the built-in demo models (\"demo\", a Llama; \"demo-qwen2\"; \"demo-mistral\") on one unit.")
+    @Flag(help: "Serve the built-in demo models (\"demo\", a small Llama trained on Python code; \"demo-qwen2\" and \"demo-mistral\", random weights) on one unit.")
     var demo = false
     @Option(help: "A llmux.yaml with models, rates and units (see docs/serve-config.md); replaces --model and --demo.")
     var config: String?

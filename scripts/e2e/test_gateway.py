@@ -103,7 +103,7 @@ def long_stream(client, started):
     """Streams a long answer; returns ("ok", chunks) or ("error", message). Sets `started` at the first chunk."""
     pieces = 0
     try:
-        for chunk in client.completions.create(model="demo", prompt=PROMPT, max_tokens=2000, temperature=0, stream=True,
+        for chunk in client.completions.create(model="demo", prompt=PROMPT, max_tokens=1000, temperature=0, stream=True,
                                                extra_body={"ignore_eos": True}):
             pieces += 1
             started.set()

@@ -2,6 +2,7 @@
 import concurrent.futures
 import json
 import math
+import os
 import signal
 import time
 
@@ -12,7 +13,7 @@ except ImportError:
 import openai
 import pytest
 
-from conftest import API_KEY, Server, generate_reference
+from conftest import API_KEY, ROOT, Server, generate_reference
 
 PROMPT = "The quick brown fox"
 
@@ -179,7 +180,7 @@ def test_errors_while_others_run(server, client):
         assert missing.value.body["message"] == "The model `nope` does not exist."
         with pytest.raises(openai.BadRequestError) as too_long:
             client.completions.create(model="demo", prompt=PROMPT, max_tokens=5000)
-        assert "maximum context length is 2048 tokens" in too_long.value.body["message"]
+        assert "maximum context length is 1024 tokens" in too_long.value.body["message"]
         assert "5000" in too_long.value.body["message"]
         response = post(server, "/v1/completions", {"model": "demo", "prompt": "x" * (2 << 20)})
         assert response.status_code == 413
@@ -206,7 +207,7 @@ def metric(server, name, **labels):
 def test_client_disconnect_mid_stream(server, client):
     aborted = metric(server, "llmux_requests_total", model="demo", finish_reason="abort")
     with httpx.stream("POST", server.url + "/v1/completions", headers={"Authorization": f"Bearer {API_KEY}"},
-                      json={"model": "demo", "prompt": PROMPT, "max_tokens": 2000, "stream": True, "ignore_eos": True},
+                      json={"model": "demo", "prompt": PROMPT, "max_tokens": 1000, "stream": True, "ignore_eos": True},
                       timeout=60) as response:
         lines = response.iter_lines()
         for _ in range(3):
@@ -251,9 +252,7 @@ def test_graceful_shutdown_drains_streams():
 
 
 def _demo_path():
-    import os
-    base = os.environ.get("LLMUX_CACHE") or "/tmp/llmux-cache"
-    return os.path.join(base, "demo-tiny-llama-v1")
+    return os.path.join(ROOT, "Models", "demo-python")
 
 
 def test_demo_models_of_every_architecture_answer(client):
