@@ -16,6 +16,9 @@ public final class PartitionedRunner: AsynchronousExecutor {
     private let streamIndex: [ModelID: Int]
     private var inFlight: [(ticket: Int, sequences: [SequenceID], samples: any PendingSamples)] = []
     private var finished: [JobCompletion] = []
+    /// `LLMUX_TRACE_JOBS=1`: a line on standard error for every job launched and finished.
+    private let trace = ProcessInfo.processInfo.environment["LLMUX_TRACE_JOBS"] == "1"
+    private let started = Date()
 
     /// Wraps `runner`, whose backend must be `backend`.
     public init(runner: ModelRunner, backend: any PartitionedBackend) {
@@ -56,6 +59,10 @@ public final class PartitionedRunner: AsynchronousExecutor {
                 let logits = try runner.forward(job)
                 let samples = try backend.enqueueSample(logits: logits, requests: sampling.map { $0.sample! })
                 inFlight.append((job.ticket, sampling.map(\.sequenceID), samples))
+                if trace {
+                    log("launch #\(job.ticket) \(job.model.name) \(job.phase.rawValue) on \(job.partitioning)/\(job.partition): "
+                        + "\(job.tokenIDs.count) tokens, \(job.sequences.count) sequences")
+                }
             } catch {
                 finished.append(JobCompletion(ticket: job.ticket, result: .failure(Self.engineError(error))))
             }
@@ -74,6 +81,7 @@ public final class PartitionedRunner: AsynchronousExecutor {
                         continue
                     }
                     let tokens = try job.samples.results()
+                    if trace { log("done #\(job.ticket)") }
                     done.append(JobCompletion(ticket: job.ticket, result: .success(
                         StepResult(samples: Dictionary(uniqueKeysWithValues: zip(job.sequences, tokens))))))
                 } catch {
@@ -85,6 +93,10 @@ public final class PartitionedRunner: AsynchronousExecutor {
             // Jobs last milliseconds; a short sleep keeps the loop thread off the CPU meanwhile.
             usleep(20)
         }
+    }
+
+    private func log(_ line: String) {
+        FileHandle.standardError.write(Data(String(format: "[%9.3f] %@\n", Date().timeIntervalSince(started), line).utf8))
     }
 
     private static func engineError(_ error: Error) -> LLMuxError {

@@ -6,8 +6,12 @@ import Tokenization
 
 /// Writes progress lines to standard error.
 func report(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    let elapsed = Date().timeIntervalSince(processStart)
+    FileHandle.standardError.write(Data((String(format: "[%6.1fs] ", elapsed) + message + "\n").utf8))
 }
+
+/// When the process started (progress lines carry the seconds since).
+let processStart = Date()
 
 /// Opens a checkpoint directory with a readable error, and reads it into memory with a
 /// progress line for checkpoints over 256 MiB.

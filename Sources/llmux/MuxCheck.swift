@@ -41,6 +41,7 @@ struct MuxCheck {
     /// Each model served alone by `executor` (temporal policy, one model's requests only).
     func references(executor: any ModelExecutor, limits: SchedulerLimits) throws -> [Reference] {
         try executor.models.enumerated().map { index, model in
+            report("check: \(model.id.name) alone …")
             var reference = Reference(model: model.id, prompts: prompts(for: index, vocabulary: model.vocabularySize))
             let engine = EngineCore(executor: executor, tokenizers: [:], policy: .temporal, limits: limits)
             let outputs = try run(engine: engine, requests: reference.prompts.map { (model.id, $0) })
@@ -55,7 +56,9 @@ struct MuxCheck {
     /// Every model's prompts at once under `policy`, compared with the references.
     func compare(executor: any ModelExecutor, policy: SchedulingPolicy, limits: SchedulerLimits,
                  references: [Reference]) throws -> Outcome {
+        report("check: every model at once under \(policy.rawValue) …")
         let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits)
+        if let problem = engine.partitionError { report("check: partitions refused: \(problem)") }
         // Interleave the models' requests so that their jobs share steps.
         var requests: [(ModelID, [TokenID])] = []
         var owners: [(Int, Int)] = []

@@ -81,7 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let file {
             units = file.resolvedUnits()
         } else {
-            var entries = try models.map { entry -> ServeConfig.Model in
+            var entries = models.map { entry -> ServeConfig.Model in
                 let equals = entry.firstIndex(of: "=")!
                 return ServeConfig.Model(name: String(entry[..<equals]), path: String(entry[entry.index(after: equals)...]), rate: nil)
             }
