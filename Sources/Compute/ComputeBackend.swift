@@ -127,8 +127,8 @@ public protocol PartitionedBackend: ComputeBackend {
     func selectStream(partitioning: Int, partition: Int, stream: Int) throws
     /// Queues the calls that follow on the main stream again.
     func selectMainStream()
-    /// Identifies the SM set of the selected stream (graphs recorded on a stream keep its SMs, so
-    /// they are kept per key).
+    /// Identifies the selected stream (graphs recorded on a stream keep its SMs and its scratch,
+    /// so they are kept per key and launched only there).
     var selectedStreamKey: Int { get }
     /// Queues sampling of `logits` and the copy of the results to the host.
     func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> any PendingSamples

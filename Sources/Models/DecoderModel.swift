@@ -160,8 +160,8 @@ final class DecoderModel {
             try layers(tokens: bucket, work: work, ids: ids, positions: positions, slots: slots, batch: batch, layerCache: layerCache)
             try backend.matmul(work.normed.rows(0, count: bucket), weight: weights.lmHead, bias: nil, out: logits)
         }
-        // A graph keeps the SMs of the stream it was recorded on, so each partition's stream
-        // context records its own; the first step on each runs eagerly (loads kernels and plans).
+        // A graph keeps the SMs and the scratch of the stream it was recorded on, so each stream
+        // records its own; the first step on each runs eagerly (loads kernels and plans).
         let streamKey = (backend as? PartitionedBackend)?.selectedStreamKey ?? 0
         if let graph = slot.graphs[streamKey] {
             try backend.launchGraph(graph)

@@ -12,13 +12,22 @@ extension Scheduler {
         var budget = limits.maxTokensPerStep
         switch policy {
         case .temporal:
-            // One lane: the job in flight has the whole device, nothing starts beside it.
-            // First come first served across models: the model of the oldest live sequence runs alone.
-            guard !isBusy(.unit), let oldest = sequences.keys.min(), let model = sequences[oldest]?.model else {
-                return StepPlan(jobs: [])
+            // One lane: the job in flight has the whole device, nothing starts beside it. Models
+            // take turns step by step (round robin over the models with live sequences), the
+            // time-slicing baseline of MuxServe's evaluation; letting the model of the oldest
+            // sequence keep the device until that sequence ends would starve the others.
+            guard !isBusy(.unit) else { return StepPlan(jobs: []) }
+            let live = Set(sequences.values.map(\.model))
+            for offset in models.indices {
+                let model = models[(offset + roundRobinStart) % models.count]
+                guard live.contains(model) else { continue }
+                scheduleDecodes(of: model, budget: &budget, victims: .anyModel)
+                schedulePrefills(of: model, budget: &budget, admission: .pool, victims: .anyModel)
+                if !chosen.isEmpty {
+                    roundRobinStart = (models.firstIndex(of: model)! + 1) % models.count
+                    break
+                }
             }
-            scheduleDecodes(of: model, budget: &budget, victims: .anyModel)
-            schedulePrefills(of: model, budget: &budget, admission: .pool, victims: .anyModel)
         case .spatial:
             // A lane per model: one model's long job never holds back another's.
             for model in models where !isBusy(.model(model)) {

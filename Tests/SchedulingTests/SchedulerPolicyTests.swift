@@ -27,16 +27,19 @@ import Testing
         return plan
     }
 
-    @Test func temporalRunsOneModelPerStepFirstComeFirstServed() throws {
+    @Test func temporalRunsOneModelPerStepTakingTurns() throws {
         var s = scheduler(.temporal)
         try s.add(sequence(1, b, prompt: 10))
         try s.add(sequence(2, a, prompt: 10))
-        let first = step(&s)
-        #expect(first.jobs.map(\.model) == [b], "b arrived first")
-        // b keeps the device until it finishes.
-        let second = step(&s)
-        #expect(second.jobs.map(\.model) == [b])
+        let first = step(&s).jobs.map(\.model)
+        let second = step(&s).jobs.map(\.model)
+        let third = step(&s).jobs.map(\.model)
+        #expect(first.count == 1 && second.count == 1 && third.count == 1, "one model per step")
+        #expect(Set(first + second) == [a, b], "both models get a turn")
+        #expect(third == first, "turns alternate")
+        // A model without live sequences gets no turn.
         s.finish(SequenceID(1), reason: .stop)
+        #expect(step(&s).jobs.map(\.model) == [a])
         #expect(step(&s).jobs.map(\.model) == [a])
     }
 

@@ -7,8 +7,10 @@ final class StreamSlot: @unchecked Sendable {
     /// The stream (in the primary context, or in a green context: then its kernels run on that
     /// partition's SMs only).
     let stream: OpaquePointer?
-    /// Which green context the stream belongs to (0: the primary context, whole device). CUDA
-    /// graphs recorded on a stream keep its context's SMs, so recorded graphs are kept per slot key.
+    /// Names the slot (0: the main stream). A CUDA graph recorded on a stream keeps that stream's
+    /// SMs (its green context) and the slot's scratch (the cuBLASLt workspace) in its nodes, so a
+    /// graph is launched only on the slot it was recorded on: two slots running graphs at once
+    /// must not share a workspace.
     let key: Int
     var matmulWorkspace: DeviceBuffer?
     var attentionScratch: DeviceBuffer?
@@ -57,7 +59,8 @@ final class CUDAPartitions {
                 for _ in 0..<streamsPerPartition {
                     var stream: OpaquePointer?
                     try driver.check(driver.cuStreamCreate(&stream, 1), "cuStreamCreate")
-                    streams.append(StreamSlot(stream: stream, key: 0))
+                    streams.append(StreamSlot(stream: stream, key: nextKey))
+                    nextKey += 1
                 }
                 made.append([SMPartition(smCount: context.multiprocessorCount, greenContext: nil, streams: streams)])
                 continue
@@ -115,13 +118,12 @@ final class CUDAPartitions {
             // CU_GREEN_CTX_DEFAULT_STREAM = 1
             try driver.check(api.create(&green, descriptor, context.device, 1), "cuGreenCtxCreate(\(smCount(group)) SMs)")
             var streams: [StreamSlot] = []
-            let key = nextKey
-            nextKey += 1
             for _ in 0..<streamsPerPartition {
                 var stream: OpaquePointer?
                 // CU_STREAM_NON_BLOCKING = 1, required for green-context streams.
                 try driver.check(api.createStream(&stream, green, 1, 0), "cuGreenCtxStreamCreate")
-                streams.append(StreamSlot(stream: stream, key: key))
+                streams.append(StreamSlot(stream: stream, key: nextKey))
+                nextKey += 1
             }
             partitions.append(SMPartition(smCount: smCount(group), greenContext: green, streams: streams))
             if takesRest { break }
