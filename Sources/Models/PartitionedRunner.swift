@@ -47,7 +47,13 @@ public final class PartitionedRunner: AsynchronousExecutor {
 
     public func configurePartitions(_ partitionings: [[Int]]) throws -> [[Int]] {
         precondition(inFlight.isEmpty, "configurePartitions while jobs are in flight")
-        return try backend.configurePartitions(partitionings, streamsPerPartition: runner.models.count)
+        do {
+            return try backend.configurePartitions(partitionings, streamsPerPartition: runner.models.count)
+        } catch {
+            // Keep the whole device usable: the engine then runs every job on partitioning 0.
+            _ = try? backend.configurePartitions([[backend.multiprocessorCount]], streamsPerPartition: runner.models.count)
+            throw error
+        }
     }
 
     public func launch(_ plan: StepPlan) throws {

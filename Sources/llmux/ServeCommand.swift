@@ -125,6 +125,11 @@ private func loadUnits(_ units: [ResolvedUnit], limits: SchedulerLimits, threads
         // On a GPU the unit runs jobs asynchronously on SM partitions chosen by the policy.
         let executor: any ModelExecutor = PartitionedRunner.wrapping(runner) ?? runner
         let core = EngineCore(executor: executor, tokenizers: tokenizers, policy: unit.policy, limits: limits, expectedRates: rates)
+        if let problem = core.partitionError {
+            report("warning: unit \(index) runs without SM partitions (every job on the whole device): \(problem)")
+        } else if !core.partitionings.isEmpty {
+            report("unit \(index) SM partitionings: \(core.partitionings.map { "\($0)" }.joined(separator: " "))")
+        }
         engines.append(UnitEngine(core: core))
         modelsByUnit.append(checkpoints.map(\.0))
         served += runner.models.map { ServedModel(descriptor: $0, tokenizer: tokenizers[$0.id]) }

@@ -144,6 +144,8 @@ struct GreenContextAPI {
     let destroy: @convention(c) (Handle) -> Result
     /// `cuGreenCtxStreamCreate(stream*, greenCtx, flags, priority)`.
     let createStream: @convention(c) (UnsafeMutablePointer<Handle>, Handle, UInt32, Int32) -> Result
+    /// `cuGreenCtxGetDevResource(greenCtx, resource*, type)`.
+    let getResource: @convention(c) (Handle, UnsafeMutableRawPointer, Int32) -> Result
 
     /// `sizeof(CUdevResource)` in cuda.h of CUDA 12.4 to 13.0 (type, 92 bytes of padding, a 48-byte union),
     /// with room to spare in case a later driver writes more; the SM count sits at byte 96.
@@ -159,5 +161,6 @@ struct GreenContextAPI {
         create = try library.function("cuGreenCtxCreate")
         destroy = try library.function("cuGreenCtxDestroy")
         createStream = try library.function("cuGreenCtxStreamCreate")
+        getResource = try library.function("cuGreenCtxGetDevResource")
     }
 }

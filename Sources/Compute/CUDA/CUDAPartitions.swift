@@ -39,6 +39,8 @@ struct SMPartition {
 final class CUDAPartitions {
     let context: CUDAContext
     private(set) var partitionings: [[SMPartition]] = []
+    /// Green contexts that only hold a remainder between splits (kept while their splits live).
+    private var holders: [OpaquePointer?] = []
     private var nextKey = 1
 
     init(context: CUDAContext) {
@@ -85,38 +87,42 @@ final class CUDAPartitions {
     }
 
     /// Splits the device's SMs into groups of `counts` SMs, one after the other; a count larger
-    /// than what is left takes all that is left.
+    /// than what is left takes all that is left. The driver cannot split the remainder of a split
+    /// again, so the remainder becomes a green context first and its resource is split next
+    /// (the way the driver documents); those holders live as long as the partitions.
     private func split(_ counts: [Int], api: GreenContextAPI, streamsPerPartition: Int) throws -> [SMPartition] {
         let driver = context.driver
         let bytes = GreenContextAPI.resourceBytes
-        var remaining = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
-        var group = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
-        var rest = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
+        let remaining = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
+        let group = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
+        let rest = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
         defer { remaining.deallocate(); group.deallocate(); rest.deallocate() }
         for buffer in [remaining, group, rest] { buffer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
         try driver.check(api.getDeviceResource(context.device, remaining, GreenContextAPI.smResourceType), "cuDeviceGetDevResource(SM)")
         func smCount(_ resource: UnsafeMutableRawPointer) -> Int {
             Int(resource.load(fromByteOffset: GreenContextAPI.smCountOffset, as: UInt32.self))
         }
+        func greenContext(_ resource: UnsafeMutableRawPointer) throws -> OpaquePointer? {
+            var descriptor: OpaquePointer?
+            try driver.check(api.generateDescriptor(&descriptor, resource, 1), "cuDevResourceGenerateDesc")
+            var green: OpaquePointer?
+            // CU_GREEN_CTX_DEFAULT_STREAM = 1
+            try driver.check(api.create(&green, descriptor, context.device, 1), "cuGreenCtxCreate(\(smCount(resource)) SMs)")
+            return green
+        }
         var partitions: [SMPartition] = []
         for (index, wanted) in counts.enumerated() {
             let left = smCount(remaining)
             guard left > 0 else { throw CUDAError("SM partitioning \(counts) asks for more than the \(context.multiprocessorCount) SMs") }
             let takesRest = index == counts.count - 1 || wanted >= left
-            if !takesRest {
+            if takesRest {
+                group.copyMemory(from: remaining, byteCount: bytes)
+            } else {
                 var groups: UInt32 = 1
                 try driver.check(api.splitByCount(group, &groups, remaining, rest, 0, UInt32(wanted)),
                                  "cuDevSmResourceSplitByCount(\(wanted) of \(left) SMs)")
-                swap(&remaining, &rest)
-            } else {
-                swap(&group, &remaining)
-                remaining.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
             }
-            var descriptor: OpaquePointer?
-            try driver.check(api.generateDescriptor(&descriptor, group, 1), "cuDevResourceGenerateDesc")
-            var green: OpaquePointer?
-            // CU_GREEN_CTX_DEFAULT_STREAM = 1
-            try driver.check(api.create(&green, descriptor, context.device, 1), "cuGreenCtxCreate(\(smCount(group)) SMs)")
+            let green = try greenContext(group)
             var streams: [StreamSlot] = []
             for _ in 0..<streamsPerPartition {
                 var stream: OpaquePointer?
@@ -127,6 +133,11 @@ final class CUDAPartitions {
             }
             partitions.append(SMPartition(smCount: smCount(group), greenContext: green, streams: streams))
             if takesRest { break }
+            // The remainder, made splittable: a green context of its own, whose resource is split next.
+            let holder = try greenContext(rest)
+            holders.append(holder)
+            remaining.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            try driver.check(api.getResource(holder, remaining, GreenContextAPI.smResourceType), "cuGreenCtxGetDevResource(SM)")
         }
         try context.makeCurrent()
         return partitions
@@ -144,6 +155,8 @@ final class CUDAPartitions {
                 if let green = partition.greenContext { _ = driver.greenContexts?.destroy(green) }
             }
         }
+        for holder in holders { _ = driver.greenContexts?.destroy(holder) }
+        holders = []
         partitionings = []
         context.partitionStreams = []
     }
