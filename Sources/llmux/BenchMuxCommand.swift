@@ -96,6 +96,8 @@ struct BenchMuxCommand: ParsableCommand {
                 let expected = Dictionary(uniqueKeysWithValues: zip(ids, spec.rateShares.map { $0 * rate }))
                 let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits,
                                         expectedRates: expected)
+                if let problem = engine.partitionError { report("no SM partitions: \(problem)") }
+                if !engine.partitionings.isEmpty { report("SM partitionings: \(engine.partitionings)") }
                 let (records, elapsed) = try MuxDriver.run(engine: engine, models: ids, workload: workload, profiles: profiles,
                                                            timeLimit: duration * 4 + 30)
                 runs.append(MuxRun(policy: policy.rawValue, alpha: alpha, rate: rate, seconds: elapsed,
