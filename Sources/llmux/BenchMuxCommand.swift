@@ -105,6 +105,7 @@ struct BenchMuxCommand: ParsableCommand {
                                    perModel: ids.indices.map { index in
                                        LatencySummary(records.filter { $0.modelIndex == index }, duration: elapsed)
                                    }))
+                report(MuxBenchResult.row(runs.last!))
             }
         }
         }

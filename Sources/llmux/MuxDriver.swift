@@ -123,16 +123,19 @@ struct MuxBenchResult: Codable {
             .map(\.rate).max() ?? 0
     }
 
+    /// One run as a table row.
+    static func row(_ run: MuxRun) -> String {
+        let o = run.overall
+        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%",
+                      run.alpha, run.policy.padding(toLength: 8, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
+                      o.requestsPerSecond, o.tokensPerSecond,
+                      o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100)
+    }
+
     func table() -> String {
         var lines = ["device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))"]
         lines.append("alpha | policy   | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10")
-        for run in runs {
-            let o = run.overall
-            lines.append(String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%",
-                                run.alpha, run.policy.padding(toLength: 8, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
-                                o.requestsPerSecond, o.tokensPerSecond,
-                                o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100))
-        }
+        lines += runs.map(Self.row)
         lines.append("per model (req/s, SLO@5):")
         for run in runs {
             let cells = zip(models, run.perModel).map { name, summary in

@@ -21,6 +21,7 @@ final class CUBLASLt: @unchecked Sendable {
     static let descTransA: Int32 = 3           // CUBLASLT_MATMUL_DESC_TRANSA
     static let descTransB: Int32 = 4           // CUBLASLT_MATMUL_DESC_TRANSB
     static let prefMaxWorkspace: Int32 = 1     // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
+    static let descSMCountTarget: Int32 = 15   // CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET (int32)
     /// `sizeof(cublasLtMatmulHeuristicResult_t)`: algo (64 bytes), workspaceSize, state, wavesCount, reserved[4].
     static let heuristicResultSize = 96
 
@@ -62,13 +63,22 @@ final class CUBLASLt: @unchecked Sendable {
 struct MatmulPlan {
     let desc: CUBLASLt.Handle
     let a, b, c: CUBLASLt.Handle
-    let algorithm: UnsafeMutableRawPointer   // heuristic result (algo first), kept for the process
+    /// Heuristic results (each `heuristicResultSize` bytes, algo first), best first; kept for the process.
+    let results: UnsafeMutableRawPointer
+    let resultCount: Int
+    /// The result in use (moves on when one fails to launch on a partition).
+    var chosen = 0
+    var algorithm: UnsafeMutableRawPointer { results + chosen * CUBLASLt.heuristicResultSize }
 }
 
-/// Key of a planned product: `out[m × n] = x[m × k] · w[n × k]ᵀ` with row strides and types.
+/// Key of a planned product: `out[m × n] = x[m × k] · w[n × k]ᵀ` with row strides and types, on
+/// `smCount` SMs (0: the whole device). An algorithm planned for the whole GPU may not launch on a
+/// small green-context partition (a grid sized for every SM), so each partition size is planned
+/// with `CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET`.
 struct MatmulKey: Hashable {
     let m, n, k, ldx, ldw, ldout: Int
     let xType, wType, outType: Int32
+    var smCount = 0
 }
 
 /// Matrix products through cuBLASLt, planned once per shape, on the stream and workspace each call names.
@@ -92,12 +102,21 @@ final class MatmulEngine: @unchecked Sendable {
 
     /// Row-major `out = x · wᵀ`, computed column-major as `outᵀ (n × m) = w (n × k, transposed from k × n) · xᵀ`.
     func run(x: UInt64, w: UInt64, out: UInt64, key: MatmulKey, workspace: UInt64, stream: OpaquePointer?) throws {
-        let plan = try self.plan(key)
+        var plan = try self.plan(key)
         var alpha: Float = 1
         var beta: Float = 0
-        try lt.check(lt.matmulCall(handle, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.c, out, plan.c,
-                                   plan.algorithm, workspace, workspaceBytes, stream),
-                     "cublasLtMatmul(\(key.m)x\(key.n)x\(key.k))")
+        while true {
+            let status = lt.matmulCall(handle, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.c, out, plan.c,
+                                       plan.algorithm, workspace, workspaceBytes, stream)
+            // CUBLAS_STATUS_EXECUTION_FAILED (13) at launch: the algorithm does not fit the partition; try the next.
+            if status == 13 && plan.chosen + 1 < plan.resultCount {
+                plan.chosen += 1
+                plans[key] = plan
+                continue
+            }
+            try lt.check(status, "cublasLtMatmul(\(key.m)x\(key.n)x\(key.k)\(key.smCount > 0 ? " on \(key.smCount) SMs" : ""))")
+            return
+        }
     }
 
     private func plan(_ key: MatmulKey) throws -> MatmulPlan {
@@ -108,6 +127,10 @@ final class MatmulEngine: @unchecked Sendable {
         try lt.check(lt.descSetAttribute(desc, CUBLASLt.descTransA, &transpose, 4), "cublasLtMatmulDescSetAttribute(TRANSA)")
         var none: Int32 = 0
         try lt.check(lt.descSetAttribute(desc, CUBLASLt.descTransB, &none, 4), "cublasLtMatmulDescSetAttribute(TRANSB)")
+        if key.smCount > 0 {
+            var target = Int32(key.smCount)
+            try lt.check(lt.descSetAttribute(desc, CUBLASLt.descSMCountTarget, &target, 4), "cublasLtMatmulDescSetAttribute(SM_COUNT_TARGET)")
+        }
         var a: CUBLASLt.Handle = nil, b: CUBLASLt.Handle = nil, c: CUBLASLt.Handle = nil
         // A: the weight, stored k × n column-major (ld = its row stride), used transposed.
         try lt.check(lt.layoutCreate(&a, key.wType, UInt64(key.k), UInt64(key.n), Int64(key.ldw)), "cublasLtMatrixLayoutCreate(A)")
@@ -116,10 +139,10 @@ final class MatmulEngine: @unchecked Sendable {
         let results = UnsafeMutableRawPointer.allocate(byteCount: CUBLASLt.heuristicResultSize * 4, alignment: 16)
         results.initializeMemory(as: UInt8.self, repeating: 0, count: CUBLASLt.heuristicResultSize * 4)
         var found: Int32 = 0
-        try lt.check(lt.heuristic(handle, desc, a, b, c, c, preference, 1, results, &found),
+        try lt.check(lt.heuristic(handle, desc, a, b, c, c, preference, 4, results, &found),
                      "cublasLtMatmulAlgoGetHeuristic(\(key.m)x\(key.n)x\(key.k))")
         guard found > 0 else { throw CUDAError("cublasLtMatmulAlgoGetHeuristic found no algorithm for \(key)") }
-        let plan = MatmulPlan(desc: desc, a: a, b: b, c: c, algorithm: results)
+        let plan = MatmulPlan(desc: desc, a: a, b: b, c: c, results: results, resultCount: Int(found))
         plans[key] = plan
         return plan
     }

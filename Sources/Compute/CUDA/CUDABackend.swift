@@ -120,7 +120,7 @@ public final class CUDABackend: ComputeBackend {
         guard x.rows > 0 else { return }
         let key = MatmulKey(m: x.rows, n: weight.rows, k: x.columns, ldx: x.rowStride, ldw: weight.rowStride, ldout: out.rowStride,
                             xType: CUBLASLt.DataType(x.dtype).rawValue, wType: CUBLASLt.DataType(weight.dtype).rawValue,
-                            outType: CUBLASLt.DataType(out.dtype).rawValue)
+                            outType: CUBLASLt.DataType(out.dtype).rawValue, smCount: current.smCount)
         let aligned = { (tensor: Tensor) in tensor.deviceAddress % 16 == 0 && tensor.rowStride % 8 == 0 }
         if useGEMV && x.rows <= 4 && x.dtype == .bf16 && weight.dtype == .bf16 && out.dtype != .f16 && x.columns % 8 == 0
             && aligned(x) && aligned(weight) {

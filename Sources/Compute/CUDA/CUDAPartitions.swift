@@ -12,13 +12,16 @@ final class StreamSlot: @unchecked Sendable {
     /// graph is launched only on the slot it was recorded on: two slots running graphs at once
     /// must not share a workspace.
     let key: Int
+    /// SMs of the stream's partition (0: the whole device).
+    let smCount: Int
     var matmulWorkspace: DeviceBuffer?
     var attentionScratch: DeviceBuffer?
     var sampleScratch: DeviceBuffer?
 
-    init(stream: OpaquePointer?, key: Int) {
+    init(stream: OpaquePointer?, key: Int, smCount: Int = 0) {
         self.stream = stream
         self.key = key
+        self.smCount = smCount
     }
 }
 
@@ -128,7 +131,7 @@ final class CUDAPartitions {
                 var stream: OpaquePointer?
                 // CU_STREAM_NON_BLOCKING = 1, required for green-context streams.
                 try driver.check(api.createStream(&stream, green, 1, 0), "cuGreenCtxStreamCreate")
-                streams.append(StreamSlot(stream: stream, key: nextKey))
+                streams.append(StreamSlot(stream: stream, key: nextKey, smCount: smCount(group)))
                 nextKey += 1
             }
             partitions.append(SMPartition(smCount: smCount(group), greenContext: green, streams: streams))
