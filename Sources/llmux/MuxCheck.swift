@@ -68,7 +68,14 @@ struct MuxCheck {
                 owners.append((modelIndex, promptIndex))
             }
         }
-        let outputs = try run(engine: engine, requests: requests)
+        let outputs: [[SampledToken]]
+        do {
+            outputs = try run(engine: engine, requests: requests)
+        } catch {
+            // Let the other policies run; this one fails the check.
+            return Outcome(policy: policy.rawValue, sequences: requests.count, comparedTokens: 0, mismatches: 0,
+                           stoppedAtNearTie: 0, errors: ["\(error)"])
+        }
         var compared = 0, mismatches = 0, nearTies = 0
         var errors: [String] = []
         for ((modelIndex, promptIndex), output) in zip(owners, outputs) {
@@ -105,13 +112,16 @@ struct MuxCheck {
             order[id] = index
         }
         var outputs = [[SampledToken]](repeating: [], count: requests.count)
+        var failure: String?
         while engine.hasWork {
             for event in engine.step() {
                 guard let index = order[event.sequenceID] else { continue }
                 if let token = event.token { outputs[index].append(token) }
-                if event.finishReason == .error { throw CommandFailure("check request failed: \(event.errorMessage ?? "?")") }
+                if event.finishReason == .error { failure = failure ?? event.errorMessage ?? "?" }
             }
         }
+        // Failed only after the engine has drained, so the executor is idle for the next policy.
+        if let failure { throw CommandFailure("check request failed: \(failure)") }
         return outputs
     }
 }

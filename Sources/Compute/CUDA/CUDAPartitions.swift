@@ -118,13 +118,14 @@ final class CUDAPartitions {
             let left = smCount(remaining)
             guard left > 0 else { throw CUDAError("SM partitioning \(counts) asks for more than the \(context.multiprocessorCount) SMs") }
             let takesRest = index == counts.count - 1 || wanted >= left
-            if takesRest {
-                group.copyMemory(from: remaining, byteCount: bytes)
-            } else {
-                var groups: UInt32 = 1
-                try driver.check(api.splitByCount(group, &groups, remaining, rest, 0, UInt32(wanted)),
-                                 "cuDevSmResourceSplitByCount(\(wanted) of \(left) SMs)")
-            }
+            // Every partition is a split group, the last one too (all whole groups of 8 that are
+            // left): a split's remainder is unstructured, and cuBLASLt kernels that launch thread
+            // block clusters fail on it. The few SMs past the last group stay unused.
+            let count = takesRest ? left / 8 * 8 : wanted
+            guard count > 0 else { throw CUDAError("SM partitioning \(counts): fewer than 8 SMs left for partition \(index)") }
+            var groups: UInt32 = 1
+            try driver.check(api.splitByCount(group, &groups, remaining, rest, 0, UInt32(count)),
+                             "cuDevSmResourceSplitByCount(\(count) of \(left) SMs)")
             let green = try greenContext(group)
             var streams: [StreamSlot] = []
             for _ in 0..<streamsPerPartition {
