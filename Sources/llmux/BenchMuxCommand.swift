@@ -72,10 +72,9 @@ struct BenchMuxCommand: ParsableCommand {
             for policy in policyList {
                 let outcome = try checker.compare(executor: executor, policy: policy, limits: limits, references: references)
                 checks.append(outcome)
-                print(String(format: "check %@: %@ — %d sequences, %d greedy tokens compared, %d mismatches, %d stopped at a near tie",
-                             policy.rawValue, outcome.passed ? "PASS" : "FAIL", outcome.sequences, outcome.comparedTokens,
-                             outcome.mismatches, outcome.stoppedAtNearTie))
-                for error in outcome.errors.prefix(8) { print("  \(error)") }
+                // On standard error at once (standard output to a pipe is buffered); the table repeats it.
+                report(outcome.summary)
+                for error in outcome.errors.prefix(8) { report("  \(error)") }
             }
         }
         report("profiling each model alone …")
@@ -84,6 +83,32 @@ struct BenchMuxCommand: ParsableCommand {
         guard !rateList.isEmpty else { throw ValidationError("--rates must list numbers") }
 
         let alphaList = alpha.split(separator: ",").compactMap { Double($0) }
+        /// Writes the JSON and the plot of the runs so far; returns the result.
+        func save(_ runs: [MuxRun]) throws -> MuxBenchResult {
+            let result = MuxBenchResult(
+                command: CommandLine.arguments.joined(separator: " "), gitRevision: gitRevision(), device: backend.deviceName,
+                date: ISO8601DateFormatter().string(from: Date()), models: ids.map(\.name),
+                parameters: checkpoints.map { $0.1.config.parameterCount }, alphas: alphaList, duration: duration,
+                promptMean: promptMean, outputMean: outputMean, kvCacheBytes: kvBytes, profiles: profiles, runs: runs, checks: checks)
+            if let json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try encoder.encode(result).write(to: URL(fileURLWithPath: json))
+            }
+            if let plot {
+                let series = alphaList.flatMap { alpha in
+                    policyList.map { policy in
+                        LinePlot.Series(name: alphaList.count == 1 ? policy.rawValue : "\(policy.rawValue) α=\(alpha)",
+                                        points: runs.filter { $0.policy == policy.rawValue && $0.alpha == alpha }
+                                            .map { ($0.rate, $0.overall.sloAttainment5 * 100) })
+                    }
+                }
+                let chart = LinePlot(title: "SLO attainment (5x solo latency), alpha \(alpha)", xLabel: "total rate (requests/s)",
+                                     yLabel: "SLO attainment (%)", series: series)
+                try chart.svg().write(toFile: plot, atomically: true, encoding: .utf8)
+            }
+            return result
+        }
         guard !alphaList.isEmpty else { throw ValidationError("--alpha must list numbers") }
         var runs: [MuxRun] = []
         for alpha in alphaList {
@@ -106,31 +131,11 @@ struct BenchMuxCommand: ParsableCommand {
                                        LatencySummary(records.filter { $0.modelIndex == index }, duration: elapsed)
                                    }))
                 report(MuxBenchResult.row(runs.last!))
+                _ = try save(runs)   // kept current, so a run cut short still leaves its results
             }
         }
         }
-        let result = MuxBenchResult(
-            command: CommandLine.arguments.joined(separator: " "), gitRevision: gitRevision(), device: backend.deviceName,
-            date: ISO8601DateFormatter().string(from: Date()), models: ids.map(\.name),
-            parameters: checkpoints.map { $0.1.config.parameterCount }, alphas: alphaList, duration: duration,
-            promptMean: promptMean, outputMean: outputMean, kvCacheBytes: kvBytes, profiles: profiles, runs: runs, checks: checks)
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(result).write(to: URL(fileURLWithPath: json))
-        }
-        if let plot {
-            let series = alphaList.flatMap { alpha in
-                policyList.map { policy in
-                    LinePlot.Series(name: alphaList.count == 1 ? policy.rawValue : "\(policy.rawValue) α=\(alpha)",
-                                    points: runs.filter { $0.policy == policy.rawValue && $0.alpha == alpha }
-                                        .map { ($0.rate, $0.overall.sloAttainment5 * 100) })
-                }
-            }
-            let chart = LinePlot(title: "SLO attainment (5x solo latency), alpha \(alpha)", xLabel: "total rate (requests/s)",
-                                 yLabel: "SLO attainment (%)", series: series)
-            try chart.svg().write(toFile: plot, atomically: true, encoding: .utf8)
-        }
+        let result = try save(runs)
         print(result.table())
         if checks.contains(where: { !$0.passed }) { throw CommandFailure("outputs under some policy differ from the models' outputs alone") }
     }

@@ -26,6 +26,11 @@ struct MuxCheck {
         let stoppedAtNearTie: Int
         let errors: [String]
         var passed: Bool { mismatches == 0 && errors.isEmpty && comparedTokens > 0 }
+        /// One line for reports.
+        var summary: String {
+            String(format: "check %@: %@ — %d sequences, %d greedy tokens compared, %d mismatches, %d stopped at a near tie",
+                   policy, passed ? "PASS" : "FAIL", sequences, comparedTokens, mismatches, stoppedAtNearTie)
+        }
     }
 
     static let nearTie: Float = 0.05

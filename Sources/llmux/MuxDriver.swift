@@ -133,7 +133,8 @@ struct MuxBenchResult: Codable {
     }
 
     func table() -> String {
-        var lines = ["device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))"]
+        var lines = checks.flatMap { [$0.summary] + $0.errors.prefix(8).map { "  " + $0 } }
+        lines.append("device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))")
         lines.append("alpha | policy   | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10")
         lines += runs.map(Self.row)
         lines.append("per model (req/s, SLO@5):")
