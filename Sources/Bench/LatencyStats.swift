@@ -14,6 +14,8 @@ public struct RequestRecord: Sendable, Codable, Equatable {
     public let promptTokens: Int
     /// Latency of the same request served alone (the SLO reference), seconds.
     public let soloLatency: Double
+    /// The engine ended it with an error: it neither completes nor meets its SLO.
+    public var failed = false
 
     /// A record of a request that has arrived.
     public init(modelIndex: Int, arrival: Double, promptTokens: Int, soloLatency: Double) {
@@ -49,13 +51,16 @@ public struct LatencySummary: Sendable, Codable, Equatable {
     public let ttftP50: Double, ttftP99: Double
     /// Time per output token percentiles, seconds.
     public let tpotP50: Double, tpotP99: Double
-    /// Share of requests finished within 5× and 10× their solo latency (unfinished ones miss).
+    /// Requests the engine ended with an error (counted neither as completed nor as within SLO).
+    public let failed: Int
+    /// Share of requests finished within 5× and 10× their solo latency (unfinished and failed ones miss).
     public let sloAttainment5: Double, sloAttainment10: Double
 
     /// Summarises `records` over a run of `duration` seconds.
     public init(_ records: [RequestRecord], duration: Double) {
         requests = records.count
-        let done = records.filter { $0.finish != nil }
+        let done = records.filter { $0.finish != nil && !$0.failed }
+        failed = records.count(where: \.failed)
         completed = done.count
         requestsPerSecond = duration > 0 ? Double(done.count) / duration : 0
         tokensPerSecond = duration > 0 ? Double(done.reduce(0) { $0 + $1.outputTokens }) / duration : 0
@@ -67,7 +72,9 @@ public struct LatencySummary: Sendable, Codable, Equatable {
         tpotP99 = percentile(tpots, 0.99)
         func attainment(_ scale: Double) -> Double {
             guard !records.isEmpty else { return 0 }
-            return Double(records.count { record in record.latency.map { $0 <= scale * record.soloLatency } ?? false }) / Double(records.count)
+            return Double(records.count { record in
+                !record.failed && (record.latency.map { $0 <= scale * record.soloLatency } ?? false)
+            }) / Double(records.count)
         }
         sloAttainment5 = attainment(5)
         sloAttainment10 = attainment(10)

@@ -78,6 +78,7 @@ enum MuxDriver {
                     if records[index].firstToken == nil { records[index].firstToken = stamp }
                 }
                 if event.finishReason != nil { records[index].finish = stamp }
+                if event.finishReason == .error { records[index].failed = true }
             }
         }
         // Past the time limit: abort what is left and let jobs in flight finish, so the executor
@@ -126,10 +127,11 @@ struct MuxBenchResult: Codable {
     /// One run as a table row.
     static func row(_ run: MuxRun) -> String {
         let o = run.overall
-        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%",
+        let failed = o.failed > 0 ? " (\(o.failed) failed)" : ""
+        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%%@",
                       run.alpha, run.policy.padding(toLength: 8, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
                       o.requestsPerSecond, o.tokensPerSecond,
-                      o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100)
+                      o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100, failed)
     }
 
     func table() -> String {

@@ -18,6 +18,8 @@ public final class CUDABackend: ComputeBackend {
     /// Pinned host memory and events for results on their way back.
     let pinned: PinnedPool
     let events: EventPool
+    /// Product shapes (on a partition size) that no cuBLASLt algorithm launches on; they run on the main stream.
+    var matmulsOffPartition: Set<MatmulKey> = []
     /// Bytes of cuBLASLt workspace per stream.
     let matmulWorkspaceBytes = 32 << 20
     /// Forces the per-token attention kernel for prefill too (cross-checks; `LLMUX_CUDA_ATTENTION=decode`).
@@ -128,13 +130,21 @@ public final class CUDABackend: ComputeBackend {
                                [.ptr(x), .int(x.rowStride), .ptr(weight), .int(weight.rowStride), .ptr(out), .int(out.rowStride),
                                 .int(out.dtype == .f32 ? 1 : 0), .int(x.rows), .int(weight.rows), .int(x.columns)])
         } else {
-            let workspace = try current.matmulWorkspace ?? {
-                let buffer = try context.allocate(matmulWorkspaceBytes)
-                current.matmulWorkspace = buffer
-                return buffer
-            }()
-            try matmuls.run(x: x.deviceAddress, w: weight.deviceAddress, out: out.deviceAddress, key: key,
-                            workspace: workspace.deviceAddress, stream: context.stream)
+            if current.smCount > 0 && matmulsOffPartition.contains(key) {
+                try matmulOnMainStream(x, weight: weight, out: out, key: key)
+            } else {
+                do {
+                    try matmuls.run(x: x.deviceAddress, w: weight.deviceAddress, out: out.deviceAddress, key: key,
+                                    workspace: try workspace(of: current).deviceAddress, stream: context.stream)
+                } catch let error as CUDAError where current.smCount > 0 && !capturing {
+                    // No cuBLASLt algorithm for this shape launches on so few SMs (seen on 8-SM green
+                    // contexts of an H100): run it on the whole device, ordered with the job's stream.
+                    FileHandle.standardError.write(Data(
+                        "cuBLASLt: \(error.description); running \(key.m)x\(key.n)x\(key.k) on the whole device instead\n".utf8))
+                    matmulsOffPartition.insert(key)
+                    try matmulOnMainStream(x, weight: weight, out: out, key: key)
+                }
+            }
         }
         if let bias {
             try expect(bias.dtype == .f32 && out.dtype == .bf16, "bias types")
@@ -183,6 +193,32 @@ public final class CUDABackend: ComputeBackend {
         let indices = try upload(rows.map { Int32($0) })
         try kernels.launch(.gather_rows, grid: (rows.count, 1, 1), block: 256,
                            [.ptr(x), .int(x.rowStride), .ptr(indices), .ptr(out), .int(out.rowStride), .int(x.columns)])
+    }
+
+    /// The slot's cuBLASLt workspace, allocated on first use.
+    private func workspace(of slot: StreamSlot) throws -> DeviceBuffer {
+        if let existing = slot.matmulWorkspace { return existing }
+        let buffer = try context.allocate(matmulWorkspaceBytes)
+        slot.matmulWorkspace = buffer
+        return buffer
+    }
+
+    /// A product of the selected stream's job run on the main stream (whole device): the main
+    /// stream waits for the job's work so far, and the job's stream waits for the product.
+    private func matmulOnMainStream(_ x: Tensor, weight: Tensor, out: Tensor, key: MatmulKey) throws {
+        let driver = context.driver
+        let jobStream = context.stream
+        var wholeDevice = key
+        wholeDevice.smCount = 0
+        let before = try events.take(), after = try events.take()
+        defer { events.give(before); events.give(after) }
+        try driver.check(driver.cuEventRecord(before, jobStream), "cuEventRecord")
+        try driver.check(driver.cuStreamWaitEvent(mainSlot.stream, before, 0), "cuStreamWaitEvent")
+        try matmuls.run(x: x.deviceAddress, w: weight.deviceAddress, out: out.deviceAddress, key: wholeDevice,
+                        workspace: try workspace(of: mainSlot).deviceAddress, stream: mainSlot.stream)
+        try driver.check(driver.cuEventRecord(after, mainSlot.stream), "cuEventRecord")
+        try driver.check(driver.cuStreamWaitEvent(jobStream, after, 0), "cuStreamWaitEvent")
+        current.matmulsOffPartition = true
     }
 
     /// Threads of a row-norm block for `columns` columns.

@@ -45,6 +45,7 @@ final class CUDADriver: @unchecked Sendable {
     let cuEventQuery: @convention(c) (Handle) -> Result
     let cuEventSynchronize: @convention(c) (Handle) -> Result
     let cuEventDestroy: @convention(c) (Handle) -> Result
+    let cuStreamWaitEvent: @convention(c) (Handle, Handle, UInt32) -> Result
     let greenContexts: GreenContextAPI?
     let cuStreamBeginCapture: BeginCapture?
     let cuStreamEndCapture: EndCapture?
@@ -95,6 +96,7 @@ final class CUDADriver: @unchecked Sendable {
         cuEventQuery = try library.function("cuEventQuery")
         cuEventSynchronize = try library.function("cuEventSynchronize")
         cuEventDestroy = try library.function("cuEventDestroy_v2")
+        cuStreamWaitEvent = try library.function("cuStreamWaitEvent")
         greenContexts = try? GreenContextAPI(library: library)
         cuStreamBeginCapture = try? library.function("cuStreamBeginCapture_v2", as: BeginCapture.self)
         cuStreamEndCapture = try? library.function("cuStreamEndCapture", as: EndCapture.self)
