@@ -48,9 +48,10 @@ import Testing
         #expect(abs(mux.records[0].finish! - 0.17) < 1e-9)
         let temporal = try ClusterSimulator(plan: Fixture.plan(models: [("a", 1), ("b", 1)], device: "h100", policy: .temporal),
                                             table: table).run(workload, timeLimit: 10)
-        // Temporal: the oldest sequence's model runs alone: a decodes to the end (0.13), then b prefills (0.18).
-        #expect(abs(temporal.records[0].finish! - 0.13) < 1e-9)
-        #expect(abs(temporal.records[1].finish! - 0.18) < 1e-9)
+        // Temporal: one model per step, taking turns: b's prefill (0.1 → 0.15) runs alone after a's
+        // prefill, then a's three decode steps (0.16, 0.17, 0.18), never beside each other.
+        #expect(abs(temporal.records[1].finish! - 0.15) < 1e-9)
+        #expect(abs(temporal.records[0].finish! - 0.18) < 1e-9)
     }
 
     @Test func replicasSplitTrafficByShare() throws {
