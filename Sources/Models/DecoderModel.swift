@@ -26,13 +26,7 @@ final class DecoderModel {
     /// sequence with a sample request, in job order (valid until the next call).
     func forward(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor {
         if let logits = try forwardDecodeGraph(job, layerCache: layerCache) { return logits }
-        let tokens = job.tokenIDs.count
-        let work = try workspace(tokens: tokens, lane: job.phase)
-        let ids = try backend.upload(job.tokenIDs)
-        let positions = try backend.upload(job.positions)
-        let slots = try backend.upload(job.slotMapping)
-        let batch = try attentionBatch(job)
-        try layers(tokens: tokens, work: work, ids: ids, positions: positions, slots: slots, batch: batch, layerCache: layerCache)
+        let work = try hiddenStates(job, layerCache: layerCache)
 
         let sampledRows = job.sequences.filter { $0.sample != nil }.map { $0.queryStart + $0.queryCount - 1 }
         let outputs = try outputBuffers(rows: sampledRows.count, lane: job.phase)
@@ -49,15 +43,23 @@ final class DecoderModel {
     /// order, in a new tensor (for scoring text, not for serving: `tokens × vocabulary` floats).
     func forwardAllLogits(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor {
         let tokens = job.tokenIDs.count
+        let work = try hiddenStates(job, layerCache: layerCache)
+        let logits = try backend.makeTensor(rows: tokens, columns: config.vocabSize, dtype: .f32)
+        try backend.matmul(work.normed.rows(0, count: tokens), weight: weights.lmHead, bias: nil, out: logits)
+        return logits
+    }
+
+    /// Uploads the job's metadata and runs every layer: the final-normed hidden states of its
+    /// tokens are in the returned buffers' `normed` rows.
+    private func hiddenStates(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> DecoderScratch {
+        let tokens = job.tokenIDs.count
         let work = try workspace(tokens: tokens, lane: job.phase)
         let ids = try backend.upload(job.tokenIDs)
         let positions = try backend.upload(job.positions)
         let slots = try backend.upload(job.slotMapping)
         let batch = try attentionBatch(job)
         try layers(tokens: tokens, work: work, ids: ids, positions: positions, slots: slots, batch: batch, layerCache: layerCache)
-        let logits = try backend.makeTensor(rows: tokens, columns: config.vocabSize, dtype: .f32)
-        try backend.matmul(work.normed.rows(0, count: tokens), weight: weights.lmHead, bias: nil, out: logits)
-        return logits
+        return work
     }
 
     /// Embedding, every decoder layer and the final norm of `tokens` tokens, into `work.normed`.

@@ -18,10 +18,7 @@ struct GenerateCommand: ParsableCommand {
             --stop strings, or --max-tokens.
             """)
 
-    @Option(help: "Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json).")
-    var model: String?
-    @Flag(help: "Use the built-in demo model (a small Llama trained on Python code) instead of --model.")
-    var demo = false
+    @OptionGroup var target: ModelChoice
     @Option(help: "Prompt text (tokenized with the checkpoint's tokenizer, special tokens added).")
     var prompt: String?
     @Option(help: "Prompt as comma-separated token ids, e.g. 1,2,3 (no tokenizer needed).")
@@ -52,20 +49,15 @@ struct GenerateCommand: ParsableCommand {
     var ignoreEos = false
     @Option(help: "KV-cache memory, e.g. 512MiB (default: enough for this prompt).")
     var kvCacheMemory: ByteSize?
-    @Option(help: "CPU threads for the kernels (default: all cores).")
-    var threads: Int?
-    @Option(help: "Device: cpu or cuda[:N].")
-    var device: DeviceChoice = .cpu
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
     func validate() throws {
-        if (model == nil) == !demo { throw ValidationError("give exactly one of --model PATH or --demo") }
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt TEXT or --prompt-ids 1,2,3") }
     }
 
     func run() throws {
-        let path = demo ? try demoModelPath() : model!
+        let path = try target.path()
         do {
             try generate(path: path)
         } catch let error as LLMuxError {
@@ -85,7 +77,7 @@ struct GenerateCommand: ParsableCommand {
             logprobs: logprobs, maxTokens: maxTokens, stopStrings: stop, stopAtEOS: !ignoreEos)
         let modelID = ModelID("model")
         let kvBytes = kvCacheMemory?.bytes ?? kvBytes(forTokens: promptTokens.count + maxTokens, config: checkpoint.config)
-        let runner = try ModelRunner(checkpoints: [(modelID, checkpoint)], backend: device.makeBackend(threads: threads, quiet: json),
+        let runner = try ModelRunner(checkpoints: [(modelID, checkpoint)], backend: target.makeBackend(quiet: json),
                                      kvCacheBytes: kvBytes)
         let engine = EngineCore(executor: runner, tokenizers: tokenizer.map { [modelID: $0] } ?? [:])
         try engine.add(GenerationRequest(model: modelID, promptTokens: promptTokens, parameters: parameters))
@@ -112,7 +104,7 @@ struct GenerateCommand: ParsableCommand {
             guard ids.count == parts.count, !ids.isEmpty else { throw ValidationError("--prompt-ids must be comma-separated integers") }
             return ids
         }
-        guard let tokenizer else { throw ValidationError("\(model ?? "the model") has no tokenizer.json; use --prompt-ids") }
+        guard let tokenizer else { throw ValidationError("\(target.model ?? "the demo model") has no tokenizer.json; use --prompt-ids") }
         return tokenizer.encode(prompt!, addSpecialTokens: true)
     }
 }

@@ -17,32 +17,24 @@ struct PerplexityCommand: ParsableCommand {
             --json it prints {"perplexity", "mean_nll", "scored_tokens", "windows", "context", "device"}.
             """)
 
-    @Option(help: "Hugging Face checkpoint directory.")
-    var model: String?
-    @Flag(help: "Use the built-in demo model (Models/demo-python) instead of --model.")
-    var demo = false
+    @OptionGroup var target: ModelChoice
     @Option(help: "A UTF-8 text file, tokenized with the checkpoint's tokenizer.")
     var textFile: String?
     @Option(help: "A file of token ids separated by commas or white space (a JSON array works).")
     var tokenIdsFile: String?
     @Option(help: "Window length in tokens (default: 512, or the model's context when smaller).")
     var context: Int?
-    @Option(help: "CPU threads for the kernels (default: all cores).")
-    var threads: Int?
-    @Option(help: "Device: cpu or cuda[:N].")
-    var device: DeviceChoice = .cpu
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
     func validate() throws {
-        if (model == nil) == !demo { throw ValidationError("give exactly one of --model PATH or --demo") }
         if (textFile == nil) == (tokenIdsFile == nil) { throw ValidationError("give exactly one of --text-file or --token-ids-file") }
         if let context, context < 2 { throw ValidationError("--context must be at least 2") }
     }
 
     func run() throws {
         do {
-            try evaluate(path: demo ? try demoModelPath() : model!)
+            try evaluate(path: target.path())
         } catch let error as LLMuxError {
             throw CommandFailure(error.description)
         } catch let error as CUDAError {
@@ -55,30 +47,38 @@ struct PerplexityCommand: ParsableCommand {
         let tokens = try tokenIDs(path: path)
         let window = min(context ?? 512, checkpoint.config.maxPositionEmbeddings)
         let modelID = ModelID("model")
-        let runner = try ModelRunner(checkpoints: [(modelID, checkpoint)], backend: device.makeBackend(threads: threads, quiet: json),
+        let runner = try ModelRunner(checkpoints: [(modelID, checkpoint)], backend: target.makeBackend(quiet: json),
                                      kvCacheBytes: kvBytes(forTokens: window, config: checkpoint.config) * 2)
         let result = try PerplexityResult.evaluate(runner: runner, model: modelID, tokens: tokens, context: window) { done, total in
             if !json { report("window \(done) of \(total)") }
         }
         if json {
             let object: [String: Any] = ["perplexity": result.perplexity, "mean_nll": result.meanNLL, "scored_tokens": result.scoredTokens,
-                                         "windows": result.windows, "context": result.context, "device": device.description]
+                                         "windows": result.windows, "context": result.context, "device": target.device.description]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "perplexity %.4f (mean NLL %.5f over %d tokens in %d windows of %d, %@)", result.perplexity,
-                         result.meanNLL, result.scoredTokens, result.windows, result.context, device.description))
+                         result.meanNLL, result.scoredTokens, result.windows, result.context, target.device.description))
         }
     }
 
     private func tokenIDs(path: String) throws -> [TokenID] {
         if let tokenIdsFile {
-            let text = try String(contentsOfFile: tokenIdsFile, encoding: .utf8)
+            let text = try readText(tokenIdsFile)
             let parts = text.split { ",[] \n\t\r".contains($0) }
             let ids = parts.compactMap { TokenID($0) }
             guard ids.count == parts.count else { throw ValidationError("\(tokenIdsFile) must hold integers separated by commas or spaces") }
             return ids
         }
         guard let tokenizer = try openTokenizer(path) else { throw ValidationError("\(path) has no tokenizer.json; use --token-ids-file") }
-        return tokenizer.encode(try String(contentsOfFile: textFile!, encoding: .utf8), addSpecialTokens: true)
+        return tokenizer.encode(try readText(textFile!), addSpecialTokens: true)
+    }
+
+    /// A UTF-8 file's text, or an error that names the file.
+    private func readText(_ path: String) throws -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("cannot read \(path) as UTF-8 text")
+        }
+        return text
     }
 }
