@@ -77,7 +77,7 @@ struct PerplexityCommand: ParsableCommand {
     /// A UTF-8 file's text, or an error that names the file.
     private func readText(_ path: String) throws -> String {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ValidationError("cannot read \(path) as UTF-8 text")
+            throw CommandFailure("cannot read \(path) as UTF-8 text")
         }
         return text
     }
