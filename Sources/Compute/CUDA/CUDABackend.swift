@@ -218,7 +218,7 @@ public final class CUDABackend: ComputeBackend {
                         workspace: try workspace(of: mainSlot).deviceAddress, stream: mainSlot.stream)
         try driver.check(driver.cuEventRecord(after, mainSlot.stream), "cuEventRecord")
         try driver.check(driver.cuStreamWaitEvent(jobStream, after, 0), "cuStreamWaitEvent")
-        current.matmulsOffPartition = true
+        current.usesMainStream = true
     }
 
     /// Threads of a row-norm block for `columns` columns.

@@ -31,7 +31,7 @@ extension CUDABackend {
 
     /// Records `body` on the stream (relaxed capture mode, so scratch can be allocated meanwhile).
     public func makeGraph(_ body: () throws -> Void) throws -> AnyObject? {
-        guard supportsGraphs, !current.matmulsOffPartition else { return nil }
+        guard supportsGraphs, !current.usesMainStream else { return nil }
         let driver = context.driver
         try context.makeCurrent()
         // CU_STREAM_CAPTURE_MODE_RELAXED = 2

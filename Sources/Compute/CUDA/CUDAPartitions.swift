@@ -19,7 +19,7 @@ final class StreamSlot: @unchecked Sendable {
     var sampleScratch: DeviceBuffer?
     /// Some of this stream's products ran on the main stream: graphs recorded here would miss the
     /// ordering between the two streams, so jobs on it run without graphs.
-    var matmulsOffPartition = false
+    var usesMainStream = false
 
     init(stream: OpaquePointer?, key: Int, smCount: Int = 0) {
         self.stream = stream
