@@ -72,7 +72,8 @@ public protocol AsynchronousExecutor: ModelExecutor {
     /// reported by `collect`; a throw here means none of the plan's jobs was queued.
     func launch(_ plan: StepPlan) throws
     /// Jobs that finished since the last call; with `wait`, blocks until at least one has (when
-    /// any is in flight).
+    /// any is in flight), or for at most a few milliseconds, so that the loop can take requests
+    /// that arrived meanwhile (an empty answer then just means: nothing finished yet).
     func collect(wait: Bool) -> [JobCompletion]
     /// Jobs queued and not yet collected.
     var inFlightCount: Int { get }

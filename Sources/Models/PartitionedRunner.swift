@@ -75,9 +75,14 @@ public final class PartitionedRunner: AsynchronousExecutor {
         }
     }
 
+    /// Longest a waiting `collect` blocks: a new request for an idle lane (another model's
+    /// partition) need not wait for a long prefill elsewhere to end.
+    static let longestWait = 0.002
+
     public func collect(wait: Bool) -> [JobCompletion] {
         var done = finished
         finished = []
+        let deadline = Date().addingTimeInterval(Self.longestWait)
         while true {
             var pending: [(ticket: Int, sequences: [SequenceID], samples: any PendingSamples)] = []
             for job in inFlight {
@@ -95,7 +100,7 @@ public final class PartitionedRunner: AsynchronousExecutor {
                 }
             }
             inFlight = pending
-            if !wait || !done.isEmpty || inFlight.isEmpty { return done }
+            if !wait || !done.isEmpty || inFlight.isEmpty || Date() >= deadline { return done }
             // Jobs last milliseconds; a short sleep keeps the loop thread off the CPU meanwhile.
             usleep(20)
         }
