@@ -34,6 +34,8 @@ struct BenchEngineCommand: ParsableCommand {
     var device: DeviceChoice = .cpu
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
+    @Flag(help: "Time every decode step on the GPU too (CUDA): GPU milliseconds per step against the host's, and the gap the GPU waited.")
+    var trace = false
 
     func run() throws {
         let path = try model ?? presetPath(preset)
@@ -74,7 +76,8 @@ struct BenchEngineCommand: ParsableCommand {
         var rows: [BenchRow] = []
         for batch in batchSizes {
             report("batch \(batch): prefill \(batch)×\(promptLength) tokens, then \(decodeSteps) decode steps …")
-            let timing = try measure(runner: runner, vocabulary: config.vocabSize, batch: batch, promptLength: promptLength, steps: decodeSteps)
+            let timing = try measure(runner: runner, vocabulary: config.vocabSize, batch: batch, promptLength: promptLength,
+                                     steps: decodeSteps, timer: trace ? (backend as? CUDABackend)?.makeStepTimer() : nil)
             let prefillTokens = Double(batch * promptLength)
             let prefillFlops = cost.prefillFlops(batch: batch, promptLength: promptLength)
             let decodeRate = Double(batch) * Double(timing.decodeSteps) / timing.decodeSeconds
@@ -88,7 +91,9 @@ struct BenchEngineCommand: ParsableCommand {
                 prefillGFlops: prefillFlops / timing.prefillSeconds / 1e9,
                 prefillFractionOfBLAS: blas.map { prefillFlops / timing.prefillSeconds / 1e9 / $0 },
                 decodeTokensPerSecond: decodeRate, decodeRooflineTokensPerSecond: decodeRoof,
-                decodeFractionOfRoofline: decodeRate / decodeRoof))
+                decodeFractionOfRoofline: decodeRate / decodeRoof,
+                outputTokensPerSecond: Double(batch * (timing.decodeSteps + 1)) / (timing.prefillSeconds + timing.decodeSeconds),
+                decodeTrace: timing.trace))
         }
         let result = BenchEngineResult(
             command: CommandLine.arguments.joined(separator: " "), gitRevision: gitRevision(), device: backend.deviceName,
@@ -104,8 +109,9 @@ struct BenchEngineCommand: ParsableCommand {
         print(result.table())
     }
 
-    private func measure(runner: ModelRunner, vocabulary: Int, batch: Int, promptLength: Int, steps decodeSteps: Int) throws
-        -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int) {
+    private func measure(runner: ModelRunner, vocabulary: Int, batch: Int, promptLength: Int, steps decodeSteps: Int,
+                         timer: GPUStepTimer? = nil) throws
+        -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int, trace: StepTrace?) {
         let id = ModelID("bench")
         let engine = EngineCore(executor: runner, tokenizers: [:],
                                 limits: SchedulerLimits(maxTokensPerStep: max(2048, batch), maxSequencesPerStep: max(64, batch)))
@@ -124,11 +130,18 @@ struct BenchEngineCommand: ParsableCommand {
             }
         }
         let prefillSeconds = Date().timeIntervalSince(prefillStart)
+        var trace = timer.map { _ in StepTrace() }
         let decodeStart = Date()
         for _ in 0..<decodeSteps {
+            let stepStart = Date()
+            try timer?.begin()
             if let failed = engine.step().first(where: { $0.errorMessage != nil }) { throw CommandFailure(failed.errorMessage!) }
+            if let timer {
+                trace?.gpuMilliseconds.append(try timer.finish())
+                trace?.wallMilliseconds.append(Date().timeIntervalSince(stepStart) * 1000)
+            }
         }
-        return (prefillSeconds, Date().timeIntervalSince(decodeStart), decodeSteps)
+        return (prefillSeconds, Date().timeIntervalSince(decodeStart), decodeSteps, trace)
     }
 
     private func presetPath(_ name: String) throws -> String {

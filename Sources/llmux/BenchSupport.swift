@@ -81,6 +81,25 @@ struct BenchRow: Codable {
     let decodeTokensPerSecond: Double
     let decodeRooflineTokensPerSecond: Double
     let decodeFractionOfRoofline: Double
+    /// Output tokens (the first from prefill, then one per decode step) over prefill and decode time.
+    let outputTokensPerSecond: Double
+    /// Per decode step, with `--trace`.
+    let decodeTrace: StepTrace?
+}
+
+/// Host wall time and GPU time of each decode step (`llmux bench engine --trace`).
+struct StepTrace: Codable {
+    var wallMilliseconds: [Double] = []
+    var gpuMilliseconds: [Double] = []
+
+    /// One line: medians, the GPU's busy share, and the host gap per step.
+    var summary: String {
+        func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
+        let wall = median(wallMilliseconds), gpu = median(gpuMilliseconds)
+        let busy = wallMilliseconds.reduce(0, +) > 0 ? gpuMilliseconds.reduce(0, +) / wallMilliseconds.reduce(0, +) : 0
+        return String(format: "decode step median: host %.3f ms, GPU %.3f ms, gap %.3f ms; GPU busy %.1f%% of the decode time",
+                      wall, gpu, wall - gpu, busy * 100)
+    }
 }
 
 /// The whole run, as written to `--json`.
@@ -110,13 +129,15 @@ struct BenchEngineResult: Codable {
                 : String(format: "read bandwidth %.1f GB/s; matmul %@: BLAS %@ GFLOP/s, LLMux %.1f GFLOP/s",
                          readBandwidthGBs, matmulShape.map(String.init).joined(separator: "x"),
                          blasGFlops.map { String(format: "%.1f", $0) } ?? "n/a", llmuxMatmulGFlops),
-            "batch | prefill tok/s | prefill GFLOP/s | of \(matmulReference ?? "BLAS") | decode tok/s | roofline tok/s | of roofline",
+            "batch | prefill tok/s | prefill GFLOP/s | of \(matmulReference ?? "BLAS") | decode tok/s | roofline tok/s | of roofline | output tok/s",
         ]
         for row in rows {
-            lines.append(String(format: "%5d | %13.1f | %15.1f | %7@ | %12.1f | %14.1f | %10.0f%%",
+            lines.append(String(format: "%5d | %13.1f | %15.1f | %7@ | %12.1f | %14.1f | %10.0f%% | %12.1f",
                                 row.batch, row.prefillTokensPerSecond, row.prefillGFlops,
                                 row.prefillFractionOfBLAS.map { String(format: "%.0f%%", $0 * 100) } ?? "n/a",
-                                row.decodeTokensPerSecond, row.decodeRooflineTokensPerSecond, row.decodeFractionOfRoofline * 100))
+                                row.decodeTokensPerSecond, row.decodeRooflineTokensPerSecond, row.decodeFractionOfRoofline * 100,
+                                row.outputTokensPerSecond))
+            if let trace = row.decodeTrace { lines.append("  batch \(row.batch) \(trace.summary)") }
         }
         return lines.joined(separator: "\n")
     }

@@ -42,6 +42,7 @@ REF=/tmp/llmux-reference-logits
 step reference_logits 150 env PYTHONUNBUFFERED=1 python3 "$HERE/reference_logits.py" Tests/Fixtures/golden "$REF"
 CHECK=(gpu-check --fixtures Tests/Fixtures/golden --reference-logits "$REF")
 step gpucheck_cuda 150 "$BIN" "${CHECK[@]}" --device cuda
+step gpucheck_cuda_f32 150 env LLMUX_CUDA_PRECISION=f32 "$BIN" "${CHECK[@]}" --device cuda
 step gpucheck_cuda_decode_attention 90 env LLMUX_CUDA_ATTENTION=decode "$BIN" "${CHECK[@]}" --device cuda
 step gpucheck_cuda_simt_nograph 90 env LLMUX_CUDA_ATTENTION=simt LLMUX_CUDA_GRAPHS=0 LLMUX_CUDA_FUSE=0 "$BIN" "${CHECK[@]}" --device cuda
 step gpucheck_cpu 90 "$BIN" "${CHECK[@]}" --device cpu

@@ -4,7 +4,7 @@
 extension CUDABackend {
     public func pagedAttention(queries: Tensor, layer: PagedKVLayer, batch: AttentionBatch, heads: Int, kvHeads: Int,
                                headDim: Int, scale: Float, out: Tensor) throws {
-        try expect(out.rowStride == heads * headDim && queries.dtype == .bf16 && layer.dtype == .bf16 && heads % kvHeads == 0,
+        try expect(out.rowStride == heads * headDim && queries.dtype == activationDType && layer.dtype == activationDType && heads % kvHeads == 0,
                    "pagedAttention types")
         let tokens = queries.rows
         guard tokens > 0 else { return }
@@ -14,7 +14,8 @@ extension CUDABackend {
             .ptr(queries), .int(queries.rowStride), .pointer(layer.deviceKeys), .pointer(layer.deviceValues),
             .ptr(batch.queryStarts), .ptr(batch.contextLengths), .ptr(batch.pageTables), .int(batch.maxPages),
         ]
-        if maxQueries > 8 && !decodeAttentionOnly && !simtPrefillAttention, let kernel = CUDAKernels.tensorCorePrefill(headDim: headDim) {
+        if maxQueries > 8 && !decodeAttentionOnly && !simtPrefillAttention && precision == .bf16,
+           let kernel = CUDAKernels.tensorCorePrefill(headDim: headDim) {
             let tiles = (maxQueries + 63) / 64
             try kernels.launch(kernel, grid: (batch.sequenceCount * tiles, heads, 1), block: 128,
                                sharedBytes: CUDAKernels.tensorCorePrefillShared(headDim: headDim),

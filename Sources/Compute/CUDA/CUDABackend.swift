@@ -1,11 +1,33 @@
 import Foundation
 import LLMuxCore
 
+/// Element type of a CUDA backend's weights, activations and KV pages.
+public enum CUDAPrecision: String, Sendable, CaseIterable {
+    /// bf16 everywhere but the residual stream and logits (the serving precision).
+    case bf16
+    /// f32 everywhere, products in full fp32 (no TF32): a reference for checking the kernels
+    /// against fp32 transformers, at twice the memory and a fraction of the speed.
+    case f32
+
+    /// `LLMUX_CUDA_PRECISION` (bf16 when unset).
+    public static func fromEnvironment() throws -> CUDAPrecision {
+        guard let value = ProcessInfo.processInfo.environment["LLMUX_CUDA_PRECISION"], !value.isEmpty else { return .bf16 }
+        guard let precision = CUDAPrecision(rawValue: value.lowercased()) else {
+            throw CUDAError("LLMUX_CUDA_PRECISION must be bf16 or f32, not '\(value)'")
+        }
+        return precision
+    }
+
+    var dtype: DType { self == .bf16 ? .bf16 : .f32 }
+}
+
 /// The CUDA backend: bf16 weights and activations on one GPU (f32 residual stream and logits),
 /// kernels compiled at run time by NVRTC, matrix products through cuBLASLt with fp32
-/// accumulation. CUDA's libraries are opened with `dlopen` when the backend is created, so the
-/// package builds and runs without them.
+/// accumulation; `CUDAPrecision.f32` keeps everything in f32. CUDA's libraries are opened with
+/// `dlopen` when the backend is created, so the package builds and runs without them.
 public final class CUDABackend: ComputeBackend {
+    /// The element type of weights, activations and KV pages.
+    public let precision: CUDAPrecision
     let context: CUDAContext
     let kernels: CUDAKernels
     let matmuls: MatmulEngine
@@ -28,9 +50,9 @@ public final class CUDABackend: ComputeBackend {
     let simtPrefillAttention = ProcessInfo.processInfo.environment["LLMUX_CUDA_ATTENTION"] == "simt"
     /// Decode steps as CUDA graphs (`LLMUX_CUDA_GRAPHS=0` turns them off).
     let graphsEnabled = ProcessInfo.processInfo.environment["LLMUX_CUDA_GRAPHS"] != "0"
-    /// A GEMV kernel instead of cuBLASLt for products of at most 4 rows (`LLMUX_CUDA_GEMV=1`; off by
-    /// default: measured slower than cuBLASLt on an H200, 164 against 192 tok/s at Llama-3-8B batch 1).
-    let useGEMV = ProcessInfo.processInfo.environment["LLMUX_CUDA_GEMV"] == "1"
+    /// The GEMV kernels instead of cuBLASLt for products of at most 4 rows (`LLMUX_CUDA_GEMV=0` turns
+    /// them off): they read the weights at 91 % of the plain read rate where cuBLASLt reaches 84 %.
+    let useGEMV = ProcessInfo.processInfo.environment["LLMUX_CUDA_GEMV"] != "0"
     /// Fused QKV and gate/up weights (`LLMUX_CUDA_FUSE=0` keeps them apart).
     let fuseWeights = ProcessInfo.processInfo.environment["LLMUX_CUDA_FUSE"] != "0"
     /// While a graph is recorded: scratch must not be shared with other graphs.
@@ -41,10 +63,11 @@ public final class CUDABackend: ComputeBackend {
 
     /// Opens the driver, cuBLASLt and NVRTC, and prepares GPU `ordinal`. The error says which
     /// library or call failed.
-    public init(ordinal: Int = 0) throws {
+    public init(ordinal: Int = 0, precision: CUDAPrecision? = nil) throws {
+        self.precision = try precision ?? CUDAPrecision.fromEnvironment()
         context = try CUDAContext(ordinal: ordinal)
         let lt = try CUBLASLt()
-        kernels = try CUDAKernels(context: context)
+        kernels = try CUDAKernels(context: context, precision: self.precision)
         matmuls = try MatmulEngine(lt: lt, workspaceBytes: matmulWorkspaceBytes)
         partitions = CUDAPartitions(context: context)
         pinned = PinnedPool(driver: context.driver)
@@ -58,11 +81,11 @@ public final class CUDABackend: ComputeBackend {
     }
     /// A line on how the kernels were obtained, for start-up logs.
     public var kernelReport: String {
-        String(format: "kernels %@ in %.2f s (%@)", kernels.fromCache ? "loaded from the disk cache" : "compiled by NVRTC",
-               kernels.loadSeconds, context.driver.library.name)
+        String(format: "%@ kernels %@ in %.2f s (%@)", precision.rawValue,
+               kernels.fromCache ? "loaded from the disk cache" : "compiled by NVRTC", kernels.loadSeconds, context.driver.library.name)
     }
-    public var activationDType: DType { .bf16 }
-    public var kvCacheDType: DType { .bf16 }
+    public var activationDType: DType { precision.dtype }
+    public var kvCacheDType: DType { precision.dtype }
     public var multiprocessorCount: Int { context.multiprocessorCount }
 
     public func freeMemoryBytes() throws -> Int? { try context.memoryInfo().free }
@@ -75,28 +98,32 @@ public final class CUDABackend: ComputeBackend {
         return Tensor(buffer: buffer, dtype: dtype, rows: rows, columns: columns)
     }
 
-    /// Copies stored bytes to the device as bf16 (f32 and f16 are rounded to bf16 on the host).
+    /// Copies stored bytes to the device in the backend's precision (f32 and f16 are rounded to
+    /// bf16 on the host; in f32 every stored type is widened exactly).
     public func makeWeight(address: UnsafeRawPointer, dtype: DType, rows: Int, columns: Int, owner: AnyObject?) throws -> Tensor {
         try context.makeCurrent()
         let count = rows * columns
-        let buffer = try context.allocate(count * 2)
-        if dtype == .bf16 {
-            try context.copyToDevice(buffer.deviceAddress, from: address, byteCount: count * 2)
+        let target = precision.dtype
+        let buffer = try context.allocate(count * target.byteSize)
+        if dtype == target {
+            try context.copyToDevice(buffer.deviceAddress, from: address, byteCount: count * target.byteSize)
         } else {
             let chunk = 1 << 22
-            var converted = [UInt16](repeating: 0, count: min(chunk, count))
             var start = 0
             while start < count {
                 let n = min(chunk, count - start)
                 let floats = Kernels.toFloat(address + start * dtype.byteSize, dtype: dtype, count: n)
-                for i in 0..<n { converted[i] = BFloat16Bits.round(floats[i]) }
-                try converted.withUnsafeBytes {
-                    try context.copyToDevice(buffer.deviceAddress + UInt64(start * 2), from: $0.baseAddress!, byteCount: n * 2)
+                let destination = buffer.deviceAddress + UInt64(start * target.byteSize)
+                if target == .f32 {
+                    try floats.withUnsafeBytes { try context.copyToDevice(destination, from: $0.baseAddress!, byteCount: n * 4) }
+                } else {
+                    let converted = floats.map(BFloat16Bits.round)
+                    try converted.withUnsafeBytes { try context.copyToDevice(destination, from: $0.baseAddress!, byteCount: n * 2) }
                 }
                 start += n
             }
         }
-        return Tensor(buffer: buffer, dtype: .bf16, rows: rows, columns: columns)
+        return Tensor(buffer: buffer, dtype: target, rows: rows, columns: columns)
     }
 
     public func upload(_ values: [Int32]) throws -> IntTensor {
@@ -112,7 +139,7 @@ public final class CUDABackend: ComputeBackend {
     }
 
     public func embedding(ids: IntTensor, table: Tensor, out: Tensor) throws {
-        try expect(table.dtype == .bf16 && out.dtype == .f32 && out.rowStride == out.columns, "embedding types")
+        try expect(table.dtype == activationDType && out.dtype == .f32 && out.rowStride == out.columns, "embedding types")
         try kernels.launch(.embedding, grid: (ids.count, 1, 1), block: 256, [.ptr(ids), .ptr(table), .ptr(out), .int(table.columns)])
     }
 
@@ -124,11 +151,11 @@ public final class CUDABackend: ComputeBackend {
                             xType: CUBLASLt.DataType(x.dtype).rawValue, wType: CUBLASLt.DataType(weight.dtype).rawValue,
                             outType: CUBLASLt.DataType(out.dtype).rawValue, smCount: current.smCount)
         let aligned = { (tensor: Tensor) in tensor.deviceAddress % 16 == 0 && tensor.rowStride % 8 == 0 }
-        if useGEMV && x.rows <= 4 && x.dtype == .bf16 && weight.dtype == .bf16 && out.dtype != .f16 && x.columns % 8 == 0
+        if useGEMV && precision == .bf16 && x.rows <= 4 && x.dtype == .bf16 && weight.dtype == .bf16 && out.dtype != .f16 && x.columns % 8 == 0
             && aligned(x) && aligned(weight) {
-            try kernels.launch(.gemv_bf16, grid: ((weight.rows + 7) / 8, 1, 1), block: 256,
+            try kernels.launch(CUDAKernels.gemv(rows: x.rows), grid: ((weight.rows + 7) / 8, 1, 1), block: 256,
                                [.ptr(x), .int(x.rowStride), .ptr(weight), .int(weight.rowStride), .ptr(out), .int(out.rowStride),
-                                .int(out.dtype == .f32 ? 1 : 0), .int(x.rows), .int(weight.rows), .int(x.columns)])
+                                .int(out.dtype == .f32 ? 1 : 0), .int(weight.rows), .int(x.columns)])
         } else {
             if current.smCount > 0 && matmulsOffPartition.contains(key) {
                 try matmulOnMainStream(x, weight: weight, out: out, key: key)
@@ -147,19 +174,20 @@ public final class CUDABackend: ComputeBackend {
             }
         }
         if let bias {
-            try expect(bias.dtype == .f32 && out.dtype == .bf16, "bias types")
+            try expect(bias.dtype == .f32 && out.dtype == activationDType, "bias types")
             try kernels.launch(.bias_add, grid: (out.rows, 1, 1), block: 256, [.ptr(out), .int(out.rowStride), .ptr(bias), .int(out.columns)])
         }
     }
 
     public func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor) throws {
-        try expect(x.dtype == .f32 && x.rowStride == x.columns && out.dtype == .bf16, "rmsNorm takes the f32 residual")
+        try expect(x.dtype == .f32 && x.rowStride == x.columns && out.dtype == activationDType, "rmsNorm takes the f32 residual")
         try kernels.launch(.add_rmsnorm, grid: (x.rows, 1, 1), block: normThreads(x.columns),
                            [.ptr(x), .pointer(0), .int(0), .ptr(weight), .ptr(out), .int(out.rowStride), .int(x.columns), .float(eps)])
     }
 
     public func addRMSNorm(residual: Tensor, _ x: Tensor, weight: Tensor, eps: Float, out: Tensor) throws {
-        try expect(residual.dtype == .f32 && residual.rowStride == residual.columns && x.dtype == .bf16 && out.dtype == .bf16,
+        try expect(residual.dtype == .f32 && residual.rowStride == residual.columns && x.dtype == activationDType
+                   && out.dtype == activationDType,
                    "addRMSNorm types")
         try kernels.launch(.add_rmsnorm, grid: (x.rows, 1, 1), block: normThreads(x.columns),
                            [.ptr(residual), .ptr(x), .int(x.rowStride), .ptr(weight), .ptr(out), .int(out.rowStride),
@@ -167,7 +195,7 @@ public final class CUDABackend: ComputeBackend {
     }
 
     public func rope(_ x: Tensor, positions: IntTensor, heads: Int, headDim: Int, inverseFrequencies: Tensor) throws {
-        try expect(x.dtype == .bf16 && headDim % 2 == 0 && headDim / 2 <= 1024, "rope types")
+        try expect(x.dtype == activationDType && headDim % 2 == 0 && headDim / 2 <= 1024, "rope types")
         try kernels.launch(.rope, grid: (x.rows, heads, 1), block: max(32, (headDim / 2 + 31) / 32 * 32),
                            [.ptr(x), .int(x.rowStride), .ptr(positions), .int(headDim), .ptr(inverseFrequencies)])
     }
@@ -181,7 +209,8 @@ public final class CUDABackend: ComputeBackend {
     }
 
     public func writeKV(keys: Tensor, values: Tensor, layer: PagedKVLayer, slots: IntTensor, kvHeads: Int, headDim: Int) throws {
-        try expect(keys.rowStride == values.rowStride && layer.dtype == .bf16 && keys.dtype == .bf16, "writeKV types")
+        try expect(keys.rowStride == values.rowStride && layer.dtype == activationDType && keys.dtype == activationDType,
+                   "writeKV types")
         try kernels.launch(.kv_write, grid: (slots.count, 1, 1), block: 128,
                            [.ptr(keys), .ptr(values), .int(keys.rowStride), .pointer(layer.deviceKeys), .pointer(layer.deviceValues),
                             .ptr(slots), .int(kvHeads * headDim), .int(layer.tokensPerPage), .int64(Int64(layer.pageStride))])
@@ -189,7 +218,7 @@ public final class CUDABackend: ComputeBackend {
 
     public func gatherRows(_ x: Tensor, rows: [Int], out: Tensor) throws {
         guard !rows.isEmpty else { return }
-        try expect(x.dtype == out.dtype && x.dtype == .bf16, "gatherRows types")
+        try expect(x.dtype == out.dtype && x.dtype == activationDType, "gatherRows types")
         let indices = try upload(rows.map { Int32($0) })
         try kernels.launch(.gather_rows, grid: (rows.count, 1, 1), block: 256,
                            [.ptr(x), .int(x.rowStride), .ptr(indices), .ptr(out), .int(out.rowStride), .int(x.columns)])

@@ -44,6 +44,7 @@ final class CUDADriver: @unchecked Sendable {
     let cuEventRecord: @convention(c) (Handle, Handle) -> Result
     let cuEventQuery: @convention(c) (Handle) -> Result
     let cuEventSynchronize: @convention(c) (Handle) -> Result
+    let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, Handle, Handle) -> Result
     let cuEventDestroy: @convention(c) (Handle) -> Result
     let cuStreamWaitEvent: @convention(c) (Handle, Handle, UInt32) -> Result
     let greenContexts: GreenContextAPI?
@@ -95,6 +96,7 @@ final class CUDADriver: @unchecked Sendable {
         cuEventRecord = try library.function("cuEventRecord")
         cuEventQuery = try library.function("cuEventQuery")
         cuEventSynchronize = try library.function("cuEventSynchronize")
+        cuEventElapsedTime = try library.function("cuEventElapsedTime")
         cuEventDestroy = try library.function("cuEventDestroy_v2")
         cuStreamWaitEvent = try library.function("cuStreamWaitEvent")
         greenContexts = try? GreenContextAPI(library: library)

@@ -3,9 +3,18 @@ import Foundation
 /// The compiled kernel module of one GPU and a launcher with checked status.
 final class CUDAKernels: @unchecked Sendable {
     enum Name: String, CaseIterable {
-        case embedding, add_rmsnorm, rope, silu_mul, kv_write, gather_rows, bias_add, sample_rows, gemv_bf16
+        case embedding, add_rmsnorm, rope, silu_mul, kv_write, gather_rows, bias_add, sample_rows
+        case gemv_bf16_1, gemv_bf16_2, gemv_bf16_3, gemv_bf16_4
         case attn_decode, attn_combine, attn_prefill
         case attn_prefill_tc16, attn_prefill_tc32, attn_prefill_tc64, attn_prefill_tc128
+
+        /// Kernels that exist only in bf16 (tensor-core attention, the bf16 GEMV).
+        var bf16Only: Bool {
+            switch self {
+            case .gemv_bf16_1, .gemv_bf16_2, .gemv_bf16_3, .gemv_bf16_4, .attn_prefill_tc16, .attn_prefill_tc32, .attn_prefill_tc64, .attn_prefill_tc128: return true
+            default: return false
+            }
+        }
     }
 
     /// The tensor-core prefill attention kernel for `headDim`, if there is one.
@@ -16,6 +25,15 @@ final class CUDAKernels: @unchecked Sendable {
         case 64: return .attn_prefill_tc64
         case 128: return .attn_prefill_tc128
         default: return nil
+        }
+    }
+    /// The GEMV kernel for `rows` rows of x (1 to 4).
+    static func gemv(rows: Int) -> Name {
+        switch rows {
+        case 1: return .gemv_bf16_1
+        case 2: return .gemv_bf16_2
+        case 3: return .gemv_bf16_3
+        default: return .gemv_bf16_4
         }
     }
     /// Dynamic shared memory of the tensor-core prefill kernel for `headDim`.
@@ -30,11 +48,17 @@ final class CUDAKernels: @unchecked Sendable {
     /// Dynamic shared memory that `attn_prefill` may use.
     let prefillSharedBytes = 116 * 1024
 
-    init(context: CUDAContext) throws {
+    /// The element type of activations, weights and KV pages the kernels were compiled for.
+    let precision: CUDAPrecision
+
+    init(context: CUDAContext, precision: CUDAPrecision) throws {
         self.context = context
+        self.precision = precision
         let start = Date()
         let compiler = NVRTCCompiler()
-        let source = KernelSource.common + KernelSource.elementwise + KernelSource.attention
+        var source = KernelSource.common + KernelSource.activationType(precision) + KernelSource.elementwise + KernelSource.attention
+        if precision == .bf16 { source += KernelSource.attentionTensorCore + KernelSource.gemv }
+        let names = Name.allCases.filter { precision == .bf16 || !$0.bf16Only }
         let cubin = try compiler.cubin(source: source, architecture: context.computeCapability, name: "llmux")
         fromCache = compiler.lastWasCached
         let driver = context.driver
@@ -43,7 +67,7 @@ final class CUDAKernels: @unchecked Sendable {
             try driver.check(driver.cuModuleLoadData(&module, bytes.baseAddress!), "cuModuleLoadData")
         }
         self.module = module
-        for name in Name.allCases {
+        for name in names {
             var function: OpaquePointer?
             try driver.check(driver.cuModuleGetFunction(&function, module, name.rawValue), "cuModuleGetFunction(\(name.rawValue))")
             functions[name] = function
@@ -51,7 +75,7 @@ final class CUDAKernels: @unchecked Sendable {
         // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
         try driver.check(driver.cuFuncSetAttribute(functions[.attn_prefill]!, 8, Int32(prefillSharedBytes)),
                          "cuFuncSetAttribute(attn_prefill, MAX_DYNAMIC_SHARED_SIZE_BYTES)")
-        for headDim in [16, 32, 64, 128] {
+        for headDim in [16, 32, 64, 128] where precision == .bf16 {
             let name = Self.tensorCorePrefill(headDim: headDim)!
             try driver.check(driver.cuFuncSetAttribute(functions[name]!, 8, Int32(Self.tensorCorePrefillShared(headDim: headDim))),
                              "cuFuncSetAttribute(\(name.rawValue), MAX_DYNAMIC_SHARED_SIZE_BYTES)")

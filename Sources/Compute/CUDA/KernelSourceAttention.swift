@@ -17,7 +17,7 @@ __device__ __forceinline__ int sequence_of(const int* query_starts, int sequence
 // Writes unnormalised partial outputs and (max, sum) per split; attn_combine merges them.
 #define MAXG 8
 #define MAXDPL 4
-extern "C" __global__ void attn_decode(const bf16* q, int q_stride, const bf16* k_cache, const bf16* v_cache,
+extern "C" __global__ void attn_decode(const act* q, int q_stride, const act* k_cache, const act* v_cache,
         const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, int sequences,
         int heads, int kv_heads, int head_dim, int tokens_per_page, long long page_stride, float scale,
         float* part_out, float* part_ml) {
@@ -45,7 +45,7 @@ extern "C" __global__ void attn_decode(const bf16* q, int q_stride, const bf16* 
         for (int i = 0; i < MAXDPL; i++) {
             acc[g][i] = 0.0f;
             const int d = d0 + i;
-            qr[g][i] = (g < group && i < dpl && d < head_dim) ? bf2f(q[(long long)t * q_stride + (h0 + g) * head_dim + d]) * scale : 0.0f;
+            qr[g][i] = (g < group && i < dpl && d < head_dim) ? a2f(q[(long long)t * q_stride + (h0 + g) * head_dim + d]) * scale : 0.0f;
         }
     }
     // Each warp takes keys begin + warp, + 4, + 8, ...; two at a time so that both loads are in flight.
@@ -61,8 +61,8 @@ extern "C" __global__ void attn_decode(const bf16* q, int q_stride, const bf16* 
             for (int i = 0; i < MAXDPL; i++) {
                 const int d = d0 + i;
                 const bool ok = live && i < dpl && d < head_dim;
-                kr[u][i] = ok ? bf2f(k_cache[base + d]) : 0.0f;
-                vr[u][i] = ok ? bf2f(v_cache[base + d]) : 0.0f;
+                kr[u][i] = ok ? a2f(k_cache[base + d]) : 0.0f;
+                vr[u][i] = ok ? a2f(v_cache[base + d]) : 0.0f;
             }
         }
         #pragma unroll
@@ -114,7 +114,7 @@ extern "C" __global__ void attn_decode(const bf16* q, int q_stride, const bf16* 
 
 // Merges the splits of attn_decode. grid (tokens, heads), block head_dim.
 extern "C" __global__ void attn_combine(const float* part_out, const float* part_ml, int splits, int heads, int head_dim,
-                                        bf16* out, int out_stride) {
+                                        act* out, int out_stride) {
     const int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
     if (d >= head_dim) return;
     const long long row0 = ((long long)t * heads + h) * splits;
@@ -128,17 +128,17 @@ extern "C" __global__ void attn_combine(const float* part_out, const float* part
         sum += part_ml[(row0 + z) * 2 + 1] * f;
         value += part_out[(row0 + z) * head_dim + d] * f;
     }
-    out[(long long)t * out_stride + h * head_dim + d] = f2bf(sum > 0.0f ? value / sum : 0.0f);
+    out[(long long)t * out_stride + h * head_dim + d] = f2a(sum > 0.0f ? value / sum : 0.0f);
 }
 
 // Causal attention of a 64-query tile of one sequence and one head over its pages, 64 keys at a
 // time (flash-attention style online softmax, f32 math in shared memory). grid
 // (sequences * max_tiles, heads), block 128 = 8 row groups x 16 columns; head_dim % 16 == 0, <= 128.
 // Dynamic shared memory: (2 * head_dim * 65 + 64 * 65) floats.
-extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16* k_cache, const bf16* v_cache,
+extern "C" __global__ void attn_prefill(const act* q, int q_stride, const act* k_cache, const act* v_cache,
         const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, int max_tiles,
         int heads, int kv_heads, int head_dim, int tokens_per_page, long long page_stride, float scale,
-        bf16* out, int out_stride) {
+        act* out, int out_stride) {
     extern __shared__ float smem[];
     const int s = blockIdx.x / max_tiles, tile = blockIdx.x % max_tiles, h = blockIdx.y;
     const int q_start = query_starts[s], q_count = query_starts[s + 1] - q_start;
@@ -157,7 +157,7 @@ extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16*
 
     for (int idx = tid; idx < 64 * head_dim; idx += 128) {
         const int r = idx / head_dim, d = idx % head_dim;
-        qt[d * 65 + r] = r < rows ? bf2f(q[(long long)(q_start + tile * 64 + r) * q_stride + h * head_dim + d]) * scale : 0.0f;
+        qt[d * 65 + r] = r < rows ? a2f(q[(long long)(q_start + tile * 64 + r) * q_stride + h * head_dim + d]) * scale : 0.0f;
     }
     float acc[8][8], m[8], l[8];
     #pragma unroll
@@ -176,7 +176,7 @@ extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16*
             if (j < last_key) {
                 const long long base = (long long)table[j / tokens_per_page] * page_stride
                                      + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim + d;
-                kv = bf2f(k_cache[base]);
+                kv = a2f(k_cache[base]);
             }
             kt[d * 65 + c] = kv;
         }
@@ -233,7 +233,7 @@ extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16*
             if (j < last_key) {
                 const long long base = (long long)table[j / tokens_per_page] * page_stride
                                      + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim + d;
-                vv = bf2f(v_cache[base]);
+                vv = a2f(v_cache[base]);
             }
             vs[c * head_dim + d] = vv;
         }
@@ -259,10 +259,14 @@ extern "C" __global__ void attn_prefill(const bf16* q, int q_stride, const bf16*
         const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
         #pragma unroll
         for (int j = 0; j < 8; j++)
-            if (j < dcols) out[(long long)(q_start + tile * 64 + r) * out_stride + h * head_dim + tx + 16 * j] = f2bf(acc[i][j] * inv);
+            if (j < dcols) out[(long long)(q_start + tile * 64 + r) * out_stride + h * head_dim + tx + 16 * j] = f2a(acc[i][j] * inv);
     }
 }
 
+"""#
+
+    /// The tensor-core prefill attention (bf16 only: `mma.sync` on bf16 operands).
+    static let attentionTensorCore = #"""
 // Tensor-core causal attention of a 64-query tile of one sequence and one head over its pages:
 // bf16 mma.sync (m16n8k16, fp32 accumulation), online softmax in registers, 64 keys at a time.
 // grid (sequences * max_tiles, heads), block 128 (4 warps of 16 query rows). Dynamic shared
