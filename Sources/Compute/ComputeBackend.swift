@@ -89,6 +89,11 @@ public protocol ComputeBackend: AnyObject {
     func siluMul(gateUp: Tensor, out: Tensor) throws
     /// Stores this step's keys and values at their slots.
     func writeKV(keys: Tensor, values: Tensor, layer: PagedKVLayer, slots: IntTensor, kvHeads: Int, headDim: Int) throws
+    /// Rotary embedding of the query and key heads of each row of `qkv` (queries, keys, values side
+    /// by side), then this step's keys and values stored at their slots: `rope` and `writeKV` in one
+    /// pass where the backend fuses them.
+    func ropeWriteKV(qkv: Tensor, queryHeads: Int, kvHeads: Int, headDim: Int, positions: IntTensor, inverseFrequencies: Tensor,
+                     layer: PagedKVLayer, slots: IntTensor) throws
     /// Causal attention of every query over its sequence's pages.
     func pagedAttention(queries: Tensor, layer: PagedKVLayer, batch: AttentionBatch, heads: Int, kvHeads: Int,
                         headDim: Int, scale: Float, out: Tensor) throws
@@ -160,6 +165,14 @@ extension ComputeBackend {
         try makeTensor(rows: rows, columns: columns, dtype: activationDType)
     }
     public func concatenateRows(_ parts: [Tensor]) throws -> Tensor? { nil }
+    public func ropeWriteKV(qkv: Tensor, queryHeads: Int, kvHeads: Int, headDim: Int, positions: IntTensor,
+                            inverseFrequencies: Tensor, layer: PagedKVLayer, slots: IntTensor) throws {
+        try rope(qkv.columns(0, count: (queryHeads + kvHeads) * headDim), positions: positions, heads: queryHeads + kvHeads,
+                 headDim: headDim, inverseFrequencies: inverseFrequencies)
+        try writeKV(keys: qkv.columns(queryHeads * headDim, count: kvHeads * headDim),
+                    values: qkv.columns((queryHeads + kvHeads) * headDim, count: kvHeads * headDim),
+                    layer: layer, slots: slots, kvHeads: kvHeads, headDim: headDim)
+    }
     public var supportsGraphs: Bool { false }
     public func makeGraph(_ body: () throws -> Void) throws -> AnyObject? { nil }
     public func launchGraph(_ graph: AnyObject) throws {}

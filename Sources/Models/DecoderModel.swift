@@ -77,7 +77,6 @@ final class DecoderModel {
         let queries = qkv.columns(0, count: queryWidth)
         let keys = qkv.columns(queryWidth, count: kvWidth)
         let values = qkv.columns(queryWidth + kvWidth, count: kvWidth)
-        let rotated = qkv.columns(0, count: queryWidth + kvWidth)
         let attention = work.attention.rows(0, count: tokens)
         let projected = work.projected.rows(0, count: tokens)
         let gateUp = work.gateUp.rows(0, count: tokens)
@@ -94,10 +93,8 @@ final class DecoderModel {
                 try backend.matmul(normed, weight: layer.key, bias: layer.keyBias, out: keys)
                 try backend.matmul(normed, weight: layer.value, bias: layer.valueBias, out: values)
             }
-            // Query and key heads are adjacent in each row: one rotation covers both.
-            try backend.rope(rotated, positions: positions, heads: heads + kvHeads, headDim: headDim,
-                             inverseFrequencies: weights.inverseFrequencies)
-            try backend.writeKV(keys: keys, values: values, layer: cache, slots: slots, kvHeads: kvHeads, headDim: headDim)
+            try backend.ropeWriteKV(qkv: qkv, queryHeads: heads, kvHeads: kvHeads, headDim: headDim, positions: positions,
+                                    inverseFrequencies: weights.inverseFrequencies, layer: cache, slots: slots)
             try backend.pagedAttention(queries: queries, layer: cache, batch: batch, heads: heads, kvHeads: kvHeads,
                                        headDim: headDim, scale: scale, out: attention)
             try backend.matmul(attention, weight: layer.output, bias: nil, out: projected)

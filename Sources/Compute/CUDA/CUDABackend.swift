@@ -216,6 +216,16 @@ public final class CUDABackend: ComputeBackend {
                             .ptr(slots), .int(kvHeads * headDim), .int(layer.tokensPerPage), .int64(Int64(layer.pageStride))])
     }
 
+    public func ropeWriteKV(qkv: Tensor, queryHeads: Int, kvHeads: Int, headDim: Int, positions: IntTensor,
+                            inverseFrequencies: Tensor, layer: PagedKVLayer, slots: IntTensor) throws {
+        try expect(qkv.dtype == activationDType && layer.dtype == activationDType && headDim % 2 == 0
+                   && qkv.columns >= (queryHeads + 2 * kvHeads) * headDim, "ropeWriteKV types")
+        try kernels.launch(.rope_kv_write, grid: (qkv.rows, 1, 1), block: 256,
+                           [.ptr(qkv), .int(qkv.rowStride), .ptr(positions), .int(queryHeads), .int(kvHeads), .int(headDim),
+                            .ptr(inverseFrequencies), .pointer(layer.deviceKeys), .pointer(layer.deviceValues), .ptr(slots),
+                            .int(layer.tokensPerPage), .int64(Int64(layer.pageStride))])
+    }
+
     public func gatherRows(_ x: Tensor, rows: [Int], out: Tensor) throws {
         guard !rows.isEmpty else { return }
         try expect(x.dtype == out.dtype && x.dtype == activationDType, "gatherRows types")

@@ -110,6 +110,34 @@ extern "C" __global__ void kv_write(const act* k, const act* v, int stride, act*
     }
 }
 
+// rope then kv_write of one token per block (block 256): the query and key heads of the row are
+// rotated in place and the rotated keys, with the values, stored at the token's slot.
+extern "C" __global__ void rope_kv_write(act* qkv, int stride, const int* positions, int q_heads, int kv_heads, int head_dim,
+                                         const float* inv_freq, act* k_cache, act* v_cache, const int* slots,
+                                         int tokens_per_page, long long page_stride) {
+    const int half = head_dim / 2, kv_dim = kv_heads * head_dim, rotated = q_heads + kv_heads;
+    act* row = qkv + (long long)blockIdx.x * stride;
+    const float position = (float)positions[blockIdx.x];
+    const int slot = slots[blockIdx.x];
+    const long long base = slot < 0 ? 0 : (long long)(slot / tokens_per_page) * page_stride + (long long)(slot % tokens_per_page) * kv_dim;
+    for (int i = threadIdx.x; i < rotated * half; i += blockDim.x) {
+        const int h = i / half, j = i % half;
+        float s, c;
+        sincosf(position * inv_freq[j], &s, &c);
+        act* v = row + h * head_dim;
+        const float x1 = a2f(v[j]), x2 = a2f(v[j + half]);
+        const act y1 = f2a(x1 * c - x2 * s), y2 = f2a(x2 * c + x1 * s);
+        v[j] = y1;
+        v[j + half] = y2;
+        if (h >= q_heads && slot >= 0) {
+            k_cache[base + (h - q_heads) * head_dim + j] = y1;
+            k_cache[base + (h - q_heads) * head_dim + j + half] = y2;
+        }
+    }
+    if (slot >= 0)
+        for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) v_cache[base + i] = row[rotated * head_dim + i];
+}
+
 extern "C" __global__ void gather_rows(const act* x, int x_stride, const int* rows, act* out, int out_stride, int cols) {
     for (int i = threadIdx.x; i < cols; i += blockDim.x)
         out[(long long)blockIdx.x * out_stride + i] = x[(long long)rows[blockIdx.x] * x_stride + i];
