@@ -64,6 +64,9 @@ public final class EngineCore {
 
     /// True while any sequence is waiting or running, or any job is in flight (an aborted
     /// sequence's job still has to be collected before its pages are free).
+    /// Time spent in each phase of `step()` so far (synchronous executors; benchmarks read it).
+    public private(set) var phaseTimes = StepPhaseTimes()
+
     public var hasWork: Bool { scheduler.liveCount > 0 || scheduler.inFlightCount > 0 }
 
     /// The scheduler's state, for tests and metrics.
@@ -98,8 +101,11 @@ public final class EngineCore {
     /// jobs that finished. A failing job fails its own sequences (with the message), never the
     /// process or other jobs' sequences.
     public func step() -> [SequenceEvent] {
-        let elapsed = clock.now - started
+        let scheduleStart = clock.now
+        let elapsed = scheduleStart - started
         let plan = scheduler.schedule(now: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        let executeStart = clock.now
+        phaseTimes.schedule += executeStart - scheduleStart
         var events: [SequenceEvent] = []
         if let asynchronousExecutor {
             var launched = false
@@ -123,8 +129,11 @@ public final class EngineCore {
         } else if !plan.isEmpty {
             do {
                 let result = try executor.execute(plan)
+                let postprocessStart = clock.now
+                phaseTimes.execute += postprocessStart - executeStart
                 // One result for the whole plan; each job takes its own sequences' samples.
                 for job in plan.jobs { events += completeJob(job.ticket, result: result) }
+                phaseTimes.postprocess += clock.now - postprocessStart
             } catch {
                 for job in plan.jobs { events += failJob(job.ticket, message: "\(error)") }
             }
@@ -156,4 +165,15 @@ public final class EngineCore {
             return SequenceEvent(sequenceID: id, token: nil, textDelta: "", finishReason: .error, errorMessage: message)
         }
     }
+}
+
+/// Accumulated time of the phases of engine steps: planning, running the plan (host launch and
+/// the wait for the device), and turning samples into events.
+public struct StepPhaseTimes: Sendable {
+    /// Scheduler time.
+    public var schedule: Duration = .zero
+    /// Executor time (on a GPU: launching, then waiting for the samples).
+    public var execute: Duration = .zero
+    /// Bookkeeping of the results.
+    public var postprocess: Duration = .zero
 }

@@ -77,7 +77,8 @@ struct BenchEngineCommand: ParsableCommand {
         for batch in batchSizes {
             report("batch \(batch): prefill \(batch)×\(promptLength) tokens, then \(decodeSteps) decode steps …")
             let timing = try measure(runner: runner, vocabulary: config.vocabSize, batch: batch, promptLength: promptLength,
-                                     steps: decodeSteps, timer: trace ? (backend as? CUDABackend)?.makeStepTimer() : nil)
+                                     steps: decodeSteps, timer: trace ? (backend as? CUDABackend)?.makeStepTimer() : nil,
+                                     cuda: backend as? CUDABackend)
             let prefillTokens = Double(batch * promptLength)
             let prefillFlops = cost.prefillFlops(batch: batch, promptLength: promptLength)
             let decodeRate = Double(batch) * Double(timing.decodeSteps) / timing.decodeSeconds
@@ -110,7 +111,7 @@ struct BenchEngineCommand: ParsableCommand {
     }
 
     private func measure(runner: ModelRunner, vocabulary: Int, batch: Int, promptLength: Int, steps decodeSteps: Int,
-                         timer: GPUStepTimer? = nil) throws
+                         timer: GPUStepTimer? = nil, cuda: CUDABackend? = nil) throws
         -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int, trace: StepTrace?) {
         let id = ModelID("bench")
         let engine = EngineCore(executor: runner, tokenizers: [:],
@@ -131,16 +132,29 @@ struct BenchEngineCommand: ParsableCommand {
         }
         let prefillSeconds = Date().timeIntervalSince(prefillStart)
         var trace = timer.map { _ in StepTrace() }
+        // LLMUX_PROFILE_DECODE=1: the profiler's range covers the decode steps only (for ncu).
+        let profiled = ProcessInfo.processInfo.environment["LLMUX_PROFILE_DECODE"] == "1" ? cuda : nil
+        try profiled?.setProfilerRange(active: true)
+        defer { try? profiled?.setProfilerRange(active: false) }
+        let phasesBefore = engine.phaseTimes
         let decodeStart = Date()
         for _ in 0..<decodeSteps {
             let stepStart = Date()
-            try timer?.begin()
+            timer?.begin()
             if let failed = engine.step().first(where: { $0.errorMessage != nil }) { throw CommandFailure(failed.errorMessage!) }
             if let timer {
                 trace?.gpuMilliseconds.append(try timer.finish())
                 trace?.wallMilliseconds.append(Date().timeIntervalSince(stepStart) * 1000)
             }
         }
+        let phases = engine.phaseTimes
+        func perStep(_ after: Duration, _ before: Duration) -> Double {
+            let spent = (after - before).components
+            return (Double(spent.seconds) * 1000 + Double(spent.attoseconds) * 1e-15) / Double(decodeSteps)
+        }
+        trace?.schedulePerStepMilliseconds = perStep(phases.schedule, phasesBefore.schedule)
+        trace?.executePerStepMilliseconds = perStep(phases.execute, phasesBefore.execute)
+        trace?.postprocessPerStepMilliseconds = perStep(phases.postprocess, phasesBefore.postprocess)
         return (prefillSeconds, Date().timeIntervalSince(decodeStart), decodeSteps, trace)
     }
 

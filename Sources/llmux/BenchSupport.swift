@@ -91,14 +91,20 @@ struct BenchRow: Codable {
 struct StepTrace: Codable {
     var wallMilliseconds: [Double] = []
     var gpuMilliseconds: [Double] = []
+    /// Mean host milliseconds per step in the engine's phases.
+    var schedulePerStepMilliseconds = 0.0
+    var executePerStepMilliseconds = 0.0
+    var postprocessPerStepMilliseconds = 0.0
 
     /// One line: medians, the GPU's busy share, and the host gap per step.
     var summary: String {
         func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
         let wall = median(wallMilliseconds), gpu = median(gpuMilliseconds)
         let busy = wallMilliseconds.reduce(0, +) > 0 ? gpuMilliseconds.reduce(0, +) / wallMilliseconds.reduce(0, +) : 0
-        return String(format: "decode step median: host %.3f ms, GPU %.3f ms, gap %.3f ms; GPU busy %.1f%% of the decode time",
-                      wall, gpu, wall - gpu, busy * 100)
+        return String(format: "decode step median: host %.3f ms, GPU from first work %.3f ms, host before it %.3f ms; GPU span %.1f%% of the decode time; "
+                      + "mean per step: schedule %.3f ms, execute %.3f ms, postprocess %.3f ms",
+                      wall, gpu, wall - gpu, busy * 100, schedulePerStepMilliseconds, executePerStepMilliseconds,
+                      postprocessPerStepMilliseconds)
     }
 }
 

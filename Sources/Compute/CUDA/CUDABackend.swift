@@ -58,6 +58,8 @@ public final class CUDABackend: ComputeBackend {
     /// While a graph is recorded: scratch must not be shared with other graphs.
     var capturing = false
     var captureRetained: [DeviceBuffer] = []
+    /// A step timer waiting for the step's first device work (`llmux bench engine --trace`).
+    var armedTimer: GPUStepTimer?
     /// Graphs recorded so far (for reports).
     public internal(set) var graphCount = 0
 
@@ -128,6 +130,7 @@ public final class CUDABackend: ComputeBackend {
 
     public func upload(_ values: [Int32]) throws -> IntTensor {
         try context.makeCurrent()
+        try markTimerStart()
         let buffer = try values.withUnsafeBytes { try context.stage($0) }
         return IntTensor(buffer: buffer, count: values.count)
     }
@@ -218,9 +221,9 @@ public final class CUDABackend: ComputeBackend {
 
     public func ropeWriteKV(qkv: Tensor, queryHeads: Int, kvHeads: Int, headDim: Int, positions: IntTensor,
                             inverseFrequencies: Tensor, layer: PagedKVLayer, slots: IntTensor) throws {
-        try expect(qkv.dtype == activationDType && layer.dtype == activationDType && headDim % 2 == 0
+        try expect(qkv.dtype == activationDType && layer.dtype == activationDType && headDim % 2 == 0 && headDim <= 2048
                    && qkv.columns >= (queryHeads + 2 * kvHeads) * headDim, "ropeWriteKV types")
-        try kernels.launch(.rope_kv_write, grid: (qkv.rows, 1, 1), block: 256,
+        try kernels.launch(.rope_kv_write, grid: (qkv.rows, queryHeads + kvHeads, 1), block: max(32, (headDim / 2 + 31) / 32 * 32),
                            [.ptr(qkv), .int(qkv.rowStride), .ptr(positions), .int(queryHeads), .int(kvHeads), .int(headDim),
                             .ptr(inverseFrequencies), .pointer(layer.deviceKeys), .pointer(layer.deviceValues), .ptr(slots),
                             .int(layer.tokensPerPage), .int64(Int64(layer.pageStride))])
@@ -261,6 +264,7 @@ public final class CUDABackend: ComputeBackend {
     }
 
     /// Threads of a row-norm block for `columns` columns.
+    /// (Four values a thread: measured faster than eight on an H100 at 4,096 columns, 5.3 against 6.7 us.)
     private func normThreads(_ columns: Int) -> Int { min(1024, max(32, (columns / 4 + 31) / 32 * 32)) }
 
     /// Device scratch of at least `bytes`, reused (stream order keeps uses apart).

@@ -48,6 +48,9 @@ final class CUDADriver: @unchecked Sendable {
     let cuEventDestroy: @convention(c) (Handle) -> Result
     let cuStreamWaitEvent: @convention(c) (Handle, Handle, UInt32) -> Result
     let greenContexts: GreenContextAPI?
+    /// Profiler range control (for `ncu --profile-from-start off`; optional).
+    let cuProfilerStart: (@convention(c) () -> Result)?
+    let cuProfilerStop: (@convention(c) () -> Result)?
     let cuStreamBeginCapture: BeginCapture?
     let cuStreamEndCapture: EndCapture?
     let cuGraphInstantiateWithFlags: Instantiate?
@@ -100,6 +103,8 @@ final class CUDADriver: @unchecked Sendable {
         cuEventDestroy = try library.function("cuEventDestroy_v2")
         cuStreamWaitEvent = try library.function("cuStreamWaitEvent")
         greenContexts = try? GreenContextAPI(library: library)
+        cuProfilerStart = try? library.function("cuProfilerStart")
+        cuProfilerStop = try? library.function("cuProfilerStop")
         cuStreamBeginCapture = try? library.function("cuStreamBeginCapture_v2", as: BeginCapture.self)
         cuStreamEndCapture = try? library.function("cuStreamEndCapture", as: EndCapture.self)
         cuGraphInstantiateWithFlags = try? library.function("cuGraphInstantiateWithFlags", as: Instantiate.self)

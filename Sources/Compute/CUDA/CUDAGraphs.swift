@@ -61,6 +61,7 @@ extension CUDABackend {
     public func launchGraph(_ graph: AnyObject) throws {
         guard let graph = graph as? CUDAGraph else { throw CUDAError("launchGraph: not a CUDA graph") }
         let driver = context.driver
+        try markTimerStart()
         try driver.check(driver.cuGraphLaunch!(graph.exec, context.stream), "cuGraphLaunch")
     }
 
@@ -91,6 +92,7 @@ extension CUDABackend {
     public func upload(_ values: [Int32], into destination: IntTensor) throws {
         try expect(values.count * 4 <= destination.buffer.byteCount, "upload of \(values.count) values into \(destination.count)")
         try context.makeCurrent()
+        try markTimerStart()
         try values.withUnsafeBytes { try context.upload($0, to: destination.deviceAddress) }
     }
 

@@ -17,6 +17,8 @@ final class StreamSlot: @unchecked Sendable {
     var matmulWorkspace: DeviceBuffer?
     var attentionScratch: DeviceBuffer?
     var sampleScratch: DeviceBuffer?
+    /// Per-chunk partial results of the greedy sampling kernels.
+    var samplePartials: DeviceBuffer?
     /// Some of this stream's products ran on the main stream: graphs recorded here would miss the
     /// ordering between the two streams, so jobs on it run without graphs.
     var usesMainStream = false

@@ -31,8 +31,18 @@ extension CUDABackend {
         if onDevice.contains(true) {
             let buffer = try scratchForSampling(2 * deviceBytes)
             let ids = buffer.deviceAddress, logprobs = ids + UInt64(deviceBytes)
-            try kernels.launch(.sample_rows, grid: (rows, 1, 1), block: 1024,
-                               [.ptr(logits), .int(logits.rowStride), .int(logits.columns), .int(k), .pointer(ids), .pointer(logprobs)])
+            if k == 0 {
+                // Argmax and its log-probability only: the vocabulary split over many blocks.
+                let chunks = max(1, min(64, logits.columns / 2048))
+                let partial = try scratchForSampling(rows * chunks * 12, partial: true)
+                try kernels.launch(.argmax_partial, grid: (rows, chunks, 1), block: 256,
+                                   [.ptr(logits), .int(logits.rowStride), .int(logits.columns), .pointer(partial.deviceAddress)])
+                try kernels.launch(.argmax_combine, grid: (rows, 1, 1), block: 32,
+                                   [.pointer(partial.deviceAddress), .int(chunks), .pointer(ids), .pointer(logprobs)])
+            } else {
+                try kernels.launch(.sample_rows, grid: (rows, 1, 1), block: 1024,
+                                   [.ptr(logits), .int(logits.rowStride), .int(logits.columns), .int(k), .pointer(ids), .pointer(logprobs)])
+            }
             try context.driver.check(context.driver.cuMemcpyDtoHAsync(host.address, ids, 2 * deviceBytes, context.stream),
                                      "cuMemcpyDtoHAsync(\(2 * deviceBytes))")
         }
@@ -47,10 +57,12 @@ extension CUDABackend {
                               columns: logits.columns)
     }
 
-    private func scratchForSampling(_ bytes: Int) throws -> DeviceBuffer {
-        if let existing = current.sampleScratch, existing.byteCount >= bytes { return existing }
+    /// The selected stream's sampling scratch, or (`partial`) a second buffer for per-chunk partials.
+    private func scratchForSampling(_ bytes: Int, partial: Bool = false) throws -> DeviceBuffer {
+        let existing = partial ? current.samplePartials : current.sampleScratch
+        if let existing, existing.byteCount >= bytes { return existing }
         let buffer = try context.allocate(max(bytes, 1 << 16))
-        current.sampleScratch = buffer
+        if partial { current.samplePartials = buffer } else { current.sampleScratch = buffer }
         return buffer
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
 
-/// GPU time between two points of the main stream (timing events), for `llmux bench engine
-/// --trace`: with the host's wall time of the same step it splits a step into GPU work and the
-/// time the GPU waited for the host.
+/// GPU time of a step, from its first queued work to the end of the main stream (timing events),
+/// for `llmux bench engine --trace`: with the host's wall time of the same step it splits a step
+/// into the span the device worked on and the host time before it.
 public final class GPUStepTimer {
     private let backend: CUDABackend
     private var start: OpaquePointer?
@@ -22,15 +22,20 @@ public final class GPUStepTimer {
         _ = driver.cuEventDestroy(end)
     }
 
-    /// Marks the start of the timed work on the main stream.
-    public func begin() throws {
+    /// Arms the timer: the start is marked when the step queues its first device work (so the
+    /// host's planning before it counts as a gap, not as GPU time).
+    public func begin() { backend.armedTimer = self }
+
+    /// Marks the start on the stream that work is queued on now.
+    func markStart() throws {
         let driver = backend.context.driver
-        try driver.check(driver.cuEventRecord(start, backend.mainSlot.stream), "cuEventRecord")
+        try driver.check(driver.cuEventRecord(start, backend.context.stream), "cuEventRecord")
     }
 
-    /// Marks the end, waits for it, and returns the GPU milliseconds since `begin()`.
+    /// Marks the end, waits for it, and returns the GPU milliseconds since the step's first work.
     public func finish() throws -> Double {
         let driver = backend.context.driver
+        if backend.armedTimer === self { try backend.markTimerStart() }
         try driver.check(driver.cuEventRecord(end, backend.mainSlot.stream), "cuEventRecord")
         try driver.check(driver.cuEventSynchronize(end), "cuEventSynchronize")
         var milliseconds: Float = 0
@@ -40,6 +45,22 @@ public final class GPUStepTimer {
 }
 
 extension CUDABackend {
+    /// Marks the armed timer's start, if one waits for the step's first work.
+    func markTimerStart() throws {
+        guard let timer = armedTimer else { return }
+        armedTimer = nil
+        try timer.markStart()
+    }
+
+    /// Starts or stops the profiler's range (`ncu --profile-from-start off` then profiles only the
+    /// kernels in between); a no-op where the driver lacks the calls.
+    public func setProfilerRange(active: Bool) throws {
+        let driver = context.driver
+        if let call = active ? driver.cuProfilerStart : driver.cuProfilerStop {
+            try driver.check(call(), active ? "cuProfilerStart" : "cuProfilerStop")
+        }
+    }
+
     /// A timer over the main stream (where unpartitioned steps run).
     public func makeStepTimer() throws -> GPUStepTimer { try GPUStepTimer(backend: self) }
 }

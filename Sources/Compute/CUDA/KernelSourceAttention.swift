@@ -112,23 +112,35 @@ extern "C" __global__ void attn_decode(const act* q, int q_stride, const act* k_
     }
 }
 
-// Merges the splits of attn_decode. grid (tokens, heads), block head_dim.
+// Merges the splits of attn_decode (at most 1024). grid (tokens, heads), block head_dim rounded up
+// to a warp: warp 0 weighs the splits once, then every thread sums its dimension.
 extern "C" __global__ void attn_combine(const float* part_out, const float* part_ml, int splits, int heads, int head_dim,
                                         act* out, int out_stride) {
-    const int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
-    if (d >= head_dim) return;
+    __shared__ float weight[1024];
+    __shared__ float total;
+    const int t = blockIdx.x, h = blockIdx.y;
     const long long row0 = ((long long)t * heads + h) * splits;
-    float mx = -__int_as_float(0x7f800000);
-    for (int z = 0; z < splits; z++) mx = fmaxf(mx, part_ml[(row0 + z) * 2]);
-    float sum = 0.0f, value = 0.0f;
-    for (int z = 0; z < splits; z++) {
-        const float mz = part_ml[(row0 + z) * 2];
-        if (mz == -__int_as_float(0x7f800000)) continue;
-        const float f = expf(mz - mx);
-        sum += part_ml[(row0 + z) * 2 + 1] * f;
-        value += part_out[(row0 + z) * head_dim + d] * f;
+    const float NEG = -__int_as_float(0x7f800000);
+    if (threadIdx.x < 32) {
+        float mx = NEG;
+        for (int z = threadIdx.x; z < splits; z += 32) mx = fmaxf(mx, part_ml[(row0 + z) * 2]);
+        mx = warp_max(mx);
+        float sum = 0.0f;
+        for (int z = threadIdx.x; z < splits; z += 32) {
+            const float mz = part_ml[(row0 + z) * 2];
+            const float f = mz == NEG ? 0.0f : expf(mz - mx);
+            weight[z] = f;
+            sum += part_ml[(row0 + z) * 2 + 1] * f;
+        }
+        sum = warp_sum(sum);
+        if (threadIdx.x == 0) total = sum;
     }
-    out[(long long)t * out_stride + h * head_dim + d] = f2a(sum > 0.0f ? value / sum : 0.0f);
+    __syncthreads();
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float value = 0.0f;
+        for (int z = 0; z < splits; z++) value += part_out[(row0 + z) * head_dim + d] * weight[z];
+        out[(long long)t * out_stride + h * head_dim + d] = f2a(total > 0.0f ? value / total : 0.0f);
+    }
 }
 
 // Causal attention of a 64-query tile of one sequence and one head over its pages, 64 keys at a

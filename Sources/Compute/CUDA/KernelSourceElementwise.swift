@@ -59,20 +59,46 @@ extern "C" __global__ void embedding(const int* ids, const act* table, float* ou
         out[(long long)blockIdx.x * dim + i] = a2f(table[row * dim + i]);
 }
 
-// residual += x (when x is not null), then out = rmsnorm(residual) * w. One block per row.
+// residual += x (when x is not null), then out = rmsnorm(residual) * w. One block per row; rows
+// of at most 8 * blockDim values stay in registers between the sum of squares and the output.
 extern "C" __global__ void add_rmsnorm(float* residual, const act* x, int x_stride, const act* w, act* out,
                                        int out_stride, int dim, float eps) {
     float* r = residual + (long long)blockIdx.x * dim;
+    const act* xr = x ? x + (long long)blockIdx.x * x_stride : 0;
+    act* o = out + (long long)blockIdx.x * out_stride;
+    if (dim <= 8 * (int)blockDim.x) {
+        float v[8];
+        float ss = 0.0f;
+        #pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            v[k] = 0.0f;
+            if (i < dim) {
+                v[k] = xr ? r[i] + a2f(xr[i]) : r[i];
+                ss += v[k] * v[k];
+            }
+        }
+        ss = block_sum(ss);
+        const float scale = rsqrtf(ss / (float)dim + eps);
+        #pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            if (i < dim) {
+                if (xr) r[i] = v[k];
+                o[i] = f2a(v[k] * scale * a2f(w[i]));
+            }
+        }
+        return;
+    }
     float ss = 0.0f;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) {
         float v = r[i];
-        if (x) { v += a2f(x[(long long)blockIdx.x * x_stride + i]); r[i] = v; }
+        if (xr) { v += a2f(xr[i]); r[i] = v; }
         ss += v * v;
     }
     ss = block_sum(ss);
     const float scale = rsqrtf(ss / (float)dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x)
-        out[(long long)blockIdx.x * out_stride + i] = f2a(r[i] * scale * a2f(w[i]));
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] = f2a(r[i] * scale * a2f(w[i]));
 }
 
 // Rotary embedding (rotate-half form) in place. grid (tokens, heads), block half.
@@ -110,32 +136,32 @@ extern "C" __global__ void kv_write(const act* k, const act* v, int stride, act*
     }
 }
 
-// rope then kv_write of one token per block (block 256): the query and key heads of the row are
-// rotated in place and the rotated keys, with the values, stored at the token's slot.
+// rope then kv_write: grid (tokens, query heads + kv heads), block half a head (at least 32).
+// Block y rotates head y of the token's row in place; a key head's block also stores its rotated
+// key and its value head at the token's slot.
 extern "C" __global__ void rope_kv_write(act* qkv, int stride, const int* positions, int q_heads, int kv_heads, int head_dim,
                                          const float* inv_freq, act* k_cache, act* v_cache, const int* slots,
                                          int tokens_per_page, long long page_stride) {
-    const int half = head_dim / 2, kv_dim = kv_heads * head_dim, rotated = q_heads + kv_heads;
+    const int half = head_dim / 2, j = threadIdx.x, h = blockIdx.y;
+    if (j >= half) return;
     act* row = qkv + (long long)blockIdx.x * stride;
-    const float position = (float)positions[blockIdx.x];
+    act* v = row + h * head_dim;
+    float s, c;
+    sincosf((float)positions[blockIdx.x] * inv_freq[j], &s, &c);
+    const float x1 = a2f(v[j]), x2 = a2f(v[j + half]);
+    const act y1 = f2a(x1 * c - x2 * s), y2 = f2a(x2 * c + x1 * s);
+    v[j] = y1;
+    v[j + half] = y2;
     const int slot = slots[blockIdx.x];
-    const long long base = slot < 0 ? 0 : (long long)(slot / tokens_per_page) * page_stride + (long long)(slot % tokens_per_page) * kv_dim;
-    for (int i = threadIdx.x; i < rotated * half; i += blockDim.x) {
-        const int h = i / half, j = i % half;
-        float s, c;
-        sincosf(position * inv_freq[j], &s, &c);
-        act* v = row + h * head_dim;
-        const float x1 = a2f(v[j]), x2 = a2f(v[j + half]);
-        const act y1 = f2a(x1 * c - x2 * s), y2 = f2a(x2 * c + x1 * s);
-        v[j] = y1;
-        v[j + half] = y2;
-        if (h >= q_heads && slot >= 0) {
-            k_cache[base + (h - q_heads) * head_dim + j] = y1;
-            k_cache[base + (h - q_heads) * head_dim + j + half] = y2;
-        }
-    }
-    if (slot >= 0)
-        for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) v_cache[base + i] = row[rotated * head_dim + i];
+    if (h < q_heads || slot < 0) return;
+    const int kv_dim = kv_heads * head_dim, kvh = h - q_heads;
+    const long long base = (long long)(slot / tokens_per_page) * page_stride + (long long)(slot % tokens_per_page) * kv_dim
+                         + (long long)kvh * head_dim;
+    k_cache[base + j] = y1;
+    k_cache[base + j + half] = y2;
+    const act* value = row + (q_heads + kv_heads) * head_dim + kvh * head_dim;
+    v_cache[base + j] = value[j];
+    v_cache[base + j + half] = value[j + half];
 }
 
 extern "C" __global__ void gather_rows(const act* x, int x_stride, const int* rows, act* out, int out_stride, int cols) {
@@ -149,6 +175,70 @@ extern "C" __global__ void bias_add(act* out, int stride, const float* bias, int
         act* p = out + (long long)blockIdx.x * stride + i;
         *p = f2a(a2f(*p) + bias[i]);
     }
+}
+
+// Greedy rows without top log-probabilities in two kernels, so a row's vocabulary is read by many
+// SMs: grid (rows, chunks), block 256, each block writes its chunk's (max, first argmax, sum of
+// exp(x - max)); argmax_combine (one warp per row) merges them into the row's token id and its
+// log-probability.
+extern "C" __global__ void argmax_partial(const float* logits, int stride, int vocab, float* partial) {
+    __shared__ float sv[8], ss[8];
+    __shared__ int si[8];
+    const float* x = logits + (long long)blockIdx.x * stride;
+    const int chunk = (vocab + gridDim.y - 1) / gridDim.y;
+    const int begin = blockIdx.y * chunk, end = min(vocab, begin + chunk);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float m = -__int_as_float(0x7f800000), sum = 0.0f;
+    int index = 0x7fffffff;
+    for (int i = begin + threadIdx.x; i < end; i += blockDim.x) {
+        const float v = x[i];
+        if (v > m) { sum = sum * expf(m - v) + 1.0f; m = v; index = i; }
+        else sum += expf(v - m);
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, sum, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, index, o);
+        const float nm = fmaxf(m, om);
+        sum = (m == -__int_as_float(0x7f800000) ? 0.0f : sum * expf(m - nm)) + (om == -__int_as_float(0x7f800000) ? 0.0f : os * expf(om - nm));
+        if (om > m || (om == m && oi < index)) index = oi;
+        m = nm;
+    }
+    if (lane == 0) { sv[warp] = m; ss[warp] = sum; si[warp] = index; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++) {
+            const float nm = fmaxf(m, sv[w]);
+            sum = (m == -__int_as_float(0x7f800000) ? 0.0f : sum * expf(m - nm)) + (sv[w] == -__int_as_float(0x7f800000) ? 0.0f : ss[w] * expf(sv[w] - nm));
+            if (sv[w] > m || (sv[w] == m && si[w] < index)) index = si[w];
+            m = nm;
+        }
+        float* out = partial + ((long long)blockIdx.x * gridDim.y + blockIdx.y) * 3;
+        out[0] = m; out[1] = sum; out[2] = __int_as_float(index);
+    }
+}
+extern "C" __global__ void argmax_combine(const float* partial, int chunks, int* ids, float* logprobs) {
+    const int lane = threadIdx.x;
+    const float* p = partial + (long long)blockIdx.x * chunks * 3;
+    float m = -__int_as_float(0x7f800000), sum = 0.0f;
+    int index = 0x7fffffff;
+    for (int c = lane; c < chunks; c += 32) {
+        const float cm = p[c * 3], cs = p[c * 3 + 1];
+        const int ci = __float_as_int(p[c * 3 + 2]);
+        if (cm == -__int_as_float(0x7f800000)) continue;
+        const float nm = fmaxf(m, cm);
+        sum = (m == -__int_as_float(0x7f800000) ? 0.0f : sum * expf(m - nm)) + cs * expf(cm - nm);
+        if (cm > m || (cm == m && ci < index)) index = ci;
+        m = nm;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, sum, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, index, o);
+        const float nm = fmaxf(m, om);
+        sum = (m == -__int_as_float(0x7f800000) ? 0.0f : sum * expf(m - nm)) + (om == -__int_as_float(0x7f800000) ? 0.0f : os * expf(om - nm));
+        if (om > m || (om == m && oi < index)) index = oi;
+        m = nm;
+    }
+    if (lane == 0) { ids[blockIdx.x] = index; logprobs[blockIdx.x] = -logf(sum); }
 }
 
 // One block per row of f32 logits: argmax (first on ties), log-sum-exp, and the top `k`
