@@ -30,10 +30,11 @@ run b1_gemv 150 "$BIN" "${B1[@]}" --json "$OUT/b1_gemv.json"
 run b1_cublaslt 150 env LLMUX_CUDA_GEMV=0 "$BIN" "${B1[@]}" --json "$OUT/b1_cublaslt.json"
 run concurrent 300 "$BIN" bench engine --device cuda --model "$MODEL" --batches 64,256 --prompt-length 128 \
     --decode-steps 127 --trace --json "$OUT/concurrent.json"
-run transformers 400 env PYTHONUNBUFFERED=1 python3 "$HERE/transformers_baseline.py" "$MODEL" --concurrency 64,256
+run transformers 400 env PYTHONUNBUFFERED=1 python3 "$HERE/transformers_baseline.py" "$MODEL" --concurrency 64,256 \
+    --attention "${HF_ATTENTION:-paged|sdpa}"
 grep -E '^(generate|attention)' "$OUT/transformers.log"
 tail -3 "$OUT/transformers.log" | grep -v '^{' | tail -2
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" <<'PY' | tee "$OUT/summary.txt"
 import json, sys
 out = sys.argv[1]
 def load(name):

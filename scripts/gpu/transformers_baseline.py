@@ -66,7 +66,7 @@ def main():
     parser.add_argument("--concurrency", default="64,256")
     parser.add_argument("--prompt-length", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--attention", default="sdpa_paged")
+    parser.add_argument("--attention", default="paged|sdpa")
     args = parser.parse_args()
     import transformers
     model = load(args.checkpoint, args.attention)

@@ -15,6 +15,17 @@ __device__ __forceinline__ int sequence_of(const int* query_starts, int sequence
 // (split z covers keys [z * ceil(context / splits), (z + 1) * ceil(context / splits))).
 // grid (tokens, kv_heads, splits), block 128 (4 warps, each taking every 4th key).
 // Writes unnormalised partial outputs and (max, sum) per split; attn_combine merges them.
+// Four consecutive activations (16-byte aligned for f32, 8-byte for bf16) as floats, in one load.
+__device__ __forceinline__ void load4(const act* p, float* f) {
+    if (sizeof(act) == 2) {
+        const uint2 v = *(const uint2*)p;
+        f[0] = __uint_as_float(v.x << 16); f[1] = __uint_as_float(v.x & 0xffff0000u);
+        f[2] = __uint_as_float(v.y << 16); f[3] = __uint_as_float(v.y & 0xffff0000u);
+    } else {
+        const float4 v = *(const float4*)p;
+        f[0] = v.x; f[1] = v.y; f[2] = v.z; f[3] = v.w;
+    }
+}
 #define MAXG 8
 #define MAXDPL 4
 extern "C" __global__ void attn_decode(const act* q, int q_stride, const act* k_cache, const act* v_cache,
@@ -48,15 +59,22 @@ extern "C" __global__ void attn_decode(const act* q, int q_stride, const act* k_
             qr[g][i] = (g < group && i < dpl && d < head_dim) ? a2f(q[(long long)t * q_stride + (h0 + g) * head_dim + d]) * scale : 0.0f;
         }
     }
-    // Each warp takes keys begin + warp, + 4, + 8, ...; two at a time so that both loads are in flight.
-    for (int j0 = begin + warp; j0 < end; j0 += 8) {
-        float kr[2][MAXDPL], vr[2][MAXDPL];
+    // Each warp takes keys begin + warp, + 4, + 8, ...; four at a time so that their loads are in
+    // flight together (at 256 sequences two at a time left the kernel at a third of the bandwidth).
+    const bool whole_rows = head_dim == 4 * 32;   // four values a lane: one vector load
+    for (int j0 = begin + warp; j0 < end; j0 += 16) {
+        float kr[4][MAXDPL], vr[4][MAXDPL];
         #pragma unroll
-        for (int u = 0; u < 2; u++) {
+        for (int u = 0; u < 4; u++) {
             const int j = j0 + 4 * u;
             const bool live = j < end;
             const long long base = live ? (long long)table[j / tokens_per_page] * page_stride
                                           + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim : 0;
+            if (whole_rows && live) {
+                load4(k_cache + base + d0, kr[u]);
+                load4(v_cache + base + d0, vr[u]);
+                continue;
+            }
             #pragma unroll
             for (int i = 0; i < MAXDPL; i++) {
                 const int d = d0 + i;
@@ -66,7 +84,7 @@ extern "C" __global__ void attn_decode(const act* q, int q_stride, const act* k_
             }
         }
         #pragma unroll
-        for (int u = 0; u < 2; u++) {
+        for (int u = 0; u < 4; u++) {
             if (j0 + 4 * u >= end) break;
             #pragma unroll
             for (int g = 0; g < MAXG; g++) {
