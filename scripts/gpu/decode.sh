@@ -7,8 +7,12 @@
 set -u -o pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${LLMUX_BIN:-$HERE/llmux-cuda}
-OUT=${OUT:-$PWD/gpu-out}
-mkdir -p "$OUT"
+RESULTS=${OUT:-$PWD/gpu-out}
+mkdir -p "$RESULTS"
+# Logs go to OUT here and come back packed (the device tool returns at most 8 files).
+OUT=/tmp/llmux-decode
+rm -rf "$OUT"; mkdir -p "$OUT"
+trap 'tar czf "$RESULTS/decode-logs.tgz" -C /tmp llmux-decode; cp "$OUT"/*.json "$OUT/summary.txt" "$RESULTS/" 2>/dev/null' EXIT
 source "$HERE/cuda_env.sh" > /dev/null
 export LLMUX_KERNEL_CACHE=/tmp/llmux-kernels
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1

@@ -66,7 +66,7 @@ def main():
     parser.add_argument("--concurrency", default="64,256")
     parser.add_argument("--prompt-length", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--attention", default="paged|sdpa")
+    parser.add_argument("--attention", default="sdpa")
     args = parser.parse_args()
     import transformers
     model = load(args.checkpoint, args.attention)
@@ -74,7 +74,14 @@ def main():
     report = {"transformers": transformers.__version__, "torch": torch.__version__,
               "device": torch.cuda.get_device_name(), "checkpoint": args.checkpoint, "runs": {}}
     report["runs"]["generate_batch1"] = batch_one(model, vocabulary, args.prompt_length, args.new_tokens)
+    report["generate_attention"] = getattr(model.config, "_attn_implementation", None)
     print("generate batch 1:", report["runs"]["generate_batch1"], flush=True)
+    # Continuous batching's own paged attention, where this version offers the switch.
+    try:
+        model.set_attn_implementation("paged|" + args.attention)
+    except Exception as error:
+        print(f"paged attention not set ({error!r}); generate_batch chooses", flush=True)
+    report["generate_batch_attention"] = getattr(model.config, "_attn_implementation", None)
     for count in [int(c) for c in args.concurrency.split(",") if c]:
         try:
             report["runs"][f"generate_batch_{count}"] = continuous(model, vocabulary, count, args.prompt_length, args.new_tokens)

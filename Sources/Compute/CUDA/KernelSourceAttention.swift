@@ -59,13 +59,13 @@ extern "C" __global__ void attn_decode(const act* q, int q_stride, const act* k_
             qr[g][i] = (g < group && i < dpl && d < head_dim) ? a2f(q[(long long)t * q_stride + (h0 + g) * head_dim + d]) * scale : 0.0f;
         }
     }
-    // Each warp takes keys begin + warp, + 4, + 8, ...; four at a time so that their loads are in
-    // flight together (at 256 sequences two at a time left the kernel at a third of the bandwidth).
+    // Each warp takes keys begin + warp, + 4, + 8, ...; two at a time so that both loads are in
+    // flight (four at a time measured slower at 64 and 256 sequences: registers, occupancy).
     const bool whole_rows = head_dim == 4 * 32;   // four values a lane: one vector load
-    for (int j0 = begin + warp; j0 < end; j0 += 16) {
-        float kr[4][MAXDPL], vr[4][MAXDPL];
+    for (int j0 = begin + warp; j0 < end; j0 += 8) {
+        float kr[2][MAXDPL], vr[2][MAXDPL];
         #pragma unroll
-        for (int u = 0; u < 4; u++) {
+        for (int u = 0; u < 2; u++) {
             const int j = j0 + 4 * u;
             const bool live = j < end;
             const long long base = live ? (long long)table[j / tokens_per_page] * page_stride
@@ -84,7 +84,7 @@ extern "C" __global__ void attn_decode(const act* q, int q_stride, const act* k_
             }
         }
         #pragma unroll
-        for (int u = 0; u < 4; u++) {
+        for (int u = 0; u < 2; u++) {
             if (j0 + 4 * u >= end) break;
             #pragma unroll
             for (int g = 0; g < MAXG; g++) {
