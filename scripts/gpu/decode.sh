@@ -35,7 +35,7 @@ run b1_cublaslt 150 env LLMUX_CUDA_GEMV=0 "$BIN" "${B1[@]}" --json "$OUT/b1_cubl
 run concurrent 300 "$BIN" bench engine --device cuda --model "$MODEL" --batches 64,256 --prompt-length 128 \
     --decode-steps 127 --trace --json "$OUT/concurrent.json"
 run transformers 400 env PYTHONUNBUFFERED=1 python3 "$HERE/transformers_baseline.py" "$MODEL" --concurrency 64,256 \
-    --attention "${HF_ATTENTION:-paged|sdpa}"
+    --attention "${HF_ATTENTION:-sdpa}"
 grep -E '^(generate|attention)' "$OUT/transformers.log"
 tail -3 "$OUT/transformers.log" | grep -v '^{' | tail -2
 python3 - "$OUT" <<'PY' | tee "$OUT/summary.txt"

@@ -20,7 +20,7 @@ def load(path, attention):
     try:
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation=attention).to("cuda").eval()
     except (ValueError, ImportError) as error:
-        print(f"attention {attention} unavailable ({error}); using the default")
+        print(f"attention {attention} unavailable ({error}); using the default", flush=True)
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).to("cuda").eval()
 
 
@@ -76,12 +76,8 @@ def main():
     report["runs"]["generate_batch1"] = batch_one(model, vocabulary, args.prompt_length, args.new_tokens)
     report["generate_attention"] = getattr(model.config, "_attn_implementation", None)
     print("generate batch 1:", report["runs"]["generate_batch1"], flush=True)
-    # Continuous batching's own paged attention, where this version offers the switch.
-    try:
-        model.set_attn_implementation("paged|" + args.attention)
-    except Exception as error:
-        print(f"paged attention not set ({error!r}); generate_batch chooses", flush=True)
-    report["generate_batch_attention"] = getattr(model.config, "_attn_implementation", None)
+    # generate_batch sets up its paged cache and attention itself (forcing "paged|sdpa" on the
+    # model breaks the plain forward passes it also runs, transformers 5.17).
     for count in [int(c) for c in args.concurrency.split(",") if c]:
         try:
             report["runs"][f"generate_batch_{count}"] = continuous(model, vocabulary, count, args.prompt_length, args.new_tokens)
