@@ -181,6 +181,24 @@ extern "C" __global__ void bias_add(act* out, int stride, const float* bias, int
 // SMs: grid (rows, chunks), block 256, each block writes its chunk's (max, first argmax, sum of
 // exp(x - max)); argmax_combine (one warp per row) merges them into the row's token id and its
 // log-probability.
+// Folds (om, os, oi) into (m, sum, index): the larger maximum, its first index, and the sums of
+// exponentials rescaled to it (an empty side has maximum -inf).
+__device__ __forceinline__ void merge_max_sum(float& m, float& sum, int& index, float om, float os, int oi) {
+    const float NEG = -__int_as_float(0x7f800000);
+    if (om == NEG) return;
+    if (m == NEG) { m = om; sum = os; index = oi; return; }
+    const float nm = fmaxf(m, om);
+    sum = sum * expf(m - nm) + os * expf(om - nm);
+    if (om > m || (om == m && oi < index)) index = oi;
+    m = nm;
+}
+__device__ __forceinline__ void warp_merge_max_sum(float& m, float& sum, int& index) {
+    for (int o = 16; o > 0; o >>= 1) {
+        const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, sum, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, index, o);
+        merge_max_sum(m, sum, index, om, os, oi);
+    }
+}
 extern "C" __global__ void argmax_partial(const float* logits, int stride, int vocab, float* partial) {
     __shared__ float sv[8], ss[8];
     __shared__ int si[8];
@@ -190,55 +208,23 @@ extern "C" __global__ void argmax_partial(const float* logits, int stride, int v
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float m = -__int_as_float(0x7f800000), sum = 0.0f;
     int index = 0x7fffffff;
-    for (int i = begin + threadIdx.x; i < end; i += blockDim.x) {
-        const float v = x[i];
-        if (v > m) { sum = sum * expf(m - v) + 1.0f; m = v; index = i; }
-        else sum += expf(v - m);
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, sum, o);
-        const int oi = __shfl_xor_sync(0xffffffffu, index, o);
-        const float nm = fmaxf(m, om);
-        sum = (m == -__int_as_float(0x7f800000) ? 0.0f : sum * expf(m - nm)) + (om == -__int_as_float(0x7f800000) ? 0.0f : os * expf(om - nm));
-        if (om > m || (om == m && oi < index)) index = oi;
-        m = nm;
-    }
+    for (int i = begin + threadIdx.x; i < end; i += blockDim.x) merge_max_sum(m, sum, index, x[i], 1.0f, i);
+    warp_merge_max_sum(m, sum, index);
     if (lane == 0) { sv[warp] = m; ss[warp] = sum; si[warp] = index; }
     __syncthreads();
     if (threadIdx.x == 0) {
-        for (int w = 1; w < (int)(blockDim.x >> 5); w++) {
-            const float nm = fmaxf(m, sv[w]);
-            sum = (m == -__int_as_float(0x7f800000) ? 0.0f : sum * expf(m - nm)) + (sv[w] == -__int_as_float(0x7f800000) ? 0.0f : ss[w] * expf(sv[w] - nm));
-            if (sv[w] > m || (sv[w] == m && si[w] < index)) index = si[w];
-            m = nm;
-        }
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++) merge_max_sum(m, sum, index, sv[w], ss[w], si[w]);
         float* out = partial + ((long long)blockIdx.x * gridDim.y + blockIdx.y) * 3;
         out[0] = m; out[1] = sum; out[2] = __int_as_float(index);
     }
 }
 extern "C" __global__ void argmax_combine(const float* partial, int chunks, int* ids, float* logprobs) {
-    const int lane = threadIdx.x;
     const float* p = partial + (long long)blockIdx.x * chunks * 3;
     float m = -__int_as_float(0x7f800000), sum = 0.0f;
     int index = 0x7fffffff;
-    for (int c = lane; c < chunks; c += 32) {
-        const float cm = p[c * 3], cs = p[c * 3 + 1];
-        const int ci = __float_as_int(p[c * 3 + 2]);
-        if (cm == -__int_as_float(0x7f800000)) continue;
-        const float nm = fmaxf(m, cm);
-        sum = (m == -__int_as_float(0x7f800000) ? 0.0f : sum * expf(m - nm)) + cs * expf(cm - nm);
-        if (cm > m || (cm == m && ci < index)) index = ci;
-        m = nm;
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, sum, o);
-        const int oi = __shfl_xor_sync(0xffffffffu, index, o);
-        const float nm = fmaxf(m, om);
-        sum = (m == -__int_as_float(0x7f800000) ? 0.0f : sum * expf(m - nm)) + (om == -__int_as_float(0x7f800000) ? 0.0f : os * expf(om - nm));
-        if (om > m || (om == m && oi < index)) index = oi;
-        m = nm;
-    }
-    if (lane == 0) { ids[blockIdx.x] = index; logprobs[blockIdx.x] = -logf(sum); }
+    for (int c = threadIdx.x; c < chunks; c += 32) merge_max_sum(m, sum, index, p[c * 3], p[c * 3 + 1], __float_as_int(p[c * 3 + 2]));
+    warp_merge_max_sum(m, sum, index);
+    if (threadIdx.x == 0) { ids[blockIdx.x] = index; logprobs[blockIdx.x] = -logf(sum); }
 }
 
 // One block per row of f32 logits: argmax (first on ties), log-sum-exp, and the top `k`
