@@ -124,9 +124,15 @@ struct ProfileCommand: ParsableCommand {
                 defer { for index in sequences.indices { cache.release(SequenceID(UInt64(index + 1))) } }
                 let plan = StepPlan(jobs: [job])
                 // After other data went through the caches (a cold point, another model) a small
-                // model's weights take a few runs to settle in the last-level cache: one warm-up
-                // run left "warm" figures of llama-s twice their steady value.
-                for _ in 0..<(cold ? 1 : 3) { try execute(plan) }
+                // model's weights take several runs to settle in them: one warm-up run left
+                // "warm" figures of llama-s twice their steady value, three still 50 % above. So a
+                // warm point warms up for at least three runs and 50 ms.
+                let warmUntil = DispatchTime.now().uptimeNanoseconds + (cold ? 0 : 50_000_000)
+                var warmUps = 0
+                while warmUps < (cold ? 1 : 3) || DispatchTime.now().uptimeNanoseconds < warmUntil {
+                    try execute(plan)
+                    warmUps += 1
+                }
                 var samples: [Double] = []
                 for _ in 0..<max(1, repeats) {
                     if cold { evictor?.evict() }
@@ -211,7 +217,7 @@ struct ProfileCommand: ParsableCommand {
         }
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "?"
         return CostTable(device: partitioned == nil ? "cpu" : backend.deviceName, source: .measured, note: """
-            Measured by `llmux profile` on \(backend.deviceName) through the model runner (median of \(passes) passes × \(repeats) runs, each after three warm-up runs; \
+            Measured by `llmux profile` on \(backend.deviceName) through the model runner (median of \(passes) passes × \(repeats) runs, each after warm-up runs: warm points at least three and 50 ms; \
             load average \(load) at the end). SM shares \(shares) (on CUDA each share is a green-context partition; the CPU has share 1.0 only).
             \(evictor.map { "Cold figures: each run after reading \($0.bytes >> 20) MiB of other data (twice the last-level cache). " } ?? "")\
             Step overhead (the engine's time per step beyond its executor call; medians of steps on 1 and on 8 decoding sequences), \
