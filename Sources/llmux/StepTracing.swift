@@ -17,7 +17,11 @@ final class TracingExecutor: ModelExecutor {
 
     func execute(_ plan: StepPlan) throws -> StepResult {
         let start = DispatchTime.now().uptimeNanoseconds
-        defer { last = (ModelStepLoad.of(plan), Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        defer {
+            // The clock first: summing the plan's loads is the tracer's work, not the executor's.
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            last = (ModelStepLoad.of(plan), seconds)
+        }
         return try inner.execute(plan)
     }
 
