@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "CLLMuxKernels"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Compute", "LLMuxCore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "BenchTests", dependencies: ["Bench"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "LLMuxCore"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "OpenAIAPI", "Engine", "LLMuxCore", "Tokenization",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

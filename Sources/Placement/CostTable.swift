@@ -27,10 +27,18 @@ public struct CostEntry: Sendable, Codable, Equatable {
     public var decodeContexts: [Double]
     /// Seconds, `[share][batch][context]`.
     public var decodeSeconds: [[[Double]]]
+    /// `prefillSeconds` with cold caches: each run starts after the CPU caches were filled with
+    /// other data, as when another model's pass ran just before (on the CPU a small model's
+    /// weights stay in the last-level cache between its own passes, but not across another
+    /// model's). Nil where not measured (GPU tables): the warm figures serve.
+    public var coldPrefillSeconds: [[Double]]?
+    /// `decodeSeconds` with cold caches (see `coldPrefillSeconds`).
+    public var coldDecodeSeconds: [[[Double]]]?
 
     /// An entry; arrays must match the grid.
     public init(model: String, meshSize: Int, smShares: [Double], prefillTokens: [Double], prefillSeconds: [[Double]],
-                decodeBatches: [Double], decodeContexts: [Double], decodeSeconds: [[[Double]]]) {
+                decodeBatches: [Double], decodeContexts: [Double], decodeSeconds: [[[Double]]],
+                coldPrefillSeconds: [[Double]]? = nil, coldDecodeSeconds: [[[Double]]]? = nil) {
         self.model = model
         self.meshSize = meshSize
         self.smShares = smShares
@@ -39,19 +47,25 @@ public struct CostEntry: Sendable, Codable, Equatable {
         self.decodeBatches = decodeBatches
         self.decodeContexts = decodeContexts
         self.decodeSeconds = decodeSeconds
+        self.coldPrefillSeconds = coldPrefillSeconds
+        self.coldDecodeSeconds = coldDecodeSeconds
     }
 
-    /// Seconds of a prefill chunk of `tokens` tokens at `share` of the SMs.
-    public func prefill(tokens: Double, share: Double = 1) -> Double {
-        Interpolation.overShares(smShares, share) { prefillSeconds[$0] } value: { row in
+    /// Seconds of a prefill chunk of `tokens` tokens at `share` of the SMs; `cold`: right after
+    /// another model's pass (`coldPrefillSeconds`).
+    public func prefill(tokens: Double, share: Double = 1, cold: Bool = false) -> Double {
+        let grid = cold ? coldPrefillSeconds ?? prefillSeconds : prefillSeconds
+        return Interpolation.overShares(smShares, share) { grid[$0] } value: { row in
             Interpolation.linear(prefillTokens, row, tokens)
         }
     }
 
-    /// Seconds of a decode step of `batch` sequences with `context` tokens each at `share` of the SMs.
-    public func decode(batch: Double, context: Double, share: Double = 1) -> Double {
+    /// Seconds of a decode step of `batch` sequences with `context` tokens each at `share` of the
+    /// SMs; `cold`: right after another model's pass (`coldDecodeSeconds`).
+    public func decode(batch: Double, context: Double, share: Double = 1, cold: Bool = false) -> Double {
         guard batch > 0 else { return 0 }
-        return Interpolation.overShares(smShares, share) { decodeSeconds[$0] } value: { plane in
+        let grid = cold ? coldDecodeSeconds ?? decodeSeconds : decodeSeconds
+        return Interpolation.overShares(smShares, share) { grid[$0] } value: { plane in
             let perBatch = plane.map { Interpolation.linear(decodeContexts, $0, context) }
             return Interpolation.linear(decodeBatches, perBatch, batch)
         }
@@ -61,12 +75,13 @@ public struct CostEntry: Sendable, Codable, Equatable {
     /// as the CPU runs a step): the dense work of all tokens, priced as a prefill of that many
     /// tokens, plus the decode tokens' attention over their contexts, priced as the difference
     /// between a decode step at `decodeContext` and one at the smallest profiled context.
-    public func fused(prefillTokens p: Double, decodeBatch b: Double, decodeContext c: Double, share: Double = 1) -> Double {
-        if b <= 0 { return p > 0 ? prefill(tokens: p, share: share) : 0 }
-        if p <= 0 { return decode(batch: b, context: c, share: share) }
+    public func fused(prefillTokens p: Double, decodeBatch b: Double, decodeContext c: Double, share: Double = 1,
+                      cold: Bool = false) -> Double {
+        if b <= 0 { return p > 0 ? prefill(tokens: p, share: share, cold: cold) : 0 }
+        if p <= 0 { return decode(batch: b, context: c, share: share, cold: cold) }
         let shortest = decodeContexts.first ?? 1
-        let attention = max(0, decode(batch: b, context: c, share: share) - decode(batch: b, context: shortest, share: share))
-        return prefill(tokens: p + b, share: share) + attention
+        let attention = max(0, decode(batch: b, context: c, share: share, cold: cold) - decode(batch: b, context: shortest, share: share, cold: cold))
+        return prefill(tokens: p + b, share: share, cold: cold) + attention
     }
 
     /// Checks that every array matches the grid and is ascending; returns a message or nil.
@@ -79,6 +94,13 @@ public struct CostEntry: Sendable, Codable, Equatable {
               decodeSeconds.count == smShares.count,
               decodeSeconds.allSatisfy({ $0.count == decodeBatches.count && $0.allSatisfy { $0.count == decodeContexts.count } }) else {
             return "\(model)@\(meshSize): latency arrays do not match the grid"
+        }
+        if let cold = coldPrefillSeconds, cold.count != smShares.count || !cold.allSatisfy({ $0.count == prefillTokens.count }) {
+            return "\(model)@\(meshSize): cold prefill latencies do not match the grid"
+        }
+        if let cold = coldDecodeSeconds, cold.count != smShares.count
+            || !cold.allSatisfy({ $0.count == decodeBatches.count && $0.allSatisfy { $0.count == decodeContexts.count } }) {
+            return "\(model)@\(meshSize): cold decode latencies do not match the grid"
         }
         return nil
     }
@@ -98,14 +120,24 @@ public struct CostTable: Sendable, Codable, Equatable {
     /// Seconds an engine step costs beyond its jobs (scheduling, bookkeeping, streaming), added
     /// once per simulated step; nil counts as 0.
     public var stepOverhead: Double?
+    /// Seconds the engine adds per sequence in a step on top of `stepOverhead` (page tables,
+    /// sampling bookkeeping, events); nil counts as 0.
+    public var stepOverheadPerSequence: Double?
 
     /// A table.
-    public init(device: String, source: CostSource, note: String, entries: [CostEntry], stepOverhead: Double? = nil) {
+    public init(device: String, source: CostSource, note: String, entries: [CostEntry], stepOverhead: Double? = nil,
+                stepOverheadPerSequence: Double? = nil) {
         self.device = device
         self.source = source
         self.note = note
         self.entries = entries
         self.stepOverhead = stepOverhead
+        self.stepOverheadPerSequence = stepOverheadPerSequence
+    }
+
+    /// The engine's own seconds in a step that carries `sequences` sequences.
+    public func engineOverhead(sequences: Int) -> Double {
+        (stepOverhead ?? 0) + Double(sequences) * (stepOverheadPerSequence ?? 0)
     }
 
     /// The entry for a model on a mesh size: by serving name, else by shape name; the exact mesh
@@ -123,6 +155,8 @@ public struct CostTable: Sendable, Codable, Equatable {
         scaled.meshSize = meshSize
         scaled.prefillSeconds = scaled.prefillSeconds.map { $0.map { $0 * factor } }
         scaled.decodeSeconds = scaled.decodeSeconds.map { $0.map { $0.map { $0 * factor } } }
+        scaled.coldPrefillSeconds = scaled.coldPrefillSeconds?.map { $0.map { $0 * factor } }
+        scaled.coldDecodeSeconds = scaled.coldDecodeSeconds?.map { $0.map { $0.map { $0 * factor } } }
         return scaled
     }
 }

@@ -4,47 +4,6 @@ import KVMemory
 import LLMuxCore
 import Scheduling
 
-/// How long one step of a unit takes, from its jobs' predicted latencies.
-///
-/// - `fused` (the CPU, every policy): the CPU has no SM partitions; the runner fuses each model's
-///   prefill and decode jobs into one pass and runs the models one after another, so a step takes
-///   the sum over models of one fused pass each (`CostEntry.fused`).
-/// - `partitioned` (mux on a GPU): prefill jobs run back to back on the prefill partition (the
-///   unit's `prefillShare` of the SMs) while decode jobs run back to back on the decode partition
-///   (the rest), both at once: the step takes the longer of the two partitions' sums.
-/// - `serial` (temporal on a GPU): every job in turn on the whole device: the sum.
-/// - `sliced` (spatial on a GPU): each model's fused pass on its own slice (`smShare`) at once:
-///   the longest.
-public enum StepTiming: String, Sendable, Codable {
-    case fused, partitioned, serial, sliced
-}
-
-/// The per-model totals of a step plan the cost model needs.
-struct JobLoad {
-    var prefillTokens = 0.0
-    var decodeBatch = 0.0
-    var decodeContextSum = 0.0
-    var decodeContext: Double { decodeBatch > 0 ? decodeContextSum / decodeBatch : 0 }
-
-    static func of(_ plan: StepPlan) -> [ModelID: JobLoad] {
-        var loads: [ModelID: JobLoad] = [:]
-        for job in plan.jobs {
-            var load = loads[job.model] ?? JobLoad()
-            for sequence in job.sequences {
-                // A fused job (temporal, spatial) mixes both: one query token past the first is a decode.
-                if job.phase == .decode || (sequence.queryCount == 1 && sequence.contextLength > 1) {
-                    load.decodeBatch += 1
-                    load.decodeContextSum += Double(sequence.contextLength)
-                } else {
-                    load.prefillTokens += Double(sequence.queryCount)
-                }
-            }
-            loads[job.model] = load
-        }
-        return loads
-    }
-}
-
 /// What a simulation produced.
 public struct SimulationResult: Sendable, Codable {
     /// Scheduling policy simulated (`plan` when each unit kept its own).
@@ -61,6 +20,8 @@ public struct SimulationResult: Sendable, Codable {
     public var steps: Int
     /// Wall seconds the simulation took.
     public var wallSeconds: Double
+    /// Every simulated step of every unit, in each unit's order (only when `ClusterSimulator.tracing`).
+    public var trace: [StepTraceEntry]?
 }
 
 /// A discrete-event simulation of every unit of a plan, driven by the real `Scheduler`: each
@@ -75,6 +36,8 @@ public struct ClusterSimulator {
     public var limits: SchedulerLimits
     /// Seconds between quota moves.
     public var quotaInterval: Double
+    /// Record every step (`SimulationResult.trace`), to compare with `llmux bench mux --trace`.
+    public var tracing = false
 
     /// A simulator of `plan` with latencies from `table`.
     public init(plan: PlacementPlan, table: CostTable, policy: UnitPolicy? = nil, limits: SchedulerLimits? = nil) throws {
@@ -135,21 +98,24 @@ public struct ClusterSimulator {
         }
         var end = 0.0
         var steps = 0
+        var trace: [StepTraceEntry] = []
         for (u, unit) in plan.units.enumerated() where !perUnit[u].isEmpty {
-            let (unitEnd, unitSteps) = try simulate(unit: unit, requests: perUnit[u], workload: workload, records: &records, timeLimit: timeLimit)
+            let (unitEnd, unitSteps, unitTrace) = try simulate(unit: unit, requests: perUnit[u], workload: workload, records: &records,
+                                                               timeLimit: timeLimit)
             end = max(end, unitEnd)
             steps += unitSteps
+            trace += unitTrace
         }
         let seconds = min(max(end, workload.last?.arrival ?? 0), timeLimit)
         return SimulationResult(
             policy: policy?.rawValue ?? "plan", seconds: seconds, overall: LatencySummary(records, duration: seconds),
             perModel: plan.models.indices.map { m in LatencySummary(records.filter { $0.modelIndex == m }, duration: seconds) },
-            records: records, steps: steps, wallSeconds: Date().timeIntervalSince(started))
+            records: records, steps: steps, wallSeconds: Date().timeIntervalSince(started), trace: tracing ? trace : nil)
     }
 
-    /// One unit's event loop. Returns its end time and step count.
+    /// One unit's event loop. Returns its end time, its step count and, when `tracing`, its steps.
     func simulate(unit: PlannedUnit, requests: [Int], workload: [WorkloadRequest], records: inout [RequestRecord],
-                  timeLimit: Double) throws -> (Double, Int) {
+                  timeLimit: Double) throws -> (Double, Int, [StepTraceEntry]) {
         let unitPolicy = policy ?? unit.policy
         let timing = timing(for: unitPolicy)
         let element = plan.cluster.kvBytesPerElement
@@ -169,39 +135,9 @@ public struct ClusterSimulator {
         }
         var scheduler = Scheduler(policy: schedulingPolicy, limits: limits, kvCache: kvCache,
                                   expectedRates: Dictionary(uniqueKeysWithValues: unit.models.map { (ModelID($0.name), $0.rate) }))
-        var entries: [ModelID: CostEntry] = [:]
-        var shares: [ModelID: Double] = [:]
-        for model in unit.models {
-            entries[ModelID(model.name)] = estimator.entry(model.modelIndex, meshSize: unit.meshSize)
-            // Spatial plans give each model its slice; other units split evenly when simulated spatially.
-            shares[ModelID(model.name)] = unit.policy == .spatial ? model.smShare : 1 / Double(unit.models.count)
-        }
-        let prefillShare = unit.prefillShare
-        let overhead = table.stepOverhead ?? 0
-
-        func stepSeconds(_ plan: StepPlan) -> Double {
-            let loads = JobLoad.of(plan)
-            switch timing {
-            case .fused, .serial:
-                return loads.reduce(0) { total, pair in
-                    total + entries[pair.key]!.fused(prefillTokens: pair.value.prefillTokens, decodeBatch: pair.value.decodeBatch,
-                                                     decodeContext: pair.value.decodeContext)
-                }
-            case .partitioned:
-                var prefill = 0.0, decode = 0.0
-                for (model, load) in loads {
-                    if load.prefillTokens > 0 { prefill += entries[model]!.prefill(tokens: load.prefillTokens, share: prefillShare) }
-                    decode += entries[model]!.decode(batch: load.decodeBatch, context: load.decodeContext, share: 1 - prefillShare)
-                }
-                return max(prefill, decode)
-            case .sliced:
-                return loads.map { model, load in
-                    entries[model]!.fused(prefillTokens: load.prefillTokens, decodeBatch: load.decodeBatch,
-                                          decodeContext: load.decodeContext, share: shares[model] ?? 1)
-                }.max() ?? 0
-            }
-        }
-
+        let cost = UnitStepCost(simulator: self, unit: unit, timing: timing)
+        var trace: [StepTraceEntry] = []
+        var lastModel: String?
         var now = 0.0
         var next = 0
         var steps = 0
@@ -231,6 +167,7 @@ public struct ClusterSimulator {
                 if next < requests.count { now = max(now, workload[requests[next]].arrival) }
                 continue
             }
+            let live = scheduler.liveCount
             let stepPlan = scheduler.schedule(now: now)
             if stepPlan.isEmpty {
                 // Nothing can run until something arrives (should not happen with live sequences).
@@ -238,7 +175,11 @@ public struct ClusterSimulator {
                 now = max(now, workload[requests[next]].arrival)
                 continue
             }
-            now += stepSeconds(stepPlan) + overhead
+            var loads = ModelStepLoad.of(stepPlan)
+            let seconds = cost.seconds(&loads, previous: lastModel) + table.engineOverhead(sequences: loads.reduce(0) { $0 + $1.sequences })
+            lastModel = loads.last?.model ?? lastModel
+            if tracing { trace.append(StepTraceEntry(start: now, seconds: seconds, liveSequences: live, loads: loads)) }
+            now += seconds
             steps += 1
             var result = StepResult()
             for job in stepPlan.jobs {
@@ -256,6 +197,6 @@ public struct ClusterSimulator {
                 }
             }
         }
-        return (now, steps)
+        return (now, steps, trace)
     }
 }

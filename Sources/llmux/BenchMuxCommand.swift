@@ -44,6 +44,8 @@ struct BenchMuxCommand: ParsableCommand {
     @Option(help: "CPU threads (default: all cores).") var threads: Int?
     @Option(help: "Write all results as JSON here.") var json: String?
     @Option(help: "Write an SVG plot of SLO attainment against rate here.") var plot: String?
+    @Option(help: "Write every engine step (start, seconds, the executor's seconds, each model's tokens) as JSON lines into this folder, one file per policy and rate (bench-POLICY-rRATE.jsonl), to compare with `llmux simulate --trace`. CPU only.")
+    var trace: String?
 
     func run() throws {
         let backend = emulateMultiprocessors > 0 && !device.isCUDA
@@ -55,7 +57,14 @@ struct BenchMuxCommand: ParsableCommand {
         report("loading \(checkpoints.count) models onto \(backend.deviceName) …")
         let runner = try ModelRunner(checkpoints: checkpoints, backend: backend, kvCacheBytes: kvBytes)
         // On a device with SM partitions the policies run asynchronously, each job on its partition.
-        let executor: any ModelExecutor = PartitionedRunner.wrapping(runner) ?? runner
+        let partitioned = PartitionedRunner.wrapping(runner)
+        // The tracer times plans only where they run within the step (no SM partitions).
+        var tracer: TracingExecutor?
+        if trace != nil {
+            if partitioned == nil { tracer = TracingExecutor(runner) } else { report("--trace is ignored on a device with SM partitions") }
+        }
+        let executor: any ModelExecutor
+        if let partitioned { executor = partitioned } else if let tracer { executor = tracer } else { executor = runner }
         let limits = SchedulerLimits(maxTokensPerStep: stepTokens, maxSequencesPerStep: 256)
         let ids = checkpoints.map(\.0)
         let maxTotal = checkpoints.map { $0.1.config.maxPositionEmbeddings }.min()!
@@ -123,8 +132,11 @@ struct BenchMuxCommand: ParsableCommand {
                                         expectedRates: expected)
                 if let problem = engine.partitionError { report("no SM partitions: \(problem)") }
                 if !engine.partitionings.isEmpty { report("SM partitionings: \(engine.partitionings)") }
-                let (records, elapsed) = try MuxDriver.run(engine: engine, models: ids, workload: workload, profiles: profiles,
-                                                           timeLimit: duration * 4 + 30)
+                let (records, elapsed, steps) = try MuxDriver.run(engine: engine, models: ids, workload: workload, profiles: profiles,
+                                                                  timeLimit: duration * 4 + 30, tracer: tracer)
+                if let trace, tracer != nil {
+                    try StepTraceWriter.write(steps, to: StepTraceWriter.path(directory: trace, prefix: "bench", policy: policy.rawValue, rate: rate))
+                }
                 runs.append(MuxRun(policy: policy.rawValue, alpha: alpha, rate: rate, seconds: elapsed,
                                    overall: LatencySummary(records, duration: elapsed),
                                    perModel: ids.indices.map { index in

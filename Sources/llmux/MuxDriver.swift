@@ -42,8 +42,10 @@ struct SoloProfile: Codable {
 
 /// Replays a workload against an engine in real time: arrivals are added between steps.
 enum MuxDriver {
+    /// Returns the records, the run's seconds and, with a `tracer` (the engine's executor), every step.
     static func run(engine: EngineCore, models: [ModelID], workload: [WorkloadRequest], profiles: [SoloProfile],
-                    timeLimit: Double) throws -> ([RequestRecord], Double) {
+                    timeLimit: Double, tracer: TracingExecutor? = nil) throws -> ([RequestRecord], Double, [StepTraceEntry]) {
+        var trace: [StepTraceEntry] = []
         var records: [RequestRecord] = []
         var indexBySequence: [SequenceID: Int] = [:]
         var next = 0
@@ -69,8 +71,14 @@ enum MuxDriver {
                 }
                 continue
             }
+            let live = tracer == nil ? 0 : engine.schedulerState.liveCount
+            tracer?.reset()
             let events = engine.step()
             let stamp = Date().timeIntervalSince(start)
+            if let tracer, let executed = tracer.last {
+                trace.append(StepTraceEntry(start: now, seconds: stamp - now, executeSeconds: executed.seconds,
+                                            liveSequences: live, loads: executed.loads))
+            }
             for event in events {
                 guard let index = indexBySequence[event.sequenceID] else { continue }
                 if event.token != nil {
@@ -85,7 +93,7 @@ enum MuxDriver {
         // is idle for the next run.
         for id in indexBySequence.keys { _ = engine.abort(id) }
         while engine.hasWork { _ = engine.step() }
-        return (records, Date().timeIntervalSince(start))
+        return (records, Date().timeIntervalSince(start), trace)
     }
 }
 

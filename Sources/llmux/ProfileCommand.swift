@@ -17,7 +17,9 @@ struct ProfileCommand: ParsableCommand {
             On the CPU or a CUDA GPU (--device cpu|cuda[:N]), times synthetic step plans through the model runner (the
             same code `llmux serve` runs). On CUDA every grid point is measured at each of --sm-shares: the job runs on a
             green-context SM partition of that share of the GPU, as the mux scheduler runs it. The CPU has no SM
-            partitions, so its table has share 1.0 only. For h100/h200 this writes the analytic roofline instead
+            partitions, so its table has share 1.0 only; instead every CPU point is also measured cold (after reading
+            twice the last-level cache), as a pass right after another model's runs, and the engine's own time per
+            step and per sequence is timed around the executor call. For h100/h200 this writes the analytic roofline instead
             (--model NAME=PRESET or NAME=PATH); the file then says `"source": "roofline"`.
             """)
 
@@ -65,12 +67,17 @@ struct ProfileCommand: ParsableCommand {
 
     private func measure(_ named: [(String, String)], on choice: DeviceChoice) throws -> CostTable {
         let backend = try choice.makeBackend(threads: threads)
-        let partitioned = backend as? any PartitionedBackend
+        // The CPU backend speaks the partition protocol only to emulate SMs in tests: without
+        // SMs there is one share to measure.
+        let partitioned = (backend as? any PartitionedBackend).flatMap { $0.multiprocessorCount > 0 ? $0 : nil }
         let shares = partitioned == nil ? [1.0] : smShares.split(separator: ",").compactMap { Double($0) }.filter { $0 > 0 && $0 <= 1 }
         guard !shares.isEmpty else { throw ValidationError("--sm-shares must list fractions in (0, 1]") }
         let tokenGrid = try list(tokens), batchGrid = try list(batches), contextGrid = try list(contexts)
         var entries: [CostEntry] = []
-        var overheads: [Double] = []
+        var overheads: [(perStep: Double, perSequence: Double)] = []
+        // The CPU also gets cold-cache figures (`CostEntry.coldPrefillSeconds`): a model's pass
+        // right after another model's finds none of its weights in the caches.
+        let evictor = partitioned == nil ? CacheEvictor() : nil
         for (name, path) in named {
             let checkpoint = try openCheckpoint(path)
             let id = ModelID(name)
@@ -97,8 +104,9 @@ struct ProfileCommand: ParsableCommand {
             var cache = KVCacheManager(pageCount: runner.pageCount, tokensPerPageByModel: [id: runner.tokensPerPage(for: id)])
             let vocab = config.vocabSize
 
-            /// Seconds of executing one job of `sequences` (query tokens, context after the job), `repeats` times.
-            func time(_ sequences: [(query: Int, context: Int)], phase: JobPhase) throws -> [Double] {
+            /// Seconds of executing one job of `sequences` (query tokens, context after the job), `repeats` times;
+            /// `cold`: each run after the CPU caches were filled with other data.
+            func time(_ sequences: [(query: Int, context: Int)], phase: JobPhase, cold: Bool = false) throws -> [Double] {
                 var job = JobPlan(model: id, phase: phase, tokenIDs: [], positions: [], slotMapping: [], sequences: [])
                 for (index, sequence) in sequences.enumerated() {
                     let sid = SequenceID(UInt64(index + 1))
@@ -117,9 +125,19 @@ struct ProfileCommand: ParsableCommand {
                 }
                 defer { for index in sequences.indices { cache.release(SequenceID(UInt64(index + 1))) } }
                 let plan = StepPlan(jobs: [job])
-                try execute(plan)
+                // After other data went through the caches (a cold point, another model) a small
+                // model's weights take several runs to settle in them: one warm-up run left
+                // "warm" figures of llama-s twice their steady value, three still 50 % above. So a
+                // warm point warms up for at least three runs and 50 ms.
+                let warmUntil = DispatchTime.now().uptimeNanoseconds + (cold ? 0 : 50_000_000)
+                var warmUps = 0
+                while warmUps < (cold ? 1 : 3) || DispatchTime.now().uptimeNanoseconds < warmUntil {
+                    try execute(plan)
+                    warmUps += 1
+                }
                 var samples: [Double] = []
                 for _ in 0..<max(1, repeats) {
+                    if cold { evictor?.evict() }
                     let start = DispatchTime.now().uptimeNanoseconds
                     try execute(plan)
                     samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
@@ -130,6 +148,8 @@ struct ProfileCommand: ParsableCommand {
 
             var prefillByShare: [[Double]] = []
             var decodeByShare: [[[Double]]] = []
+            var coldPrefill: [Double] = []
+            var coldDecode: [[Double]] = []
             for share in shares {
                 if let asynchronous {
                     // Partitioning 1 is this share of the SMs (rounded to the device's groups of 8) and the rest.
@@ -141,51 +161,109 @@ struct ProfileCommand: ParsableCommand {
                 }
                 var prefillSamples = tokenGrid.map { _ in [Double]() }
                 var decodeSamples = batchGrid.map { _ in contextGrid.map { _ in [Double]() } }
+                var coldPrefillSamples = prefillSamples
+                var coldDecodeSamples = decodeSamples
                 for pass in 0..<max(1, passes) {
                     report("profiling \(name): pass \(pass + 1) of \(max(1, passes)) …")
-                    for (i, tokens) in tokenGrid.enumerated() {
-                        prefillSamples[i] += try time([(query: tokens, context: tokens)], phase: .prefill)
-                    }
-                    for (i, batch) in batchGrid.enumerated() {
-                        for (j, context) in contextGrid.enumerated() {
-                            decodeSamples[i][j] += try time(Array(repeating: (query: 1, context: context), count: batch), phase: .decode)
+                    // The warm sweep first, then the cold one, so that warm points follow warm ones.
+                    for cold in evictor == nil ? [false] : [false, true] {
+                        for (i, tokens) in tokenGrid.enumerated() {
+                            let samples = try time([(query: tokens, context: tokens)], phase: .prefill, cold: cold)
+                            if cold { coldPrefillSamples[i] += samples } else { prefillSamples[i] += samples }
+                        }
+                        for (i, batch) in batchGrid.enumerated() {
+                            for (j, context) in contextGrid.enumerated() {
+                                let samples = try time(Array(repeating: (query: 1, context: context), count: batch), phase: .decode, cold: cold)
+                                if cold { coldDecodeSamples[i][j] += samples } else { decodeSamples[i][j] += samples }
+                            }
                         }
                     }
                 }
                 prefillByShare.append(prefillSamples.map(median))
                 decodeByShare.append(decodeSamples.map { $0.map(median) })
+                if evictor != nil {
+                    coldPrefill = coldPrefillSamples.map(median)
+                    coldDecode = coldDecodeSamples.map { $0.map(median) }
+                }
             }
-            let prefill = prefillByShare.last!
-            let decode = decodeByShare.last!
-            // Engine overhead: steps of the real engine loop on a decode batch of 8 minus the
-            // decode job they run, as just measured.
-            let engine = EngineCore(executor: runner, tokenizers: [:], limits: SchedulerLimits(maxTokensPerStep: 512, maxSequencesPerStep: 256))
-            for _ in 0..<8 {
-                try engine.add(GenerationRequest(model: id, promptTokens: (0..<16).map { TokenID(3 + $0) },
-                                                 parameters: SamplingParameters(maxTokens: 64, stopAtEOS: false)))
-            }
-            _ = engine.step()
-            var stepTimes: [Double] = []
-            for _ in 0..<40 {
-                let start = DispatchTime.now().uptimeNanoseconds
+            // Engine overhead: what a step of the real engine loop takes beyond the executor's
+            // own time, measured around the executor itself (the difference of two separately
+            // measured times would be mostly their noise), with 1 and with 8 decoding sequences:
+            // scheduling and bookkeeping grow with the sequences a step carries.
+            func engineOverhead(sequences: Int) throws -> Double {
+                let tracer = TracingExecutor(runner)
+                let engine = EngineCore(executor: tracer, tokenizers: [:], limits: SchedulerLimits(maxTokensPerStep: 512, maxSequencesPerStep: 256))
+                for _ in 0..<sequences {
+                    try engine.add(GenerationRequest(model: id, promptTokens: (0..<16).map { TokenID(3 + $0) },
+                                                     parameters: SamplingParameters(maxTokens: 64, stopAtEOS: false)))
+                }
                 _ = engine.step()
-                stepTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                var times: [Double] = []
+                for _ in 0..<40 {
+                    tracer.reset()
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = engine.step()
+                    let step = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    if let executed = tracer.last { times.append(step - executed.seconds) }
+                }
+                while engine.hasWork { _ = engine.step() }
+                return median(times)
             }
-            let decodeEntry = CostEntry(model: name, meshSize: 1, smShares: [1.0], prefillTokens: tokenGrid.map(Double.init),
-                                        prefillSeconds: [prefill], decodeBatches: batchGrid.map(Double.init),
-                                        decodeContexts: contextGrid.map(Double.init), decodeSeconds: [decode])
-            overheads.append(median(stepTimes) - decodeEntry.decode(batch: 8, context: 37))
-            while engine.hasWork { _ = engine.step() }
+            let one = try engineOverhead(sequences: 1), eight = try engineOverhead(sequences: 8)
+            overheads.append((perStep: one - (eight - one) / 7, perSequence: (eight - one) / 7))
             entries.append(CostEntry(model: name, meshSize: 1, smShares: shares, prefillTokens: tokenGrid.map(Double.init),
                                      prefillSeconds: prefillByShare, decodeBatches: batchGrid.map(Double.init),
-                                     decodeContexts: contextGrid.map(Double.init), decodeSeconds: decodeByShare))
+                                     decodeContexts: contextGrid.map(Double.init), decodeSeconds: decodeByShare,
+                                     coldPrefillSeconds: evictor == nil ? nil : [coldPrefill],
+                                     coldDecodeSeconds: evictor == nil ? nil : [coldDecode]))
         }
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "?"
         return CostTable(device: partitioned == nil ? "cpu" : backend.deviceName, source: .measured, note: """
-            Measured by `llmux profile` on \(backend.deviceName) through the model runner (median of \(passes) passes × \(repeats) runs, each after a warm-up; \
+            Measured by `llmux profile` on \(backend.deviceName) through the model runner (median of \(passes) passes × \(repeats) runs, each after warm-up runs: warm points at least three and 50 ms; \
             load average \(load) at the end). SM shares \(shares) (on CUDA each share is a green-context partition; the CPU has share 1.0 only).
-            Step overhead: median over models of (an engine step on 8 decoding sequences − its decode job), \
-            per model \(overheads.map { String(format: "%.3f ms", $0 * 1000) }.joined(separator: ", ")).
-            """, entries: entries, stepOverhead: max(0, overheads.sorted()[overheads.count / 2]))
+            \(evictor.map { "Cold figures: each run after reading \($0.bytes >> 20) MiB of other data (twice the last-level cache). " } ?? "")\
+            Step overhead (the engine's time per step beyond its executor call; medians of steps on 1 and on 8 decoding sequences), \
+            per model \(overheads.map { String(format: "%.3f ms + %.3f ms per sequence", $0.perStep * 1000, $0.perSequence * 1000) }.joined(separator: ", ")).
+            """, entries: entries, stepOverhead: max(0, overheads.map(\.perStep).sorted()[overheads.count / 2]),
+            stepOverheadPerSequence: max(0, overheads.map(\.perSequence).sorted()[overheads.count / 2]))
+    }
+}
+
+/// Fills the CPU caches with other data, so that the next pass finds none of its own there.
+final class CacheEvictor {
+    /// Bytes read per eviction: twice the last-level cache (64 MiB when it cannot be read), so
+    /// that nothing read before survives whatever the replacement policy.
+    let bytes: Int
+    private let buffer: UnsafeMutableRawBufferPointer
+    /// Keeps the reads from being optimised away.
+    private(set) var sink: UInt64 = 0
+
+    init() {
+        bytes = 2 * (Self.lastLevelCacheBytes() ?? 32 << 20)
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 64)
+        for offset in stride(from: 0, to: bytes, by: 8) { buffer.storeBytes(of: UInt64(offset), toByteOffset: offset, as: UInt64.self) }
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Reads one word of every cache line of the buffer.
+    func evict() {
+        var sum: UInt64 = 0
+        for offset in stride(from: 0, to: bytes, by: 64) { sum &+= buffer.load(fromByteOffset: offset, as: UInt64.self) }
+        sink &+= sum
+    }
+
+    /// The largest cache level of CPU 0 from sysfs (Linux), or nil.
+    static func lastLevelCacheBytes() -> Int? {
+        var largest: Int?
+        for index in 0..<8 {
+            guard let text = try? String(contentsOfFile: "/sys/devices/system/cpu/cpu0/cache/index\(index)/size", encoding: .utf8)
+            else { continue }
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            let unit: Int = trimmed.hasSuffix("K") ? 1 << 10 : trimmed.hasSuffix("M") ? 1 << 20 : 1
+            guard let value = Int(trimmed.trimmingCharacters(in: CharacterSet.decimalDigits.inverted)) else { continue }
+            largest = max(largest ?? 0, value * unit)
+        }
+        return largest
     }
 }

@@ -29,6 +29,10 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Sequences per step (default: the plan's).") var maxSequencesPerStep: Int?
     @Option(help: "Stop after this many simulated seconds (default: 4 × duration + 30, as bench mux).") var timeLimit: Double?
     @Option(help: "Write the results as JSON here.") var json: String?
+    @Option(help: "Write every simulated step (start, seconds, each model's tokens and predicted seconds) as JSON lines into this folder, one file per policy (sim-POLICY-rRATE.jsonl), to compare with `llmux bench mux --trace`.")
+    var trace: String?
+    @Option(help: "Instead of simulating, price every step of a `bench mux --trace` file with the cost model and compare with the measured times (--policies names the trace's policy).")
+    var replayTrace: String?
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: plan) else { throw CommandFailure("cannot read \(plan)") }
@@ -39,6 +43,12 @@ struct SimulateCommand: ParsableCommand {
         var limits = SchedulerLimits(maxTokensPerStep: maxTokensPerStep ?? placement.settings.maxTokensPerStep,
                                      maxSequencesPerStep: maxSequencesPerStep ?? placement.settings.maxSequencesPerStep)
         limits.quotaInterval = 2
+        if let replayTrace {
+            let simulator = try ClusterSimulator(plan: placement, table: table, policy: policies == "plan" ? nil : UnitPolicy(rawValue: policies),
+                                                 limits: limits)
+            print(try TraceReplay.compare(path: replayTrace, simulator: simulator))
+            return
+        }
         var results: [SimulationResult] = []
         for name in policies.split(separator: ",").map(String.init) {
             var policy: UnitPolicy?
@@ -47,9 +57,14 @@ struct SimulateCommand: ParsableCommand {
                 policy = chosen
             }
             do {
-                let simulator = try ClusterSimulator(plan: placement, table: table, policy: policy, limits: limits)
+                var simulator = try ClusterSimulator(plan: placement, table: table, policy: policy, limits: limits)
+                simulator.tracing = trace != nil
                 report("simulating \(name): \(workload.count) requests …")
                 results.append(try simulator.run(workload, timeLimit: timeLimit ?? duration * 4 + 30))
+                if let trace, let steps = results.last?.trace {
+                    let rate = totalRate ?? placement.models.reduce(0) { $0 + $1.rate }
+                    try StepTraceWriter.write(steps, to: StepTraceWriter.path(directory: trace, prefix: "sim", policy: name, rate: rate))
+                }
             } catch let error as PlacementError {
                 throw CommandFailure(error.description)
             }

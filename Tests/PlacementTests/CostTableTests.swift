@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Placement
 
@@ -34,6 +35,28 @@ import Testing
         #expect(entry.fused(prefillTokens: 51, decodeBatch: 0, decodeContext: 0) == 6)
         // 40 + 11 tokens of dense work (prefill of 51: 6 s) plus the decode tokens' extra attention (5 − 3).
         #expect(abs(entry.fused(prefillTokens: 40, decodeBatch: 11, decodeContext: 110) - (6 + 2)) < 1e-12)
+    }
+
+    @Test func coldFiguresServeAPassAfterAnotherModelAndWarmOnesServeWhenMissing() throws {
+        var entry = CostEntry(model: "m", meshSize: 1, smShares: [1], prefillTokens: [1, 101], prefillSeconds: [[1, 11]],
+                              decodeBatches: [1, 11], decodeContexts: [10, 110], decodeSeconds: [[[1, 2], [3, 5]]])
+        // Without cold figures a cold pass costs what a warm one does.
+        #expect(entry.fused(prefillTokens: 40, decodeBatch: 11, decodeContext: 110, cold: true)
+                == entry.fused(prefillTokens: 40, decodeBatch: 11, decodeContext: 110))
+        entry.coldPrefillSeconds = [[3, 13]]
+        entry.coldDecodeSeconds = [[[2, 3], [4, 7]]]
+        #expect(entry.validationError() == nil)
+        #expect(entry.prefill(tokens: 51, cold: true) == 8)
+        #expect(entry.prefill(tokens: 51) == 6)
+        #expect(entry.decode(batch: 11, context: 110, cold: true) == 7)
+        // Cold dense work (prefill of 51: 8 s) plus the cold decode tokens' extra attention (7 − 4).
+        #expect(abs(entry.fused(prefillTokens: 40, decodeBatch: 11, decodeContext: 110, cold: true) - (8 + 3)) < 1e-12)
+        entry.coldDecodeSeconds = [[[2, 3]]]
+        #expect(entry.validationError() != nil)
+        // Tables written before cold figures existed still load.
+        let old = #"{"model":"m","meshSize":1,"smShares":[1],"prefillTokens":[1],"prefillSeconds":[[1]],"decodeBatches":[1],"decodeContexts":[1],"decodeSeconds":[[[1]]]}"#
+        let decoded = try JSONDecoder().decode(CostEntry.self, from: Data(old.utf8))
+        #expect(decoded.coldPrefillSeconds == nil && decoded.decode(batch: 1, context: 1, cold: true) == 1)
     }
 
     @Test func rooflineDecodeAtBatchOneIsBandwidthBoundAndPrefillComputeBound() {

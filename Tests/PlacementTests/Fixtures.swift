@@ -14,6 +14,14 @@ enum Fixture {
                   decodeSeconds: shares.map { _ in [[decode, decode], [decode, decode]] })
     }
 
+    /// `constant`, with other constant figures for a pass right after another model's (cold caches).
+    static func constant(_ model: String, prefill: Double, decode: Double, coldPrefill: Double, coldDecode: Double) -> CostEntry {
+        var entry = constant(model, prefill: prefill, decode: decode)
+        entry.coldPrefillSeconds = [[coldPrefill, coldPrefill]]
+        entry.coldDecodeSeconds = [[[coldDecode, coldDecode], [coldDecode, coldDecode]]]
+        return entry
+    }
+
     /// An entry with linear costs: prefill a + b·tokens, decode c + d·batch (context-free).
     static func linear(_ model: String, meshSize: Int, prefill: (Double, Double), decode: (Double, Double)) -> CostEntry {
         let tokens: [Double] = [1, 4096], batches: [Double] = [1, 1024]

@@ -33,6 +33,48 @@ import Testing
         #expect(abs(result.records[1].finish! - 0.33) < 1e-9)
     }
 
+    @Test func cpuPassIsColdRightAfterAnotherModelsPass() throws {
+        let table = CostTable(device: "cpu", source: .measured, note: "", entries: [
+            Fixture.constant("a", prefill: 0.1, decode: 0.01, coldPrefill: 0.3, coldDecode: 0.03),
+            Fixture.constant("b", prefill: 0.2, decode: 0.02, coldPrefill: 0.4, coldDecode: 0.05),
+        ])
+        // Alone: the first pass is cold (nothing ran before), then a's own passes keep its weights warm.
+        let alone = try ClusterSimulator(plan: Fixture.plan(models: [("a", 1)], device: "cpu", policy: .mux), table: table)
+            .run([request(0, 0, prompt: 4, output: 3)], timeLimit: 10)
+        #expect(abs(alone.records[0].firstToken! - 0.3) < 1e-9)
+        #expect(abs(alone.records[0].finish! - 0.32) < 1e-9)
+        // Together every pass follows the other model's: step 1 both prefills cold (0.7), step 2
+        // both decodes cold (0.08).
+        let both = try ClusterSimulator(plan: Fixture.plan(models: [("a", 1), ("b", 1)], device: "cpu", policy: .mux), table: table)
+            .run([request(0, 0, prompt: 4, output: 2), request(0, 1, prompt: 4, output: 2)], timeLimit: 10)
+        #expect(abs(both.records[1].firstToken! - 0.7) < 1e-9)
+        #expect(abs(both.records[1].finish! - 0.78) < 1e-9)
+    }
+
+    @Test func traceRecordsEveryStepWithEachModelsLoadAndPrediction() throws {
+        let table = CostTable(device: "cpu", source: .measured, note: "", entries: [
+            Fixture.constant("a", prefill: 0.1, decode: 0.01), Fixture.constant("b", prefill: 0.2, decode: 0.02),
+        ], stepOverhead: 0.001, stepOverheadPerSequence: 0.0005)
+        var simulator = try ClusterSimulator(plan: Fixture.plan(models: [("a", 1), ("b", 1)], device: "cpu", policy: .temporal), table: table)
+        let workload = [request(0, 0, prompt: 4, output: 2), request(0, 1, prompt: 6, output: 3)]
+        #expect(try simulator.run(workload, timeLimit: 10).trace == nil)
+        simulator.tracing = true
+        let result = try simulator.run(workload, timeLimit: 10)
+        let trace = try #require(result.trace)
+        #expect(trace.count == result.steps)
+        // Temporal: one model a step, taking turns; a's prompt first, then b's.
+        #expect(trace[0].loads == [ModelStepLoad(model: "a", prefillTokens: 4, prefillSequences: 1, predictedSeconds: 0.1)])
+        #expect(trace[1].loads.map(\.model) == ["b"] && trace[1].loads[0].prefillTokens == 6)
+        #expect(trace[0].liveSequences == 2)
+        for (step, next) in zip(trace, trace.dropFirst()) {
+            // Each step is its passes plus the engine's overhead, and the next starts when it ends.
+            let sequences = step.loads.reduce(0) { $0 + $1.sequences }
+            #expect(abs(step.seconds - step.loads.reduce(0.001 + 0.0005 * Double(sequences)) { $0 + $1.predictedSeconds! }) < 1e-12)
+            #expect(abs(step.start + step.seconds - next.start) < 1e-12)
+        }
+        #expect(abs(trace.last!.start + trace.last!.seconds - result.records.compactMap(\.finish).max()!) < 1e-12)
+    }
+
     @Test func gpuMuxOverlapsPrefillWithDecodeAndTemporalDoesNot() throws {
         // Request 0 (model a) arrives at 0, request 1 (model b) once a decodes. Under mux b's
         // prefill (partition 0) runs beside a's decode (partition 1): the step is the longer one.
