@@ -112,7 +112,7 @@ struct BenchEngineCommand: ParsableCommand {
 
     private func measure(runner: ModelRunner, vocabulary: Int, batch: Int, promptLength: Int, steps decodeSteps: Int,
                          timer: GPUStepTimer? = nil, cuda: CUDABackend? = nil) throws
-        -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int, trace: StepTrace?) {
+        -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int, trace: DecodeStepTrace?) {
         let id = ModelID("bench")
         let engine = EngineCore(executor: runner, tokenizers: [:],
                                 limits: SchedulerLimits(maxTokensPerStep: max(2048, batch), maxSequencesPerStep: max(64, batch)))
@@ -131,7 +131,7 @@ struct BenchEngineCommand: ParsableCommand {
             }
         }
         let prefillSeconds = Date().timeIntervalSince(prefillStart)
-        var trace = timer.map { _ in StepTrace() }
+        var trace = timer.map { _ in DecodeStepTrace() }
         // LLMUX_PROFILE_DECODE=1: the profiler's range covers the decode steps only (for ncu).
         let profiled = ProcessInfo.processInfo.environment["LLMUX_PROFILE_DECODE"] == "1" ? cuda : nil
         try profiled?.setProfilerRange(active: true)

@@ -84,11 +84,11 @@ struct BenchRow: Codable {
     /// Output tokens (the first from prefill, then one per decode step) over prefill and decode time.
     let outputTokensPerSecond: Double
     /// Per decode step, with `--trace`.
-    let decodeTrace: StepTrace?
+    let decodeTrace: DecodeStepTrace?
 }
 
 /// Host wall time and GPU time of each decode step (`llmux bench engine --trace`).
-struct StepTrace: Codable {
+struct DecodeStepTrace: Codable {
     var wallMilliseconds: [Double] = []
     var gpuMilliseconds: [Double] = []
     /// Mean host milliseconds per step in the engine's phases.
