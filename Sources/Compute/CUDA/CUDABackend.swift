@@ -205,10 +205,9 @@ public final class CUDABackend: ComputeBackend {
 
     public func siluMul(gateUp: Tensor, out: Tensor) throws {
         try expect(gateUp.columns == 2 * out.columns && out.rowStride == out.columns, "siluMul shapes")
-        let total = out.rows * out.columns
-        let blocks = min((total + 255) / 256, context.multiprocessorCount * 16)
-        try kernels.launch(.silu_mul, grid: (blocks, 1, 1), block: 256,
-                           [.ptr(gateUp), .int(gateUp.rowStride), .ptr(out), .int(out.columns), .int64(Int64(total))])
+        let columnBlocks = min((out.columns + 255) / 256, 64)
+        try kernels.launch(.silu_mul, grid: (columnBlocks, min(out.rows, 65535), 1), block: 256,
+                           [.ptr(gateUp), .int(gateUp.rowStride), .ptr(out), .int(out.columns), .int(out.rows)])
     }
 
     public func writeKV(keys: Tensor, values: Tensor, layer: PagedKVLayer, slots: IntTensor, kvHeads: Int, headDim: Int) throws {

@@ -115,12 +115,16 @@ extern "C" __global__ void rope(act* x, int stride, const int* positions, int he
 }
 
 // out = silu(gate) * up over rows; each row of gate_up is gate (n) then up (n).
-extern "C" __global__ void silu_mul(const act* gate_up, int stride, act* out, int n, long long total) {
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
-        const long long row = i / n, col = i % n;
-        const float g = a2f(gate_up[row * stride + col]);
-        const float u = a2f(gate_up[row * stride + n + col]);
-        out[i] = f2a(g / (1.0f + expf(-g)) * u);
+extern "C" __global__ void silu_mul(const act* gate_up, int stride, act* out, int n, int rows) {
+    // grid (column blocks, row blocks): no 64-bit division per element (it cost 9.6 us a layer at 256 rows).
+    for (int row = blockIdx.y; row < rows; row += gridDim.y) {
+        const act* g_row = gate_up + (long long)row * stride;
+        act* o_row = out + (long long)row * n;
+        for (int col = blockIdx.x * blockDim.x + threadIdx.x; col < n; col += gridDim.x * blockDim.x) {
+            const float g = a2f(g_row[col]);
+            const float u = a2f(g_row[n + col]);
+            o_row[col] = f2a(g / (1.0f + expf(-g)) * u);
+        }
     }
 }
 
