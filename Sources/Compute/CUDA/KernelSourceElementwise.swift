@@ -228,7 +228,8 @@ extern "C" __global__ void argmax_combine(const float* partial, int chunks, int*
     int index = 0x7fffffff;
     for (int c = threadIdx.x; c < chunks; c += 32) merge_max_sum(m, sum, index, p[c * 3], p[c * 3 + 1], __float_as_int(p[c * 3 + 2]));
     warp_merge_max_sum(m, sum, index);
-    if (threadIdx.x == 0) { ids[blockIdx.x] = index; logprobs[blockIdx.x] = -logf(sum); }
+    // A row of -inf only (no finite logit) picks token 0, as the one-block kernel does.
+    if (threadIdx.x == 0) { ids[blockIdx.x] = index == 0x7fffffff ? 0 : index; logprobs[blockIdx.x] = -logf(sum); }
 }
 
 // One block per row of f32 logits: argmax (first on ties), log-sum-exp, and the top `k`
