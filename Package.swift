@@ -60,8 +60,8 @@ let package = Package(
         .testTarget(name: "LLMuxCoreTests", dependencies: ["LLMuxCore"]),
         .testTarget(name: "KVMemoryTests", dependencies: ["KVMemory"]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "KVMemory", "LLMuxCore"]),
-        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ComputeTests", dependencies: ["Compute", "CLLMuxKernels"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "LLMuxCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ComputeTests", dependencies: ["Compute", "CLLMuxKernels", "LLMuxCore"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Compute", "LLMuxCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BenchTests", dependencies: ["Bench", "LLMuxCore"]),
         .testTarget(name: "ServerTests", dependencies: [

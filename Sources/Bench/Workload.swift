@@ -83,16 +83,9 @@ public struct WorkloadSpec: Sendable, Equatable, Codable {
 
 /// SplitMix64 with the draws a workload needs.
 struct WorkloadRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x1234_5678 }
-
-    mutating func nextUInt64() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var generator: SplitMix64
+    init(seed: UInt64) { generator = SplitMix64(seed: seed &+ 0x1234_5678) }
+    mutating func nextUInt64() -> UInt64 { generator.next() }
 
     /// Uniform in (0, 1).
     mutating func uniform() -> Double { (Double(nextUInt64() >> 11) + 0.5) / 9_007_199_254_740_992.0 }

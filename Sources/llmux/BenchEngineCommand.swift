@@ -116,7 +116,7 @@ struct BenchEngineCommand: ParsableCommand {
         let id = ModelID("bench")
         let engine = EngineCore(executor: runner, tokenizers: [:],
                                 limits: SchedulerLimits(maxTokensPerStep: max(2048, batch), maxSequencesPerStep: max(64, batch)))
-        var generator = SplitMix(seed: 42)
+        var generator = SplitMix64(seed: 42)
         for _ in 0..<batch {
             let prompt = (0..<promptLength).map { _ in TokenID(generator.next() % UInt64(vocabulary)) }
             try engine.add(GenerationRequest(model: id, promptTokens: prompt,
@@ -167,19 +167,6 @@ struct BenchEngineCommand: ParsableCommand {
             try ModelMaker.write(MakeModelOptions(config: preset.config, dtype: .bf16, seed: 7, weightScale: 0.02), to: directory, progress: nil)
         }
         return directory.path
-    }
-}
-
-/// A tiny deterministic generator for benchmark prompts.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,19 +1,13 @@
 import CLLMuxKernels
 import Foundation
+import LLMuxCore
 import Testing
 
 // Naive Double references for every kernel in CLLMuxKernels.
 
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+typealias SplitMix = SplitMix64
+extension SplitMix64 {
+    init(_ seed: UInt64) { self.init(seed: seed) }
     /// Uniform in [-1, 1).
     mutating func float() -> Float { Float(Double(next() >> 11) / Double(1 << 53) * 2 - 1) }
     mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in float() * scale } }
