@@ -82,7 +82,7 @@ if [ "$MODE" = full ] && [ $SECONDS -lt ${FULL_BEFORE:-300} ]; then
     rm -rf /tmp/m1b
     step bench_8b 200 "$BIN" bench engine --device cuda --model /tmp/m8b --batches 1,8 --prompt-length 2048 --decode-steps 32 --json "$LOGS/bench_8b.json"
     step bench_8b_decode 120 "$BIN" bench engine --device cuda --model /tmp/m8b --batches 1,32 --prompt-length 128 --decode-steps 64
-    [ $SECONDS -lt ${LEGACY_BEFORE:-400} ] && step bench_8b_gemv 120 env LLMUX_CUDA_GEMV=1 "$BIN" bench engine --device cuda --model /tmp/m8b --batches 1 --prompt-length 128 --decode-steps 64
+    [ $SECONDS -lt ${LEGACY_BEFORE:-400} ] && step bench_8b_cublaslt 120 env LLMUX_CUDA_GEMV=0 "$BIN" bench engine --device cuda --model /tmp/m8b --batches 1 --prompt-length 128 --decode-steps 64
     [ $SECONDS -lt ${LEGACY_BEFORE:-400} ] && step bench_8b_round1 150 env LLMUX_CUDA_ATTENTION=simt LLMUX_CUDA_GRAPHS=0 LLMUX_CUDA_FUSE=0 "$BIN" bench engine --device cuda --model /tmp/m8b --batches 1 --prompt-length 2048 --decode-steps 64
 fi
 
@@ -90,6 +90,6 @@ echo
 echo "================ summary ================"
 cat "$LOGS/steps.txt"
 cat "$SUMMARY"
-for f in bench_1b bench_1b_round1 bench_8b bench_8b_decode bench_8b_gemv bench_8b_round1; do
+for f in bench_1b bench_1b_round1 bench_8b bench_8b_decode bench_8b_cublaslt bench_8b_round1; do
     [ -f "$LOGS/$f.log" ] && { echo "--- $f"; grep -E '^(device|copy|read|batch|\s*[0-9]+ \|)' "$LOGS/$f.log"; }
 done
