@@ -62,11 +62,11 @@ public final class EngineCore {
     /// Descriptors of the served models.
     public var models: [ModelDescriptor] { executor.models }
 
-    /// True while any sequence is waiting or running, or any job is in flight (an aborted
-    /// sequence's job still has to be collected before its pages are free).
     /// Time spent in each phase of `step()` so far (synchronous executors; benchmarks read it).
     public private(set) var phaseTimes = StepPhaseTimes()
 
+    /// True while any sequence is waiting or running, or any job is in flight (an aborted
+    /// sequence's job still has to be collected before its pages are free).
     public var hasWork: Bool { scheduler.liveCount > 0 || scheduler.inFlightCount > 0 }
 
     /// The scheduler's state, for tests and metrics.
