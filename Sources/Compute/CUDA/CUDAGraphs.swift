@@ -61,7 +61,7 @@ extension CUDABackend {
     public func launchGraph(_ graph: AnyObject) throws {
         guard let graph = graph as? CUDAGraph else { throw CUDAError("launchGraph: not a CUDA graph") }
         let driver = context.driver
-        try markTimerStart(graph: true)
+        try markTimerStart()
         try driver.check(driver.cuGraphLaunch!(graph.exec, context.stream), "cuGraphLaunch")
     }
 

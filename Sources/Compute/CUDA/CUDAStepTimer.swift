@@ -7,9 +7,6 @@ public final class GPUStepTimer {
     private let backend: CUDABackend
     private var start: OpaquePointer?
     private var end: OpaquePointer?
-    /// `LLMUX_TRACE_FROM_GRAPH=1`: the span starts at the graph launch (diagnostics: the graph's
-    /// own time, without the uploads before it).
-    let startsAtGraph = ProcessInfo.processInfo.environment["LLMUX_TRACE_FROM_GRAPH"] == "1"
 
     init(backend: CUDABackend) throws {
         self.backend = backend
@@ -38,7 +35,7 @@ public final class GPUStepTimer {
     /// Marks the end, waits for it, and returns the GPU milliseconds since the step's first work.
     public func finish() throws -> Double {
         let driver = backend.context.driver
-        if backend.armedTimer === self { try backend.markTimerStart(graph: true) }
+        if backend.armedTimer === self { try backend.markTimerStart() }
         try driver.check(driver.cuEventRecord(end, backend.mainSlot.stream), "cuEventRecord")
         try driver.check(driver.cuEventSynchronize(end), "cuEventSynchronize")
         var milliseconds: Float = 0
@@ -49,8 +46,8 @@ public final class GPUStepTimer {
 
 extension CUDABackend {
     /// Marks the armed timer's start, if one waits for the step's first work.
-    func markTimerStart(graph: Bool = false) throws {
-        guard let timer = armedTimer, graph || !timer.startsAtGraph else { return }
+    func markTimerStart() throws {
+        guard let timer = armedTimer else { return }
         armedTimer = nil
         try timer.markStart()
     }
