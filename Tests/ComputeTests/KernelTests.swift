@@ -109,6 +109,10 @@ func checkMatmul(M: Int, N: Int, K: Int, dtype: Int32, bias useBias: Bool, strid
     #expect(checkMatmul(M: 150, N: 83, K: 600, dtype: bf16Code, bias: true, strided: true, seed: 99) == 0)
     #expect(checkMatmul(M: 1, N: 1029, K: 300, dtype: f32Code, bias: true, strided: false, seed: 98) == 0)
     #expect(checkMatmul(M: 2, N: 45, K: 1031, dtype: f16Code, bias: false, strided: true, seed: 97) == 0)
+    // One x row takes the linear-row kernel below 4 KB of W row and the 8-row tile above it.
+    #expect(checkMatmul(M: 1, N: 37, K: 1030, dtype: bf16Code, bias: true, strided: true, seed: 96) == 0)
+    #expect(checkMatmul(M: 1, N: 37, K: 1030, dtype: f32Code, bias: true, strided: true, seed: 95) == 0)
+    #expect(checkMatmul(M: 1, N: 19, K: 2051, dtype: bf16Code, bias: false, strided: false, seed: 94) == 0)
 }
 
 @Test func matmulZeroK() {

@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     int fails = 0;
     int Ms[] = {1, 2, 3, 4, 5, 7, 13, 14, 15, 16, 33, 64, 130};
     int Ns[] = {1, 17, 100, 300};
-    int Ks[] = {1, 9, 300, 517};
+    int Ks[] = {1, 9, 517, 1030}; // 1030: f32 rows of W over 4 KB (the 8-row GEMV tile at M = 1)
     for (int dt = 0; dt < 3; dt++)
         for (int a = 0; a < 13; a++)
             for (int b = 0; b < 4; b++)
