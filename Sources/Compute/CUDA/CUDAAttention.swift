@@ -32,7 +32,7 @@ extension CUDABackend {
             return
         }
         try expect(headDim <= 128 && heads / kvHeads <= 8, "head size \(headDim) or \(heads / kvHeads) query heads per kv head")
-        let wanted = (4 * context.multiprocessorCount + tokens * kvHeads - 1) / (tokens * kvHeads)
+        let wanted = (max(1, decodeSplitWaves) * context.multiprocessorCount + tokens * kvHeads - 1) / (tokens * kvHeads)
         // Splits of at least 16 keys: at batch 1 a 64-key minimum left 24 blocks for the whole
         // GPU, each walking its keys one after another (14 us per layer on an H100 at 160 keys).
         let splits = max(1, min(wanted, (maxContext + 15) / 16, 1024))
@@ -40,9 +40,18 @@ extension CUDABackend {
         let scratch = try scratch(rows * (headDim + 2) * 4)
         let partOut = scratch.deviceAddress
         let partML = partOut + UInt64(rows * headDim * 4)
-        try kernels.launch(.attn_decode, grid: (tokens, kvHeads, splits), block: 128,
-                           common + [.int(batch.sequenceCount), .int(heads), .int(kvHeads), .int(headDim), .int(layer.tokensPerPage),
-                                     .int64(Int64(layer.pageStride)), .float(scale), .pointer(partOut), .pointer(partML)])
+        if precision == .bf16 && !simtDecodeAttention, let kernel = CUDAKernels.tensorCoreDecode(headDim: headDim) {
+            // At 256 sequences the CUDA-core kernel took 6.1 of a 15.1 ms Llama-3-8B step (its key loop
+            // is instruction-bound); tensor cores score and accumulate 16 keys per mma.
+            try kernels.launch(kernel, grid: (tokens, kvHeads, splits), block: 128,
+                               sharedBytes: CUDAKernels.tensorCoreDecodeShared(headDim: headDim),
+                               common + [.int(batch.sequenceCount), .int(heads), .int(kvHeads), .int(layer.tokensPerPage),
+                                         .int64(Int64(layer.pageStride)), .float(scale), .pointer(partOut), .pointer(partML)])
+        } else {
+            try kernels.launch(.attn_decode, grid: (tokens, kvHeads, splits), block: 128,
+                               common + [.int(batch.sequenceCount), .int(heads), .int(kvHeads), .int(headDim), .int(layer.tokensPerPage),
+                                         .int64(Int64(layer.pageStride)), .float(scale), .pointer(partOut), .pointer(partML)])
+        }
         try kernels.launch(.attn_combine, grid: (tokens, heads, 1), block: (headDim + 31) / 32 * 32,
                            [.pointer(partOut), .pointer(partML), .int(splits), .int(heads), .int(headDim), .ptr(out), .int(out.rowStride)])
     }

@@ -7,11 +7,13 @@ final class CUDAKernels: @unchecked Sendable {
         case gemv_bf16_1, gemv_bf16_2, gemv_bf16_3, gemv_bf16_4
         case attn_decode, attn_combine, attn_prefill
         case attn_prefill_tc16, attn_prefill_tc32, attn_prefill_tc64, attn_prefill_tc128
+        case attn_decode_tc16, attn_decode_tc32, attn_decode_tc64, attn_decode_tc128
 
         /// Kernels that exist only in bf16 (tensor-core attention, the bf16 GEMV).
         var bf16Only: Bool {
             switch self {
-            case .gemv_bf16_1, .gemv_bf16_2, .gemv_bf16_3, .gemv_bf16_4, .attn_prefill_tc16, .attn_prefill_tc32, .attn_prefill_tc64, .attn_prefill_tc128: return true
+            case .gemv_bf16_1, .gemv_bf16_2, .gemv_bf16_3, .gemv_bf16_4, .attn_prefill_tc16, .attn_prefill_tc32, .attn_prefill_tc64, .attn_prefill_tc128,
+                 .attn_decode_tc16, .attn_decode_tc32, .attn_decode_tc64, .attn_decode_tc128: return true
             default: return false
             }
         }
@@ -27,6 +29,19 @@ final class CUDAKernels: @unchecked Sendable {
         default: return nil
         }
     }
+    /// The tensor-core decode attention kernel for `headDim`, if there is one.
+    static func tensorCoreDecode(headDim: Int) -> Name? {
+        switch headDim {
+        case 16: return .attn_decode_tc16
+        case 32: return .attn_decode_tc32
+        case 64: return .attn_decode_tc64
+        case 128: return .attn_decode_tc128
+        default: return nil
+        }
+    }
+    /// Dynamic shared memory of the tensor-core decode kernel for `headDim` (two buffers of a key
+    /// and a value tile: the next one loads while the current one is computed).
+    static func tensorCoreDecodeShared(headDim: Int) -> Int { 2 * 2 * 64 * (headDim + 8) * 2 }
     /// The GEMV kernel for `rows` rows of x (1 to 4).
     static func gemv(rows: Int) -> Name {
         switch rows {
@@ -76,9 +91,11 @@ final class CUDAKernels: @unchecked Sendable {
         try driver.check(driver.cuFuncSetAttribute(functions[.attn_prefill]!, 8, Int32(prefillSharedBytes)),
                          "cuFuncSetAttribute(attn_prefill, MAX_DYNAMIC_SHARED_SIZE_BYTES)")
         for headDim in [16, 32, 64, 128] where precision == .bf16 {
-            let name = Self.tensorCorePrefill(headDim: headDim)!
-            try driver.check(driver.cuFuncSetAttribute(functions[name]!, 8, Int32(Self.tensorCorePrefillShared(headDim: headDim))),
-                             "cuFuncSetAttribute(\(name.rawValue), MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+            for (name, bytes) in [(Self.tensorCorePrefill(headDim: headDim)!, Self.tensorCorePrefillShared(headDim: headDim)),
+                                  (Self.tensorCoreDecode(headDim: headDim)!, Self.tensorCoreDecodeShared(headDim: headDim))] {
+                try driver.check(driver.cuFuncSetAttribute(functions[name]!, 8, Int32(bytes)),
+                                 "cuFuncSetAttribute(\(name.rawValue), MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+            }
         }
         loadSeconds = Date().timeIntervalSince(start)
     }
