@@ -123,6 +123,9 @@ struct BenchEngineCommand: ParsableCommand {
                                              parameters: SamplingParameters(maxTokens: decodeSteps + 2, stopAtEOS: false)))
         }
         var started = Set<SequenceID>()
+        // LLMUX_PROFILE_PREFILL=1: the profiler's range covers the prefill steps only (for ncu).
+        let profiledPrefill = ProcessInfo.processInfo.environment["LLMUX_PROFILE_PREFILL"] == "1" ? cuda : nil
+        try profiledPrefill?.setProfilerRange(active: true)
         let prefillStart = Date()
         while started.count < batch {
             for event in engine.step() {
@@ -131,6 +134,7 @@ struct BenchEngineCommand: ParsableCommand {
             }
         }
         let prefillSeconds = Date().timeIntervalSince(prefillStart)
+        try profiledPrefill?.setProfilerRange(active: false)
         var trace = timer.map { _ in DecodeStepTrace() }
         // LLMUX_PROFILE_DECODE=1: the profiler's range covers the decode steps only (for ncu).
         let profiled = ProcessInfo.processInfo.environment["LLMUX_PROFILE_DECODE"] == "1" ? cuda : nil
