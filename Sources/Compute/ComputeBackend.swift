@@ -40,9 +40,12 @@ public struct AttentionBatch: Sendable {
     public let maxQueryCount: Int
     /// Longest context of the batch; 0 when unknown.
     public let maxContextLength: Int
+    /// Flat-batch rows of the sequences with a single query token, in a step that also has prompt
+    /// chunks (a GPU runs them with its decode kernel); nil when not built.
+    public let decodeTokenRows: IntTensor?
     /// Metadata for one step.
     public init(queryStarts: IntTensor, contextLengths: IntTensor, pageTables: IntTensor, sequenceCount: Int, maxPages: Int,
-                maxQueryCount: Int = 0, maxContextLength: Int = 0) {
+                maxQueryCount: Int = 0, maxContextLength: Int = 0, decodeTokenRows: IntTensor? = nil) {
         self.queryStarts = queryStarts
         self.contextLengths = contextLengths
         self.pageTables = pageTables
@@ -50,6 +53,7 @@ public struct AttentionBatch: Sendable {
         self.maxPages = maxPages
         self.maxQueryCount = maxQueryCount
         self.maxContextLength = maxContextLength
+        self.decodeTokenRows = decodeTokenRows
     }
 }
 

@@ -204,10 +204,14 @@ final class DecoderModel {
             tables.append(contentsOf: sequence.pageTable)
             tables.append(contentsOf: repeatElement(0, count: maxPages - sequence.pageTable.count))
         }
+        let maxQueryCount = job.sequences.map(\.queryCount).max() ?? 0
+        // A mixed step's decode tokens, so that a GPU need not run them through its prompt kernel.
+        let singleRows = maxQueryCount > 1 ? job.sequences.filter { $0.queryCount == 1 }.map { Int32($0.queryStart) } : []
         return AttentionBatch(queryStarts: try backend.upload(starts), contextLengths: try backend.upload(lengths),
                               pageTables: try backend.upload(tables), sequenceCount: job.sequences.count, maxPages: maxPages,
-                              maxQueryCount: job.sequences.map(\.queryCount).max() ?? 0,
-                              maxContextLength: job.sequences.map(\.contextLength).max() ?? 0)
+                              maxQueryCount: maxQueryCount,
+                              maxContextLength: job.sequences.map(\.contextLength).max() ?? 0,
+                              decodeTokenRows: singleRows.isEmpty ? nil : try backend.upload(singleRows))
     }
 
     /// Activation buffers reused across steps; regrown when a step has more tokens.

@@ -16,11 +16,21 @@ extension CUDABackend {
         ]
         if maxQueries > 8 && !decodeAttentionOnly && !simtPrefillAttention && precision == .bf16,
            let kernel = CUDAKernels.tensorCorePrefill(headDim: headDim) {
+            // The step's decode tokens go to the decode kernel: in the prompt kernel each took a whole
+            // 64-query tile per query head (~60 us per decode token and Llama-3-8B step on an H100).
+            var skipSingle: Int32 = 0
+            if let rows = batch.decodeTokenRows, rows.count > 0, !simtDecodeAttention, heads / kvHeads <= 8,
+               CUDAKernels.tensorCoreDecode(headDim: headDim) != nil {
+                try decodeAttention(common: common, layer: layer, batch: batch, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                    scale: scale, out: out, tokenRows: rows, count: rows.count, maxContext: maxContext)
+                skipSingle = 1
+            }
             let tiles = (maxQueries + 63) / 64
             try kernels.launch(kernel, grid: (batch.sequenceCount * tiles, heads, 1), block: 128,
                                sharedBytes: CUDAKernels.tensorCorePrefillShared(headDim: headDim),
                                common + [.int(tiles), .int(heads), .int(kvHeads), .int(layer.tokensPerPage),
-                                         .int64(Int64(layer.pageStride)), .float(scale), .ptr(out), .int(out.rowStride)])
+                                         .int64(Int64(layer.pageStride)), .float(scale), .ptr(out), .int(out.rowStride),
+                                         .int(Int(skipSingle))])
             return
         }
         if maxQueries > 8 && headDim % 16 == 0 && headDim <= 128 && !decodeAttentionOnly {
@@ -31,6 +41,15 @@ extension CUDABackend {
                                          .int64(Int64(layer.pageStride)), .float(scale), .ptr(out), .int(out.rowStride)])
             return
         }
+        try decodeAttention(common: common, layer: layer, batch: batch, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                            scale: scale, out: out, tokenRows: nil, count: tokens, maxContext: maxContext)
+    }
+
+    /// One query token per block row against its split context, then the merge of the splits:
+    /// `count` rows, all the batch's tokens (`tokenRows` nil) or the flat-batch rows listed there.
+    private func decodeAttention(common: [KernelArguments.Value], layer: PagedKVLayer, batch: AttentionBatch, heads: Int,
+                                 kvHeads: Int, headDim: Int, scale: Float, out: Tensor, tokenRows: IntTensor?, count tokens: Int,
+                                 maxContext: Int) throws {
         try expect(headDim <= 128 && heads / kvHeads <= 8, "head size \(headDim) or \(heads / kvHeads) query heads per kv head")
         let wanted = (max(1, decodeSplitWaves) * context.multiprocessorCount + tokens * kvHeads - 1) / (tokens * kvHeads)
         // Splits of at least 16 keys: at batch 1 a 64-key minimum left 24 blocks for the whole
@@ -40,19 +59,22 @@ extension CUDABackend {
         let scratch = try scratch(rows * (headDim + 2) * 4)
         let partOut = scratch.deviceAddress
         let partML = partOut + UInt64(rows * headDim * 4)
+        let rowsArgument: KernelArguments.Value = tokenRows.map { .ptr($0) } ?? .pointer(0)
         if precision == .bf16 && !simtDecodeAttention, let kernel = CUDAKernels.tensorCoreDecode(headDim: headDim) {
             // At 256 sequences the CUDA-core kernel took 6.1 of a 15.1 ms Llama-3-8B step (its key loop
             // is instruction-bound); tensor cores score and accumulate 16 keys per mma.
             try kernels.launch(kernel, grid: (tokens, kvHeads, splits), block: 128,
                                sharedBytes: CUDAKernels.tensorCoreDecodeShared(headDim: headDim),
                                common + [.int(batch.sequenceCount), .int(heads), .int(kvHeads), .int(layer.tokensPerPage),
-                                         .int64(Int64(layer.pageStride)), .float(scale), .pointer(partOut), .pointer(partML)])
+                                         .int64(Int64(layer.pageStride)), .float(scale), .pointer(partOut), .pointer(partML), rowsArgument])
         } else {
+            try expect(tokenRows == nil, "the CUDA-core decode kernel runs whole batches")
             try kernels.launch(.attn_decode, grid: (tokens, kvHeads, splits), block: 128,
                                common + [.int(batch.sequenceCount), .int(heads), .int(kvHeads), .int(headDim), .int(layer.tokensPerPage),
                                          .int64(Int64(layer.pageStride)), .float(scale), .pointer(partOut), .pointer(partML)])
         }
         try kernels.launch(.attn_combine, grid: (tokens, heads, 1), block: (headDim + 31) / 32 * 32,
-                           [.pointer(partOut), .pointer(partML), .int(splits), .int(heads), .int(headDim), .ptr(out), .int(out.rowStride)])
+                           [.pointer(partOut), .pointer(partML), .int(splits), .int(heads), .int(headDim), .ptr(out), .int(out.rowStride),
+                            rowsArgument])
     }
 }

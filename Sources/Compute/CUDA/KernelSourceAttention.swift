@@ -132,11 +132,12 @@ extern "C" __global__ void attn_decode(const act* q, int q_stride, const act* k_
 
 // Merges the splits of attn_decode (at most 1024). grid (tokens, heads), block head_dim rounded up
 // to a warp: warp 0 weighs the splits once, then every thread sums its dimension.
+// token_rows (mixed steps): block x writes flat-batch row token_rows[x] from partials x.
 extern "C" __global__ void attn_combine(const float* part_out, const float* part_ml, int splits, int heads, int head_dim,
-                                        act* out, int out_stride) {
+                                        act* out, int out_stride, const int* token_rows) {
     __shared__ float weight[1024];
     __shared__ float total;
-    const int t = blockIdx.x, h = blockIdx.y;
+    const int t = blockIdx.x, h = blockIdx.y, t_out = token_rows ? token_rows[t] : t;
     const long long row0 = ((long long)t * heads + h) * splits;
     const float NEG = -__int_as_float(0x7f800000);
     if (threadIdx.x < 32) {
@@ -157,7 +158,7 @@ extern "C" __global__ void attn_combine(const float* part_out, const float* part
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
         float value = 0.0f;
         for (int z = 0; z < splits; z++) value += part_out[(row0 + z) * head_dim + d] * weight[z];
-        out[(long long)t * out_stride + h * head_dim + d] = f2a(total > 0.0f ? value / total : 0.0f);
+        out[(long long)t_out * out_stride + h * head_dim + d] = f2a(total > 0.0f ? value / total : 0.0f);
     }
 }
 
@@ -324,7 +325,7 @@ template <int HD>
 __device__ __forceinline__ void attn_prefill_tc_body(const bf16* q, int q_stride, const bf16* k_cache, const bf16* v_cache,
         const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, int max_tiles,
         int heads, int kv_heads, int tokens_per_page, long long page_stride, float scale, bf16* out, int out_stride,
-        unsigned char* smem_raw) {
+        int skip_single, unsigned char* smem_raw) {
     constexpr int QS = HD + 8;
     constexpr int VPR = HD / 8;
     bf16* qs = (bf16*)smem_raw;
@@ -333,6 +334,7 @@ __device__ __forceinline__ void attn_prefill_tc_body(const bf16* q, int q_stride
     const int s = blockIdx.x / max_tiles, tile = blockIdx.x % max_tiles, h = blockIdx.y;
     const int q_start = query_starts[s], q_count = query_starts[s + 1] - q_start;
     if (tile * 64 >= q_count) return;
+    if (skip_single && q_count == 1) return;   // a decode token of a mixed step: attn_decode_tc has it
     const int context = context_lengths[s];
     const int first_pos = context - q_count + tile * 64;
     const int rows = min(64, q_count - tile * 64);
@@ -459,10 +461,10 @@ __device__ __forceinline__ void attn_prefill_tc_body(const bf16* q, int q_stride
 extern "C" __global__ void __launch_bounds__(128) attn_prefill_tc##HD(const bf16* q, int q_stride, const bf16* k_cache, \
         const bf16* v_cache, const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, \
         int max_tiles, int heads, int kv_heads, int tokens_per_page, long long page_stride, float scale, bf16* out, \
-        int out_stride) { \
+        int out_stride, int skip_single) { \
     extern __shared__ __align__(16) unsigned char smem_tc[]; \
     attn_prefill_tc_body<HD>(q, q_stride, k_cache, v_cache, query_starts, context_lengths, page_tables, max_pages, \
-        max_tiles, heads, kv_heads, tokens_per_page, page_stride, scale, out, out_stride, smem_tc); \
+        max_tiles, heads, kv_heads, tokens_per_page, page_stride, scale, out, out_stride, skip_single, smem_tc); \
 }
 ATTN_PREFILL_TC(16)
 ATTN_PREFILL_TC(32)
@@ -481,11 +483,12 @@ template <int HD>
 __device__ __forceinline__ void attn_decode_tc_body(const bf16* q, int q_stride, const bf16* k_cache, const bf16* v_cache,
         const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, int sequences,
         int heads, int kv_heads, int tokens_per_page, long long page_stride, float scale,
-        float* part_out, float* part_ml, unsigned char* smem_raw) {
+        float* part_out, float* part_ml, const int* token_rows, unsigned char* smem_raw) {
     constexpr int QS = HD + 8;
     constexpr int VPR = HD / 8;
     bf16* const tiles = (bf16*)smem_raw;   // buffer b: keys at tiles + b * 128 * QS, values 64 rows later
-    const int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
+    // token_rows (mixed steps): block x serves flat-batch row token_rows[x]; partials stay by x.
+    const int t = token_rows ? token_rows[blockIdx.x] : blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int s = sequence_of(query_starts, sequences, t);
     const int q_count = query_starts[s + 1] - query_starts[s];
@@ -626,7 +629,7 @@ __device__ __forceinline__ void attn_decode_tc_body(const bf16* q, int q_stride,
                 out += red_acc[(w * 8 + r) * HD + d] * f;
             }
         }
-        const long long row = ((long long)t * heads + h0 + r) * splits + split;
+        const long long row = ((long long)blockIdx.x * heads + h0 + r) * splits + split;
         part_out[row * HD + d] = out;
         // attn_combine weighs splits with expf: the max goes back to natural-log units.
         if (d == 0) { part_ml[row * 2] = mx == NEG ? NEG : mx * 0.6931471805599453f; part_ml[row * 2 + 1] = sum; }
@@ -636,10 +639,10 @@ __device__ __forceinline__ void attn_decode_tc_body(const bf16* q, int q_stride,
 extern "C" __global__ void __launch_bounds__(128) attn_decode_tc##HD(const bf16* q, int q_stride, const bf16* k_cache, \
         const bf16* v_cache, const int* query_starts, const int* context_lengths, const int* page_tables, int max_pages, \
         int sequences, int heads, int kv_heads, int tokens_per_page, long long page_stride, float scale, \
-        float* part_out, float* part_ml) { \
+        float* part_out, float* part_ml, const int* token_rows) { \
     extern __shared__ __align__(16) unsigned char smem_tc[]; \
     attn_decode_tc_body<HD>(q, q_stride, k_cache, v_cache, query_starts, context_lengths, page_tables, max_pages, \
-        sequences, heads, kv_heads, tokens_per_page, page_stride, scale, part_out, part_ml, smem_tc); \
+        sequences, heads, kv_heads, tokens_per_page, page_stride, scale, part_out, part_ml, token_rows, smem_tc); \
 }
 ATTN_DECODE_TC(16)
 ATTN_DECODE_TC(32)
