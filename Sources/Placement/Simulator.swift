@@ -22,6 +22,14 @@ public struct SimulationResult: Sendable, Codable {
     public var wallSeconds: Double
     /// Every simulated step of every unit, in each unit's order (only when `ClusterSimulator.tracing`).
     public var trace: [StepTraceEntry]?
+    /// Decode passes whose sequences' mean context lay past the longest context the cost table
+    /// profiled for their model (`CostEntry.decodeContexts`), so that their price extended the
+    /// grid's last segment instead of interpolating measured points. On the CPU that extension
+    /// misses the rise once a small model's KV cache and weights outgrow the last-level cache
+    /// (llama-s at batch 2 and context 2048: 1.35 ms extended from 512 and 1024, 2.03 ms measured).
+    public var extrapolatedPasses = 0
+    /// Passes simulated over all units (one per model per step).
+    public var passes = 0
 }
 
 /// A discrete-event simulation of every unit of a plan, driven by the real `Scheduler`: each
@@ -98,24 +106,37 @@ public struct ClusterSimulator {
         }
         var end = 0.0
         var steps = 0
+        var passes = 0
+        var extrapolated = 0
         var trace: [StepTraceEntry] = []
         for (u, unit) in plan.units.enumerated() where !perUnit[u].isEmpty {
-            let (unitEnd, unitSteps, unitTrace) = try simulate(unit: unit, requests: perUnit[u], workload: workload, records: &records,
-                                                               timeLimit: timeLimit)
-            end = max(end, unitEnd)
-            steps += unitSteps
-            trace += unitTrace
+            let outcome = try simulate(unit: unit, requests: perUnit[u], workload: workload, records: &records, timeLimit: timeLimit)
+            end = max(end, outcome.end)
+            steps += outcome.steps
+            passes += outcome.passes
+            extrapolated += outcome.extrapolatedPasses
+            trace += outcome.trace
         }
         let seconds = min(max(end, workload.last?.arrival ?? 0), timeLimit)
         return SimulationResult(
             policy: policy?.rawValue ?? "plan", seconds: seconds, overall: LatencySummary(records, duration: seconds),
             perModel: plan.models.indices.map { m in LatencySummary(records.filter { $0.modelIndex == m }, duration: seconds) },
-            records: records, steps: steps, wallSeconds: Date().timeIntervalSince(started), trace: tracing ? trace : nil)
+            records: records, steps: steps, wallSeconds: Date().timeIntervalSince(started), trace: tracing ? trace : nil,
+            extrapolatedPasses: extrapolated, passes: passes)
     }
 
-    /// One unit's event loop. Returns its end time, its step count and, when `tracing`, its steps.
+    /// What one unit's event loop produced.
+    struct UnitOutcome {
+        var end: Double
+        var steps: Int
+        var passes: Int
+        var extrapolatedPasses: Int
+        var trace: [StepTraceEntry]
+    }
+
+    /// One unit's event loop: its end time, its step and pass counts and, when `tracing`, its steps.
     func simulate(unit: PlannedUnit, requests: [Int], workload: [WorkloadRequest], records: inout [RequestRecord],
-                  timeLimit: Double) throws -> (Double, Int, [StepTraceEntry]) {
+                  timeLimit: Double) throws -> UnitOutcome {
         let unitPolicy = policy ?? unit.policy
         let timing = timing(for: unitPolicy)
         let element = plan.cluster.kvBytesPerElement
@@ -141,6 +162,8 @@ public struct ClusterSimulator {
         var now = 0.0
         var next = 0
         var steps = 0
+        var passes = 0
+        var extrapolated = 0
         var recordBySequence: [SequenceID: Int] = [:]
         var target: [SequenceID: Int] = [:]
         var counter: UInt64 = 1
@@ -178,6 +201,8 @@ public struct ClusterSimulator {
             var loads = ModelStepLoad.of(stepPlan)
             let seconds = cost.seconds(&loads, previous: lastModel) + table.engineOverhead(sequences: loads.reduce(0) { $0 + $1.sequences })
             lastModel = loads.last?.model ?? lastModel
+            passes += loads.count
+            extrapolated += loads.filter { cost.decodesPastProfiledContexts($0) }.count
             if tracing { trace.append(StepTraceEntry(start: now, seconds: seconds, liveSequences: live, loads: loads)) }
             now += seconds
             steps += 1
@@ -197,6 +222,6 @@ public struct ClusterSimulator {
                 }
             }
         }
-        return (now, steps, trace)
+        return UnitOutcome(end: now, steps: steps, passes: passes, extrapolatedPasses: extrapolated, trace: trace)
     }
 }

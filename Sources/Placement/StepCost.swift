@@ -38,6 +38,13 @@ struct UnitStepCost {
         self.prefillShare = unit.prefillShare
     }
 
+    /// Whether `load` decodes sequences whose mean context lies past the longest context profiled
+    /// for its model, i.e. its price extends the grid's last segment.
+    func decodesPastProfiledContexts(_ load: ModelStepLoad) -> Bool {
+        guard load.decodeBatch > 0, let longest = entries[load.model]?.decodeContexts.last else { return false }
+        return load.decodeContext > longest
+    }
+
     /// Seconds of the jobs of a step whose per-model loads are `loads` (the engine's own
     /// overhead not included); sets each load's own prediction. `previous` is the model whose
     /// pass ran last before this step (nil: none yet).

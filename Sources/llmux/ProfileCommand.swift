@@ -31,7 +31,11 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: "Passes over the whole grid; the median of every pass's samples is kept, so a burst of load from other processes moves it less.") var passes = 3
     @Option(help: "Comma-separated prefill chunk lengths.") var tokens = "1,16,32,64,128,256,512"
     @Option(help: "Comma-separated decode batch sizes.") var batches = "1,2,4,8,16,32,64"
-    @Option(help: "Comma-separated decode context lengths.") var contexts = "16,128,512,1024"
+    @Option(help: "Comma-separated decode context lengths (default \(Self.cpuContexts) on the CPU, where a small model's KV cache outgrows the last-level cache past 1024 tokens and a line through shorter contexts underprices it; \(Self.gpuContexts) on CUDA); each model's grid stops at its max_position_embeddings.")
+    var contexts: String?
+
+    /// Default context grids: the CPU's reaches `bench mux`'s longest sequences (4,096 tokens).
+    static let cpuContexts = "16,128,512,1024,2048,4096", gpuContexts = "16,128,512,1024"
     @Option(help: "Comma-separated SM shares to measure on CUDA (fractions of the GPU's SMs).") var smShares = "0.25,0.5,0.75,1"
 
     func run() throws {
@@ -72,7 +76,8 @@ struct ProfileCommand: ParsableCommand {
         let partitioned = (backend as? any PartitionedBackend).flatMap { $0.multiprocessorCount > 0 ? $0 : nil }
         let shares = partitioned == nil ? [1.0] : smShares.split(separator: ",").compactMap { Double($0) }.filter { $0 > 0 && $0 <= 1 }
         guard !shares.isEmpty else { throw ValidationError("--sm-shares must list fractions in (0, 1]") }
-        let tokenGrid = try list(tokens), batchGrid = try list(batches), contextGrid = try list(contexts)
+        let tokenGrid = try list(tokens), batchGrid = try list(batches)
+        let allContexts = try list(contexts ?? (partitioned == nil ? Self.cpuContexts : Self.gpuContexts))
         var entries: [CostEntry] = []
         var overheads: [(perStep: Double, perSequence: Double)] = []
         // The CPU also gets cold-cache figures (`CostEntry.coldPrefillSeconds`): a model's pass
@@ -82,6 +87,9 @@ struct ProfileCommand: ParsableCommand {
             let checkpoint = try openCheckpoint(path)
             let id = ModelID(name)
             let config = checkpoint.config
+            // A model never decodes past its position limit.
+            let fitting = allContexts.filter { $0 <= config.maxPositionEmbeddings }
+            let contextGrid = fitting.isEmpty ? [allContexts[0]] : fitting
             let most = max(tokenGrid.last!, batchGrid.last! * (contextGrid.last! + 1))
             let runner = try ModelRunner(checkpoints: [(id, checkpoint)], backend: backend, kvCacheBytes: kvBytes(forTokens: most + 64 * batchGrid.last!, config: config))
             let asynchronous = PartitionedRunner.wrapping(runner)

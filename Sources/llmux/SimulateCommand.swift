@@ -61,6 +61,11 @@ struct SimulateCommand: ParsableCommand {
                 simulator.tracing = trace != nil
                 report("simulating \(name): \(workload.count) requests …")
                 results.append(try simulator.run(workload, timeLimit: timeLimit ?? duration * 4 + 30))
+                if let result = results.last, result.extrapolatedPasses > 0 {
+                    report(String(format: "warning: %d of %d passes (%.1f%%) decoded past the cost table's longest profiled context; "
+                                  + "their price extends the last grid segment (profile with --contexts up to the workload's longest sequence)",
+                                  result.extrapolatedPasses, result.passes, 100 * Double(result.extrapolatedPasses) / Double(max(1, result.passes))))
+                }
                 if let trace, let steps = results.last?.trace {
                     let rate = totalRate ?? placement.models.reduce(0) { $0 + $1.rate }
                     try StepTraceWriter.write(steps, to: StepTraceWriter.path(directory: trace, prefix: "sim", policy: name, rate: rate))
@@ -75,7 +80,8 @@ struct SimulateCommand: ParsableCommand {
             totalRate: totalRate ?? placement.models.reduce(0) { $0 + $1.rate }, promptMean: promptMean, outputMean: outputMean, seed: seed,
             runs: results.map { SimulationReport.Run(policy: $0.policy, seconds: $0.seconds, steps: $0.steps, wallSeconds: $0.wallSeconds,
                                                       overall: $0.overall, perModel: $0.perModel,
-                                                      latencyP50: percentile($0.records.compactMap(\.latency), 0.5)) })
+                                                      latencyP50: percentile($0.records.compactMap(\.latency), 0.5),
+                                                      passes: $0.passes, extrapolatedPasses: $0.extrapolatedPasses) })
         if let json { try PlacementInput.writeJSON(output, to: json) }
         print(output.table())
     }
@@ -110,6 +116,10 @@ struct SimulationReport: Codable {
         let overall: LatencySummary
         let perModel: [LatencySummary]
         let latencyP50: Double
+        /// Passes (one model's work in one step) simulated, and how many of them decoded past the
+        /// cost table's longest profiled context (`SimulationResult.extrapolatedPasses`).
+        let passes: Int
+        let extrapolatedPasses: Int
     }
     let command: String
     let plan: String

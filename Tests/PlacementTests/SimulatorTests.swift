@@ -51,6 +51,29 @@ import Testing
         #expect(abs(both.records[1].finish! - 0.78) < 1e-9)
     }
 
+    @Test func countsDecodePassesPricedPastTheProfiledContexts() throws {
+        // Contexts profiled up to 8 tokens: a 4-token prompt decoding 10 tokens passes 8 on the way.
+        let short = CostEntry(model: "a", meshSize: 1, smShares: [1], prefillTokens: [1, 1024], prefillSeconds: [[0.1, 0.1]],
+                              decodeBatches: [1, 256], decodeContexts: [1, 8], decodeSeconds: [[[0.01, 0.02], [0.01, 0.02]]])
+        let plan = Fixture.plan(models: [("a", 1)], device: "cpu", policy: .mux)
+        var simulator = try ClusterSimulator(plan: plan, table: CostTable(device: "cpu", source: .measured, note: "", entries: [short]))
+        simulator.tracing = true
+        let result = try simulator.run([request(0, 0, prompt: 4, output: 10)], timeLimit: 10)
+        let trace = try #require(result.trace)
+        #expect(result.passes == result.steps)
+        let past = trace.filter { $0.loads[0].decodeBatch > 0 && $0.loads[0].decodeContext > 8 }
+        #expect(result.extrapolatedPasses == past.count)
+        #expect(result.extrapolatedPasses > 0 && result.extrapolatedPasses < result.passes - 1)
+        // Priced by extending the last segment: 0.01 s at context 1, 0.02 s at 8, so 0.03 s at 15.
+        for step in past {
+            #expect(abs(step.loads[0].predictedSeconds! - (0.01 + 0.01 * (step.loads[0].decodeContext - 1) / 7)) < 1e-12)
+        }
+        // A grid that reaches the longest sequence extrapolates nothing.
+        let covered = CostTable(device: "cpu", source: .measured, note: "", entries: [Fixture.constant("a", prefill: 0.1, decode: 0.01)])
+        let inside = try ClusterSimulator(plan: plan, table: covered).run([request(0, 0, prompt: 4, output: 10)], timeLimit: 10)
+        #expect(inside.extrapolatedPasses == 0 && inside.passes == inside.steps)
+    }
+
     @Test func traceRecordsEveryStepWithEachModelsLoadAndPrediction() throws {
         let table = CostTable(device: "cpu", source: .measured, note: "", entries: [
             Fixture.constant("a", prefill: 0.1, decode: 0.01), Fixture.constant("b", prefill: 0.2, decode: 0.02),
