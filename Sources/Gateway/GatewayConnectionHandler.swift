@@ -6,30 +6,46 @@ import OpenAIAPI
 /// upstream connection (from `UpstreamPool`, on the same event loop) and every callback of the
 /// exchange run on one event loop thread, as in nginx, so forwarding a chunk is a read and a
 /// write on one thread with no task switches.
-final class GatewayConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// The client pipeline is only NIO's request decoder and this handler, which writes its answers
+/// as bytes (`ClientResponse`): NIO's response encoder, header validator, pipelining and
+/// protocol-error handlers would each add handler hops to every write, and the pipelining
+/// handler stops and restarts reading around every response (two `epoll_ctl` calls a request).
+/// Their jobs are done here: answers go out in request order (a pipelined request waits in
+/// `waiting`, and reading pauses only while one does), a malformed request gets a 400 and the
+/// connection is closed, a HEAD request gets no body.
+final class GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// A request read in full, waiting for its turn.
+    struct Request {
+        var head: HTTPRequestHead
+        var body: ByteBuffer
+        var tooLarge: Bool
+        var arrival: NIODeadline
+    }
 
     let state: GatewayState
+    /// The request being read.
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
     private var tooLarge = false
     private var arrival = NIODeadline.now()
-    /// The exchange in flight (one at a time: the pipelining handler holds later requests back).
+    /// Requests that arrived while an answer was in progress (pipelining), in order.
+    private var waiting = CircularBuffer<Request>()
+    /// An answer is in progress (from a request's end to its answer's last byte).
+    private var responding = false
+    /// The answer in progress is to a HEAD request (so it carries no body).
+    private var respondingToHead = false
+    /// A `read` held back while requests wait; issued once they are all answered.
+    private var readWithheld = false
+    private var draining = false
+    /// The exchange in flight.
     private var exchange: ProxyExchange?
-    /// The response encoder's context: body bytes already framed as the client response needs
-    /// are written through it, below the encoder (see `ProxyExchange`).
-    private var encoderContext: ChannelHandlerContext?
 
     init(state: GatewayState) { self.state = state }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        encoderContext = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        encoderContext = nil
-    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -51,8 +67,22 @@ final class GatewayConnectionHandler: ChannelInboundHandler, RemovableChannelHan
         case .end:
             guard let requestHead = head else { return }
             head = nil
-            handle(context: context, head: requestHead, body: body ?? ByteBuffer())
+            let request = Request(head: requestHead, body: body ?? ByteBuffer(), tooLarge: tooLarge, arrival: arrival)
             body = nil
+            if responding || !waiting.isEmpty {
+                waiting.append(request)
+            } else {
+                handle(context: context, request)
+            }
+        }
+    }
+
+    /// Reads pause only while pipelined requests wait, so their number stays bounded.
+    func read(context: ChannelHandlerContext) {
+        if waiting.isEmpty {
+            context.read()
+        } else {
+            readWithheld = true
         }
     }
 
@@ -60,37 +90,46 @@ final class GatewayConnectionHandler: ChannelInboundHandler, RemovableChannelHan
         // The client left: abort the upstream request so the engine stops generating.
         exchange?.clientGone()
         exchange = nil
+        waiting.removeAll()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A request the decoder could not parse: a 400 if no answer has started, then the close.
+        if error is HTTPParserError, !responding, context.channel.isActive {
+            let answer = ClientResponse.whole(status: .badRequest, contentType: "text/plain", body: ByteBuffer(), close: true,
+                                              headRequest: false, allocator: context.channel.allocator)
+            context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
+        }
         context.close(promise: nil)
     }
 
-    private func handle(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+    private func handle(context: ChannelHandlerContext, _ request: Request) {
+        responding = true
+        let head = request.head
+        respondingToHead = head.method == .HEAD
         let keepAlive = head.isKeepAlive
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         let authorization = head.headers.first(name: "authorization")
         switch (head.method, path) {
         case (.POST, "/v1/completions"), (.POST, "/v1/chat/completions"):
-            if tooLarge {
+            if request.tooLarge {
                 return respond(context: context, error: .bodyTooLarge(limit: state.configuration.maxBodyBytes), keepAlive: false)
             }
             do throws(APIError) {
                 try state.authorize(authorization: authorization)
-                let (route, hashes) = try state.routeRequest(body)
-                guard let encoderContext else { throw APIError(status: 500, message: "no HTTP response encoder", type: "server_error") }
-                let exchange = ProxyExchange(state: state, handler: self, context: context, raw: encoderContext, route: route, path: path,
-                                             body: body, hashes: hashes,
+                let (route, hashes) = try state.routeRequest(request.body)
+                let exchange = ProxyExchange(state: state, handler: self, context: context, route: route, path: path,
+                                             body: request.body, hashes: hashes,
                                              authorization: state.configuration.upstreamAPIKey.map { "Bearer \($0)" } ?? authorization,
-                                             accept: head.headers.first(name: "accept"), keepAlive: keepAlive, arrival: arrival)
+                                             accept: head.headers.first(name: "accept"), keepAlive: keepAlive, arrival: request.arrival)
                 self.exchange = exchange
                 exchange.start()
             } catch {
                 if error.status >= 500 || error.status == 429 { state.metrics.error(model: nil, upstream: nil) }
                 respond(context: context, error: error, keepAlive: keepAlive)
             }
-        case (.GET, "/health"):
+        case (.GET, "/health"), (.HEAD, "/health"):
             let up = state.routes.values.contains { $0.upstreams.contains(where: \.isHealthy) }
             respond(context: context, status: up ? .ok : .serviceUnavailable, contentType: "text/plain",
                     body: ByteBuffer(string: up ? "OK\n" : "no healthy upstream\n"), keepAlive: keepAlive)
@@ -128,13 +167,38 @@ final class GatewayConnectionHandler: ChannelInboundHandler, RemovableChannelHan
 
     func respond(context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String, body: ByteBuffer, keepAlive: Bool) {
         guard context.channel.isActive else { return }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: contentType)
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+        let answer = ClientResponse.whole(status: status, contentType: contentType, body: body, close: !keepAlive,
+                                          headRequest: respondingToHead, allocator: context.channel.allocator)
+        finishResponse(context: context, last: answer, close: !keepAlive)
+    }
+
+    /// Writes the answer's last bytes (if any) and flushes; then closes the connection, or
+    /// starts on the next waiting request.
+    func finishResponse(context: ChannelHandlerContext, last: ByteBuffer?, close: Bool) {
+        responding = false
+        if close {
+            let done = context.writeAndFlush(wrapOutboundOut(last ?? ByteBuffer()))
+            waiting.removeAll()
+            done.whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        if let last { context.write(wrapOutboundOut(last), promise: nil) }
+        context.flush()
+        startWaiting(context: context)
+    }
+
+    /// Answers waiting requests in order; a loop rather than recursion, since an answer can be
+    /// finished (an error, say) within `handle`.
+    private func startWaiting(context: ChannelHandlerContext) {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
+        while !responding, context.channel.isActive, let next = waiting.popFirst() {
+            handle(context: context, next)
+        }
+        if waiting.isEmpty && readWithheld {
+            readWithheld = false
+            context.read()
+        }
     }
 }

@@ -6,20 +6,15 @@ import OpenAIAPI
 /// through. Lives on the client connection's event loop, as does its upstream connection (from
 /// `UpstreamPool`), so every callback runs there.
 ///
-/// The answer's head goes to the client through the HTTP pipeline (so NIO's pipelining and error
-/// handlers see the response start and end), but its body bytes are written below the response
-/// encoder, through `raw`, as the upstream framed them: whole upstream chunks are already valid
-/// chunks of the client's chunked response. Only bare body bytes (a chunk split across reads, or
-/// a body with a length sent to a streaming client) go through the encoder to be framed.
+/// The answer's body bytes go to the client as the upstream framed them: whole upstream chunks
+/// are already valid chunks of the client's chunked response, so they are written as they came,
+/// with no decoding and re-encoding. Only bare body bytes (a chunk split across reads, or a body
+/// with a length sent to a streaming client) are framed here (`ClientResponse.chunk`).
 final class ProxyExchange: UpstreamConsumer {
-    typealias OutboundOut = HTTPServerResponsePart
-
     let state: GatewayState
     let handler: GatewayConnectionHandler
-    /// The gateway handler's context (top of the client pipeline) and the response encoder's
-    /// (writes through it skip the encoder).
+    /// The gateway handler's context: its writes go straight to the socket.
     let context: ChannelHandlerContext
-    let raw: ChannelHandlerContext
     let route: ModelRoute
     let path: String
     let body: ByteBuffer
@@ -56,13 +51,12 @@ final class ProxyExchange: UpstreamConsumer {
     /// The whole-request limit (`request_timeout_s`).
     private var deadline: Scheduled<Void>?
 
-    init(state: GatewayState, handler: GatewayConnectionHandler, context: ChannelHandlerContext, raw: ChannelHandlerContext,
+    init(state: GatewayState, handler: GatewayConnectionHandler, context: ChannelHandlerContext,
          route: ModelRoute, path: String, body: ByteBuffer, hashes: [UInt64], authorization: String?, accept: String?,
          keepAlive: Bool, arrival: NIODeadline) {
         self.state = state
         self.handler = handler
         self.context = context
-        self.raw = raw
         self.route = route
         self.path = path
         self.body = body
@@ -176,10 +170,10 @@ final class ProxyExchange: UpstreamConsumer {
             commitHead()
         }
         if framed || !clientChunked {
-            // Already in the client response's framing: straight to the socket.
-            raw.write(NIOAny(IOData.byteBuffer(bytes)), promise: nil)
+            // Already in the client response's framing: passed on as they are.
+            context.write(NIOAny(bytes), promise: nil)
         } else {
-            context.write(NIOAny(OutboundOut.body(.byteBuffer(bytes))), promise: nil)
+            context.write(NIOAny(ClientResponse.chunk(bytes, allocator: context.channel.allocator)), promise: nil)
         }
         needsFlush = true
     }
@@ -187,7 +181,7 @@ final class ProxyExchange: UpstreamConsumer {
     func upstreamReadComplete() {
         guard needsFlush else { return }
         needsFlush = false
-        raw.flush()
+        context.flush()
         observeFirstBody()
     }
 
@@ -235,7 +229,8 @@ final class ProxyExchange: UpstreamConsumer {
             // can follow as a chunk of its own.
             let apiError = APIError(status: 502, message: "The upstream \(url) failed mid-stream: \(GatewayState.describe(error))",
                                     type: "upstream_error", code: "upstream_stream_failed")
-            context.write(NIOAny(OutboundOut.body(.byteBuffer(ByteBuffer(bytes: ServerSentEvents.event(apiError.jsonData()))))), promise: nil)
+            let event = ByteBuffer(bytes: ServerSentEvents.event(apiError.jsonData()))
+            context.write(NIOAny(ClientResponse.chunk(event, allocator: context.channel.allocator)), promise: nil)
             end()
         } else {
             finished = true
@@ -250,34 +245,23 @@ final class ProxyExchange: UpstreamConsumer {
     private func commitHead() {
         committed = true
         let upstream = upstreamHeadValue ?? HTTPResponseHead(version: .http1_1, status: .ok)
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: upstream.headers.first(name: "content-type") ?? "application/json")
-        if let cache = upstream.headers.first(name: "cache-control") { headers.add(name: "cache-control", value: cache) }
-        if !isStream, case .length(let length) = upstreamBodyLength {
-            clientChunked = false
-            headers.add(name: "content-length", value: String(length))
-        } else {
-            clientChunked = true
-            headers.add(name: "transfer-encoding", value: "chunked")
-        }
-        if !keepAlive { headers.add(name: "connection", value: "close") }
+        var length: Int?
+        if !isStream, case .length(let n) = upstreamBodyLength { length = n }
+        clientChunked = length == nil
         state.metrics.answered(status: Int(upstream.status.code))
-        context.write(NIOAny(OutboundOut.head(HTTPResponseHead(version: .http1_1, status: upstream.status, headers: headers))), promise: nil)
+        let head = ClientResponse.head(status: upstream.status, contentType: upstream.headers.first(name: "content-type") ?? "application/json",
+                                       cacheControl: upstream.headers.first(name: "cache-control"), contentLength: length,
+                                       close: !keepAlive, allocator: context.channel.allocator)
+        context.write(NIOAny(head), promise: nil)
     }
 
     private func end() {
         finished = true
         releaseSlot()
         handler.exchangeEnded(self)
-        // The end goes through the pipeline: the encoder writes the chunked terminator and the
-        // pipelining handler learns the response is complete.
-        let done = context.writeAndFlush(NIOAny(OutboundOut.end(nil)))
         needsFlush = false
+        handler.finishResponse(context: context, last: clientChunked ? ClientResponse.lastChunk : nil, close: !keepAlive)
         observeFirstBody()
-        if !keepAlive {
-            let context = self.context
-            done.whenComplete { _ in context.close(promise: nil) }
-        }
     }
 
     private func fail(_ error: APIError) {

@@ -52,13 +52,59 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
     private var framer = BodyFramer(.none)
     private var keepAlive = true
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    /// The read timeout, kept here rather than by an `IdleStateHandler` in front, which would
+    /// add three handler hops to every read. The timer is re-armed lazily: reads only record
+    /// their time, and the timer, when it fires, either fails the connection or sleeps again
+    /// until `lastReadAt + readTimeout`.
+    private let readTimeout: TimeAmount
+    private var lastReadAt = NIODeadline.now()
+    private var readTimer: Scheduled<Void>?
+
+    init(readTimeout: TimeAmount) { self.readTimeout = readTimeout }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { armReadTimer(context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        readTimer?.cancel()
+        readTimer = nil
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        lastReadAt = .now()
+        armReadTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    private func armReadTimer(context: ChannelHandlerContext) {
+        guard readTimer == nil else { return }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        readTimer = context.eventLoop.scheduleTask(deadline: lastReadAt + readTimeout) {
+            let (handler, context) = bound.value
+            handler.readTimer = nil
+            handler.readTimerFired(context: context)
+        }
+    }
+
+    private func readTimerFired(context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        if NIODeadline.now() - lastReadAt >= readTimeout {
+            // Waiting for an answer: the request failed. Idle in the pool: the connection is dropped.
+            fail(context: context, UpstreamTimedOut())
+        } else {
+            armReadTimer(context: context)
+        }
+    }
 
     /// Sends one request (head and body encoded by `UpstreamRequest`) and waits for its answer.
     func send(_ request: ByteBuffer) {
         phase = .head
         partialHead = nil
+        // The timeout counts from the request, not from the last read of the previous one.
+        lastReadAt = .now()
         context?.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
@@ -79,6 +125,7 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        lastReadAt = .now()
         consumer?.upstreamReadComplete()
     }
 
@@ -149,6 +196,8 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        readTimer?.cancel()
+        readTimer = nil
         if phase == .body, framer.state == .untilClose {
             // A body without a length ends at the close.
             finish(context: context, extraBytes: false)
@@ -164,13 +213,5 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         fail(context: context, error)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            fail(context: context, UpstreamTimedOut())
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 }

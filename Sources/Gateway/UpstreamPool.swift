@@ -52,8 +52,7 @@ final class UpstreamPool: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(readTimeout: readTimeout))
                 }
             }
             .connect(host: upstream.host, port: upstream.port)
