@@ -56,13 +56,15 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Runs one request through a gateway in front of a scripted upstream; returns status and body.
-    static func proxy(_ pieces: [String], closeAtEnd: Bool = false, stream: Bool = true) async throws -> (Int, String) {
+    static func proxy(_ pieces: [String], closeAtEnd: Bool = false, stream: Bool = true,
+                      configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws -> (Int, String) {
         let upstream = try await ScriptedUpstream.bind(pieces: pieces, closeAtEnd: closeAtEnd)
         var configuration = GatewayConfiguration()
         configuration.port = 0
         configuration.announce = false
         configuration.retries = 0
         try configuration.addUpstream("m=http://127.0.0.1:\(upstream.localAddress!.port!)")
+        configure(&configuration)
         let state = GatewayState(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         let gateway = try await ProxyServer.bind(state: state, group: MultiThreadedEventLoopGroup.singleton)
         let client = BenchLoad.makeClient(concurrency: 1)
@@ -123,6 +125,13 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
         let closeHead = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
         let (status2, text2) = try await Self.proxy([closeHead + event, event, "data: [DONE]\n\n"], closeAtEnd: true)
         #expect(status2 == 200 && text2 == event + event + "data: [DONE]\n\n")
+    }
+
+    @Test func anUpstreamFallingSilentMidStreamHitsTheReadTimeout() async throws {
+        let event = "data: {\"text\":\" tok0\"}\n\n"
+        let (status, text) = try await Self.proxy([Self.sseHead + Self.chunk(event)]) { $0.readTimeoutSeconds = 1 }
+        #expect(status == 200 && text.hasPrefix(event))
+        #expect(text.contains("upstream_stream_failed") && text.contains("read timeout"))
     }
 
     @Test func aMalformedUpstreamAnswerIsABadGateway() async throws {
