@@ -72,7 +72,7 @@ final class CUDAKernels: @unchecked Sendable {
         let start = Date()
         let compiler = NVRTCCompiler()
         var source = KernelSource.common + KernelSource.activationType(precision) + KernelSource.elementwise + KernelSource.attention
-        if precision == .bf16 { source += KernelSource.attentionTensorCore + KernelSource.gemv }
+        if precision == .bf16 { source += KernelSource.attentionTensorCore + KernelSource.attentionTensorCoreDecode + KernelSource.gemv }
         let names = Name.allCases.filter { precision == .bf16 || !$0.bf16Only }
         let cubin = try compiler.cubin(source: source, architecture: context.computeCapability, name: "llmux")
         fromCache = compiler.lastWasCached
