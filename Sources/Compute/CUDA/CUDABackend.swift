@@ -51,9 +51,6 @@ public final class CUDABackend: ComputeBackend {
     /// `LLMUX_CUDA_ATTENTION=simt-decode`: decode attention on CUDA cores (`attn_decode`) instead of
     /// tensor cores (`attn_decode_tc*`), for comparison.
     let simtDecodeAttention = ProcessInfo.processInfo.environment["LLMUX_CUDA_ATTENTION"] == "simt-decode"
-    /// Blocks per SM that decode attention aims for when it splits contexts
-    /// (`LLMUX_CUDA_DECODE_SPLIT_WAVES`, default 4): more splits, shorter key loops per block.
-    let decodeSplitWaves = Int(ProcessInfo.processInfo.environment["LLMUX_CUDA_DECODE_SPLIT_WAVES"] ?? "") ?? 4
     /// Decode steps as CUDA graphs (`LLMUX_CUDA_GRAPHS=0` turns them off).
     let graphsEnabled = ProcessInfo.processInfo.environment["LLMUX_CUDA_GRAPHS"] != "0"
     /// The GEMV kernels instead of cuBLASLt for products of at most 4 rows (`LLMUX_CUDA_GEMV=0` turns

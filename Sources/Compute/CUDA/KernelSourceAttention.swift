@@ -317,6 +317,22 @@ __device__ __forceinline__ unsigned shared_address(const void* p) {
     asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
     return a;
 }
+// o (16 rows x HD, as HD/8 m16n8 accumulators) += P (16 x 16, A fragments pa) · the 16 value rows
+// from v_rows (row stride QS, in shared memory), the values read with ldmatrix.trans: lane l gives
+// row (l % 8) of matrix l / 8.
+template <int HD, int QS>
+__device__ __forceinline__ void mma_pv(float (*o)[4], const unsigned* pa, const bf16* v_rows, int lane) {
+    const int lm_key = ((lane >> 3) & 1) * 8 + (lane & 7), lm_dim = (lane >> 4) * 8;
+    #pragma unroll
+    for (int np = 0; np < HD / 16; np++) {
+        unsigned b[4];
+        const unsigned address = shared_address(v_rows + lm_key * QS + np * 16 + lm_dim);
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(address));
+        mma_bf16(o[2 * np], pa, b[0], b[1]);
+        mma_bf16(o[2 * np + 1], pa, b[2], b[3]);
+    }
+}
 // 16 bytes global -> shared without passing through registers; src_bytes 0 zero-fills.
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(shared_address(smem)), "l"(gmem), "r"(src_bytes));
@@ -367,8 +383,6 @@ __device__ __forceinline__ void attn_prefill_tc_body(const bf16* q, int q_stride
     const float sl2 = scale * 1.4426950408889634f;
     const int pos0 = first_pos + r0, pos1 = pos0 + 8;
     const int last_key = min(context, first_pos + rows);
-    // ldmatrix.trans addresses of the value tile: lane l gives row (l % 8) of matrix l / 8.
-    const int lm_key = ((lane >> 3) & 1) * 8 + (lane & 7), lm_dim = (lane >> 4) * 8;
 
     for (int k0 = 0; k0 < last_key; k0 += 64) {
         __syncthreads();
@@ -434,15 +448,7 @@ __device__ __forceinline__ void attn_prefill_tc_body(const bf16* q, int q_stride
             pa[1] = pack_bf16x2(sc[2 * kk][2], sc[2 * kk][3]);
             pa[2] = pack_bf16x2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
             pa[3] = pack_bf16x2(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
-            #pragma unroll
-            for (int np = 0; np < HD / 16; np++) {
-                unsigned b[4];
-                const unsigned address = shared_address(vs + (kk * 16 + lm_key) * QS + np * 16 + lm_dim);
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                             : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(address));
-                mma_bf16(o[2 * np], pa, b[0], b[1]);
-                mma_bf16(o[2 * np + 1], pa, b[2], b[3]);
-            }
+            mma_pv<HD, QS>(o, pa, vs + kk * 16 * QS, lane);
         }
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);

@@ -1,5 +1,5 @@
 /// CUDA C source of the tensor-core decode attention (bf16 only; uses `mma_bf16`, `pack_bf16x2`,
-/// `shared_address` and `cp_async16` of `attentionTensorCore`, which comes before it).
+/// `shared_address`, `cp_async16` and `mma_pv` of `attentionTensorCore`, which comes before it).
 extension KernelSource {
     static let attentionTensorCoreDecode = #"""
 // Tensor-core decode attention (GQA): one query token's `group` (<= 8) query heads are the rows of
@@ -48,7 +48,6 @@ __device__ __forceinline__ void attn_decode_tc_body(const bf16* q, int q_stride,
     const float NEG = -__int_as_float(0x7f800000);
     float m = NEG, l = 0.0f;   // row g, in log2 units
     const float sl2 = scale * 1.4426950408889634f;
-    const int lm_key = ((lane >> 3) & 1) * 8 + (lane & 7), lm_dim = (lane >> 4) * 8;
 
     // Copies the 64 keys and values from k0 into buffer b (rows past the split are zero-filled).
     auto issue = [&](int k0, int b) {
@@ -122,15 +121,7 @@ __device__ __forceinline__ void attn_decode_tc_body(const bf16* q, int q_stride,
         pa[1] = 0u;
         pa[2] = pack_bf16x2(sc[1][0], sc[1][1]);
         pa[3] = 0u;
-        #pragma unroll
-        for (int np = 0; np < HD / 16; np++) {
-            unsigned b[4];
-            const unsigned address = shared_address(vs + (w0 + lm_key) * QS + np * 16 + lm_dim);
-            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                         : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(address));
-            mma_bf16(o[2 * np], pa, b[0], b[1]);
-            mma_bf16(o[2 * np + 1], pa, b[2], b[3]);
-        }
+        mma_pv<HD, QS>(o, pa, vs + w0 * QS, lane);
     }
     l += __shfl_xor_sync(0xffffffffu, l, 1);
     l += __shfl_xor_sync(0xffffffffu, l, 2);
