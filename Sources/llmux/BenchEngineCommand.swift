@@ -34,7 +34,7 @@ struct BenchEngineCommand: ParsableCommand {
     var device: DeviceChoice = .cpu
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
-    @Flag(help: "Time every decode step on the GPU too (CUDA): GPU milliseconds per step against the host's, and the gap the GPU waited.")
+    @Flag(help: "Time every step on the GPU too (CUDA): GPU milliseconds per prefill and decode step against the host's, the gap the GPU waited, and the cuBLASLt plans made during the prefill steps.")
     var trace = false
 
     func run() throws {
@@ -94,7 +94,7 @@ struct BenchEngineCommand: ParsableCommand {
                 decodeTokensPerSecond: decodeRate, decodeRooflineTokensPerSecond: decodeRoof,
                 decodeFractionOfRoofline: decodeRate / decodeRoof,
                 outputTokensPerSecond: Double(batch * (timing.decodeSteps + 1)) / (timing.prefillSeconds + timing.decodeSeconds),
-                decodeTrace: timing.trace))
+                decodeTrace: timing.trace, prefillTrace: timing.prefillTrace))
         }
         let result = BenchEngineResult(
             command: CommandLine.arguments.joined(separator: " "), gitRevision: gitRevision(), device: backend.deviceName,
@@ -112,7 +112,7 @@ struct BenchEngineCommand: ParsableCommand {
 
     private func measure(runner: ModelRunner, vocabulary: Int, batch: Int, promptLength: Int, steps decodeSteps: Int,
                          timer: GPUStepTimer? = nil, cuda: CUDABackend? = nil) throws
-        -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int, trace: DecodeStepTrace?) {
+        -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int, trace: DecodeStepTrace?, prefillTrace: DecodeStepTrace?) {
         let id = ModelID("bench")
         let engine = EngineCore(executor: runner, tokenizers: [:],
                                 limits: SchedulerLimits(maxTokensPerStep: max(2048, batch), maxSequencesPerStep: max(64, batch)))
@@ -126,16 +126,31 @@ struct BenchEngineCommand: ParsableCommand {
         // LLMUX_PROFILE_PREFILL=1: the profiler's range covers the prefill steps only (for ncu).
         let profiledPrefill = ProcessInfo.processInfo.environment["LLMUX_PROFILE_PREFILL"] == "1" ? cuda : nil
         try profiledPrefill?.setProfilerRange(active: true)
+        var prefillTrace = timer.map { _ in DecodeStepTrace(phase: "prefill") }
+        let prefillPhasesBefore = engine.phaseTimes
+        let planningBefore = cuda?.matmulPlanning
         let prefillStart = Date()
         while started.count < batch {
+            let stepStart = Date()
+            timer?.begin()
             for event in engine.step() {
                 if let message = event.errorMessage { throw CommandFailure(message) }
                 if event.token != nil { started.insert(event.sequenceID) }
             }
+            if let timer {
+                prefillTrace?.gpuMilliseconds.append(try timer.finish())
+                prefillTrace?.wallMilliseconds.append(Date().timeIntervalSince(stepStart) * 1000)
+            }
         }
         let prefillSeconds = Date().timeIntervalSince(prefillStart)
         try profiledPrefill?.setProfilerRange(active: false)
-        var trace = timer.map { _ in DecodeStepTrace() }
+        let prefillSteps = prefillTrace?.gpuMilliseconds.count ?? 1
+        prefillTrace?.record(phases: engine.phaseTimes, since: prefillPhasesBefore, steps: prefillSteps)
+        if let before = planningBefore, let after = cuda?.matmulPlanning {
+            prefillTrace?.matmulPlans = after.plans - before.plans
+            prefillTrace?.matmulPlanningMilliseconds = (after.seconds - before.seconds) * 1000
+        }
+        var trace = timer.map { _ in DecodeStepTrace(phase: "decode") }
         // LLMUX_PROFILE_DECODE=1: the profiler's range covers the decode steps only (for ncu).
         let profiled = ProcessInfo.processInfo.environment["LLMUX_PROFILE_DECODE"] == "1" ? cuda : nil
         try profiled?.setProfilerRange(active: true)
@@ -151,15 +166,8 @@ struct BenchEngineCommand: ParsableCommand {
                 trace?.wallMilliseconds.append(Date().timeIntervalSince(stepStart) * 1000)
             }
         }
-        let phases = engine.phaseTimes
-        func perStep(_ after: Duration, _ before: Duration) -> Double {
-            let spent = (after - before).components
-            return (Double(spent.seconds) * 1000 + Double(spent.attoseconds) * 1e-15) / Double(decodeSteps)
-        }
-        trace?.schedulePerStepMilliseconds = perStep(phases.schedule, phasesBefore.schedule)
-        trace?.executePerStepMilliseconds = perStep(phases.execute, phasesBefore.execute)
-        trace?.postprocessPerStepMilliseconds = perStep(phases.postprocess, phasesBefore.postprocess)
-        return (prefillSeconds, Date().timeIntervalSince(decodeStart), decodeSteps, trace)
+        trace?.record(phases: engine.phaseTimes, since: phasesBefore, steps: decodeSteps)
+        return (prefillSeconds, Date().timeIntervalSince(decodeStart), decodeSteps, trace, prefillTrace)
     }
 
     private func presetPath(_ name: String) throws -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import Models
 
 /// Weight bytes and FLOPs of a decoder, for rooflines.
@@ -85,26 +86,48 @@ struct BenchRow: Codable {
     let outputTokensPerSecond: Double
     /// Per decode step, with `--trace`.
     let decodeTrace: DecodeStepTrace?
+    /// Per prefill (mixed) step, with `--trace`.
+    var prefillTrace: DecodeStepTrace? = nil
 }
 
-/// Host wall time and GPU time of each decode step (`llmux bench engine --trace`).
+/// Host wall time and GPU time of each decode (or prefill) step (`llmux bench engine --trace`).
 struct DecodeStepTrace: Codable {
+    /// "decode" or "prefill".
+    var phase = "decode"
     var wallMilliseconds: [Double] = []
     var gpuMilliseconds: [Double] = []
     /// Mean host milliseconds per step in the engine's phases.
     var schedulePerStepMilliseconds = 0.0
     var executePerStepMilliseconds = 0.0
     var postprocessPerStepMilliseconds = 0.0
+    /// cuBLASLt plans made and their host milliseconds during these steps.
+    var matmulPlans: Int? = nil
+    var matmulPlanningMilliseconds: Double? = nil
+
+    /// Fills the mean phase times per step from the engine's totals before and after.
+    mutating func record(phases: StepPhaseTimes, since before: StepPhaseTimes, steps: Int) {
+        func perStep(_ after: Duration, _ before: Duration) -> Double {
+            let spent = (after - before).components
+            return (Double(spent.seconds) * 1000 + Double(spent.attoseconds) * 1e-15) / Double(max(1, steps))
+        }
+        schedulePerStepMilliseconds = perStep(phases.schedule, before.schedule)
+        executePerStepMilliseconds = perStep(phases.execute, before.execute)
+        postprocessPerStepMilliseconds = perStep(phases.postprocess, before.postprocess)
+    }
 
     /// One line: medians, the GPU's busy share, and the host gap per step.
     var summary: String {
         func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
         let wall = median(wallMilliseconds), gpu = median(gpuMilliseconds)
         let busy = wallMilliseconds.reduce(0, +) > 0 ? gpuMilliseconds.reduce(0, +) / wallMilliseconds.reduce(0, +) : 0
-        return String(format: "decode step median: host %.3f ms, GPU from first work %.3f ms, host before it %.3f ms; GPU span %.1f%% of the decode time; "
-                      + "mean per step: schedule %.3f ms, execute %.3f ms, postprocess %.3f ms",
-                      wall, gpu, wall - gpu, busy * 100, schedulePerStepMilliseconds, executePerStepMilliseconds,
-                      postprocessPerStepMilliseconds)
+        var line = String(format: "%@ step median: host %.3f ms, GPU from first work %.3f ms, host before it %.3f ms; GPU span %.1f%% of the %@ time; "
+                          + "mean per step: schedule %.3f ms, execute %.3f ms, postprocess %.3f ms",
+                          phase, wall, gpu, wall - gpu, busy * 100, phase, schedulePerStepMilliseconds, executePerStepMilliseconds,
+                          postprocessPerStepMilliseconds)
+        if let matmulPlans, let matmulPlanningMilliseconds {
+            line += String(format: "; %d cuBLASLt plans made in %.1f ms", matmulPlans, matmulPlanningMilliseconds)
+        }
+        return line
     }
 }
 
@@ -143,6 +166,7 @@ struct BenchEngineResult: Codable {
                                 row.prefillFractionOfBLAS.map { String(format: "%.0f%%", $0 * 100) } ?? "n/a",
                                 row.decodeTokensPerSecond, row.decodeRooflineTokensPerSecond, row.decodeFractionOfRoofline * 100,
                                 row.outputTokensPerSecond))
+            if let trace = row.prefillTrace { lines.append("  batch \(row.batch) \(trace.summary)") }
             if let trace = row.decodeTrace { lines.append("  batch \(row.batch) \(trace.summary)") }
         }
         return lines.joined(separator: "\n")

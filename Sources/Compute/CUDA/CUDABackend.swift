@@ -56,6 +56,8 @@ public final class CUDABackend: ComputeBackend {
     /// The GEMV kernels instead of cuBLASLt for products of at most 4 rows (`LLMUX_CUDA_GEMV=0` turns
     /// them off): they read the weights at 91 % of the plain read rate where cuBLASLt reaches 84 %.
     let useGEMV = ProcessInfo.processInfo.environment["LLMUX_CUDA_GEMV"] != "0"
+    /// `LLMUX_CUDA_VECTOR=0`: the scalar `silu_mul` (the vector one loads 8 values at a time).
+    let vectorSiluMul = ProcessInfo.processInfo.environment["LLMUX_CUDA_VECTOR"] != "0"
     /// Fused QKV and gate/up weights (`LLMUX_CUDA_FUSE=0` keeps them apart).
     let fuseWeights = ProcessInfo.processInfo.environment["LLMUX_CUDA_FUSE"] != "0"
     /// While a graph is recorded: scratch must not be shared with other graphs.
@@ -92,6 +94,8 @@ public final class CUDABackend: ComputeBackend {
     public var activationDType: DType { precision.dtype }
     public var kvCacheDType: DType { precision.dtype }
     public var multiprocessorCount: Int { context.multiprocessorCount }
+    /// cuBLASLt plans made (one heuristic query each) and the host seconds they took so far.
+    public var matmulPlanning: (plans: Int, seconds: Double) { (matmuls.planCount, matmuls.planningSeconds) }
 
     public func freeMemoryBytes() throws -> Int? { try context.memoryInfo().free }
 
@@ -208,6 +212,13 @@ public final class CUDABackend: ComputeBackend {
 
     public func siluMul(gateUp: Tensor, out: Tensor) throws {
         try expect(gateUp.columns == 2 * out.columns && out.rowStride == out.columns, "siluMul shapes")
+        let vectorBytes = 8 * out.dtype.byteSize
+        if vectorSiluMul && out.columns % 8 == 0 && gateUp.rowStride % 8 == 0 && gateUp.dtype == out.dtype
+            && gateUp.deviceAddress % UInt64(vectorBytes) == 0 && out.deviceAddress % UInt64(vectorBytes) == 0 {
+            try kernels.launch(.silu_mul_v8, grid: (min((out.columns / 8 + 255) / 256, 64), min(out.rows, 65535), 1), block: 256,
+                               [.ptr(gateUp), .int(gateUp.rowStride), .ptr(out), .int(out.columns), .int(out.rows)])
+            return
+        }
         let columnBlocks = min((out.columns + 255) / 256, 64)
         try kernels.launch(.silu_mul, grid: (columnBlocks, min(out.rows, 65535), 1), block: 256,
                            [.ptr(gateUp), .int(gateUp.rowStride), .ptr(out), .int(out.columns), .int(out.rows)])

@@ -3,7 +3,7 @@ import Foundation
 /// The compiled kernel module of one GPU and a launcher with checked status.
 final class CUDAKernels: @unchecked Sendable {
     enum Name: String, CaseIterable {
-        case embedding, add_rmsnorm, rope, silu_mul, kv_write, rope_kv_write, gather_rows, bias_add, sample_rows, argmax_partial, argmax_combine
+        case embedding, add_rmsnorm, rope, silu_mul, silu_mul_v8, kv_write, rope_kv_write, gather_rows, bias_add, sample_rows, argmax_partial, argmax_combine
         case gemv_bf16_1, gemv_bf16_2, gemv_bf16_3, gemv_bf16_4
         case attn_decode, attn_combine, attn_prefill
         case attn_prefill_tc16, attn_prefill_tc32, attn_prefill_tc64, attn_prefill_tc128

@@ -128,6 +128,30 @@ extern "C" __global__ void silu_mul(const act* gate_up, int stride, act* out, in
     }
 }
 
+// silu_mul with 8 values per thread in one vector load each of gate, up and out (16 bytes in
+// bf16): the scalar kernel moved ~1.6 TB/s at 2,048 rows of Llama-3-8B's MLP on an H100. The host
+// calls it only when n, the row stride and both base addresses are multiples of 8 values.
+template <int N> struct alignas(N * sizeof(act)) act_vec { act v[N]; };
+extern "C" __global__ void silu_mul_v8(const act* gate_up, int stride, act* out, int n, int rows) {
+    typedef act_vec<8> V;
+    const int vectors = n / 8;
+    for (int row = blockIdx.y; row < rows; row += gridDim.y) {
+        const V* g = (const V*)(gate_up + (long long)row * stride);
+        const V* u = (const V*)(gate_up + (long long)row * stride + n);
+        V* o = (V*)(out + (long long)row * n);
+        for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < vectors; c += gridDim.x * blockDim.x) {
+            const V gv = g[c], uv = u[c];
+            V ov;
+            #pragma unroll
+            for (int k = 0; k < 8; k++) {
+                const float x = a2f(gv.v[k]);
+                ov.v[k] = f2a(x / (1.0f + expf(-x)) * a2f(uv.v[k]));
+            }
+            o[c] = ov;
+        }
+    }
+}
+
 // Keys and values of each token to its slot. One block per token.
 extern "C" __global__ void kv_write(const act* k, const act* v, int stride, act* k_cache, act* v_cache,
                                     const int* slots, int kv_dim, int tokens_per_page, long long page_stride) {
