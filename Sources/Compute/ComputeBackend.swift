@@ -116,6 +116,9 @@ public protocol ComputeBackend: AnyObject {
     func concatenateRows(_ parts: [Tensor]) throws -> Tensor?
     /// Whether `makeGraph` records graphs (the decoder then keeps fixed per-bucket buffers).
     var supportsGraphs: Bool { get }
+    /// Whether calls queue work on a device and return before it is done (a GPU), so that the
+    /// host can do other work meanwhile; false where they compute on the calling thread.
+    var queuesWork: Bool { get }
     /// Records `body` (calls on fixed buffers only, no host read-back) as a replayable graph, or
     /// returns nil without running it where the backend has no graphs. Recording runs nothing.
     func makeGraph(_ body: () throws -> Void) throws -> AnyObject?
@@ -178,6 +181,7 @@ extension ComputeBackend {
                     layer: layer, slots: slots, kvHeads: kvHeads, headDim: headDim)
     }
     public var supportsGraphs: Bool { false }
+    public var queuesWork: Bool { false }
     public func makeGraph(_ body: () throws -> Void) throws -> AnyObject? { nil }
     public func launchGraph(_ graph: AnyObject) throws {}
 }

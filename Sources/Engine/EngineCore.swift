@@ -1,3 +1,4 @@
+import Foundation
 import KVMemory
 import LLMuxCore
 import Scheduling
@@ -15,6 +16,11 @@ public final class EngineCore {
     private let executor: any ModelExecutor
     /// The same executor when it runs jobs in the background.
     private let asynchronousExecutor: (any AsynchronousExecutor)?
+    /// The same executor when steps are pipelined: each step is queued and collected in the next
+    /// call, which plans the step after it meanwhile (nil: every step runs to the end in its call).
+    private let pipelinedExecutor: (any PipelinedExecutor)?
+    /// The plan queued on the pipelined executor and not collected yet.
+    private var begun: StepPlan?
     private var scheduler: Scheduler
     private let descriptors: [ModelID: ModelDescriptor]
     private let tokenizers: [ModelID: Tokenizer]
@@ -32,13 +38,21 @@ public final class EngineCore {
     /// (requests/s by model) set the initial KV quotas and spatial shares. An asynchronous
     /// executor with SMs to split is asked for the partitionings of `policy`
     /// (`PartitionLayout.layouts`), and the scheduler places jobs on the ones it grants.
+    ///
+    /// `pipelining` (default: when the executor queues work on a device; `LLMUX_PIPELINE=0` or
+    /// `1` overrides the default) pipelines the steps of a `PipelinedExecutor`: a step's samples
+    /// are collected by the next call, which first plans the step after it (`scheduleAhead`) while
+    /// the device still runs it, launches that, and only then turns the samples into text.
     public init(executor: any ModelExecutor, tokenizers: [ModelID: Tokenizer], policy: SchedulingPolicy = .mux,
-                limits: SchedulerLimits = SchedulerLimits(), expectedRates: [ModelID: Double] = [:]) {
+                limits: SchedulerLimits = SchedulerLimits(), expectedRates: [ModelID: Double] = [:], pipelining: Bool? = nil) {
         self.executor = executor
         self.tokenizers = tokenizers
         self.descriptors = Dictionary(uniqueKeysWithValues: executor.models.map { ($0.id, $0) })
         let asynchronous = executor as? any AsynchronousExecutor
         self.asynchronousExecutor = asynchronous
+        let pipelined = asynchronous == nil ? executor as? any PipelinedExecutor : nil
+        let pipelineSetting = ProcessInfo.processInfo.environment["LLMUX_PIPELINE"].map { $0 != "0" }
+        self.pipelinedExecutor = pipelining ?? pipelineSetting ?? (pipelined?.queuesAsynchronously ?? false) ? pipelined : nil
         var granted: [[Int]] = []
         var partitionError: String?
         if let asynchronous, asynchronous.multiprocessorCount > 0 {
@@ -101,9 +115,9 @@ public final class EngineCore {
     /// jobs that finished. A failing job fails its own sequences (with the message), never the
     /// process or other jobs' sequences.
     public func step() -> [SequenceEvent] {
+        if let pipelinedExecutor { return pipelinedStep(pipelinedExecutor) }
         let scheduleStart = clock.now
-        let elapsed = scheduleStart - started
-        let plan = scheduler.schedule(now: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        let plan = scheduler.schedule(now: secondsSinceStart(scheduleStart))
         let executeStart = clock.now
         phaseTimes.schedule += executeStart - scheduleStart
         var events: [SequenceEvent] = []
@@ -141,10 +155,79 @@ public final class EngineCore {
         return events
     }
 
+    /// A pipelined step: collects the plan queued by the last call (planning the next decode step
+    /// while the device finishes it, and queuing that before turning the samples into text), or,
+    /// when nothing can be planned ahead, schedules after the books are up to date and queues that.
+    private func pipelinedStep(_ executor: any PipelinedExecutor) -> [SequenceEvent] {
+        var events: [SequenceEvent] = []
+        if let running = begun {
+            begun = nil
+            let aheadStart = clock.now
+            let ahead = scheduler.scheduleAhead()
+            phaseTimes.schedule += clock.now - aheadStart
+            let (booked, failures) = collect(running, from: executor, ahead: ahead)
+            events += failures
+            let postprocessStart = clock.now
+            events += track(booked)
+            phaseTimes.postprocess += clock.now - postprocessStart
+            if begun != nil { return events }
+        }
+        let scheduleStart = clock.now
+        let plan = scheduler.schedule(now: secondsSinceStart(scheduleStart))
+        let executeStart = clock.now
+        phaseTimes.schedule += executeStart - scheduleStart
+        if !plan.isEmpty { events += begin(plan, on: executor) }
+        phaseTimes.execute += clock.now - executeStart
+        return events
+    }
+
+    /// Waits for `running`, books its samples, and queues `ahead` (filled with those samples) if
+    /// given; returns the booked samples and the events of failed jobs.
+    private func collect(_ running: StepPlan, from executor: any PipelinedExecutor, ahead: StepPlan?)
+        -> (booked: [(SequenceID, SampledToken)], failures: [SequenceEvent]) {
+        let executeStart = clock.now
+        defer { phaseTimes.execute += clock.now - executeStart }
+        let result: StepResult
+        do {
+            result = try executor.end()
+        } catch {
+            for job in ahead?.jobs ?? [] { scheduler.cancel(ticket: job.ticket) }
+            return ([], running.jobs.flatMap { failJob($0.ticket, message: "\(error)") })
+        }
+        let booked = running.jobs.flatMap { scheduler.complete(ticket: $0.ticket, result: result) }
+        guard var ahead else { return (booked, []) }
+        guard ahead.fillPendingTokens(from: result) else {
+            for job in ahead.jobs { scheduler.cancel(ticket: job.ticket) }
+            return (booked, [])
+        }
+        return (booked, begin(ahead, on: executor))
+    }
+
+    /// Queues `plan`; a failure fails its jobs' sequences.
+    private func begin(_ plan: StepPlan, on executor: any PipelinedExecutor) -> [SequenceEvent] {
+        do {
+            try executor.begin(plan)
+            begun = plan
+            return []
+        } catch {
+            return plan.jobs.flatMap { failJob($0.ticket, message: "\(error)") }
+        }
+    }
+
+    private func secondsSinceStart(_ instant: ContinuousClock.Instant) -> Double {
+        let elapsed = instant - started
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
     /// Books a finished job and turns its samples into events (text, stop checks, finishing).
     private func completeJob(_ ticket: Int, result: StepResult) -> [SequenceEvent] {
+        track(scheduler.complete(ticket: ticket, result: result))
+    }
+
+    /// Turns booked samples into events: text, stop checks, and finishing the sequences that end.
+    private func track(_ booked: [(SequenceID, SampledToken)]) -> [SequenceEvent] {
         var events: [SequenceEvent] = []
-        for (id, token) in scheduler.complete(ticket: ticket, result: result) {
+        for (id, token) in booked {
             guard var tracker = trackers[id], let state = scheduler.sequences[id] else { continue }
             let (delta, finish) = tracker.append(token.tokenID, outputCount: state.outputTokens.count)
             trackers[id] = tracker

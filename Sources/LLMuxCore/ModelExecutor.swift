@@ -58,6 +58,19 @@ public protocol ModelExecutor: AnyObject {
     func execute(_ plan: StepPlan) throws -> StepResult
 }
 
+/// An executor that queues a plan and hands its samples back later, so that the engine can plan
+/// and prepare the next step on the host while the device runs this one (and turn this step's
+/// samples into text while the device runs the next). One plan is queued at a time.
+public protocol PipelinedExecutor: ModelExecutor {
+    /// True when `begin` returns before the device has finished (a GPU); false when it computes
+    /// the plan on the calling thread (the CPU), where pipelining gains nothing.
+    var queuesAsynchronously: Bool { get }
+    /// Queues every job of the plan, sampling included, and returns.
+    func begin(_ plan: StepPlan) throws
+    /// Waits for the plan queued by `begin` and returns its samples.
+    func end() throws -> StepResult
+}
+
 /// An executor whose jobs run in the background, each on its own SM partition and stream, so
 /// that a long prefill of one model does not hold back the decode steps of others. The engine
 /// launches a plan and later collects the jobs that finished, in any order.

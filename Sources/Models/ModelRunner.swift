@@ -8,7 +8,7 @@ import LLMuxCore
 /// `tokensPerPage(m)` tokens of every layer, laid out `[layer][key|value][token][kvHead][dim]`,
 /// so a model with a smaller per-token KV footprint fits more tokens into the same page and any
 /// page can serve any model (the "virtual page" design of DESIGN.md, with fixed-byte pages).
-public final class ModelRunner: ModelExecutor {
+public final class ModelRunner: PipelinedExecutor {
     /// Descriptors of the loaded models.
     public let models: [ModelDescriptor]
     /// Pages in the pool.
@@ -23,6 +23,12 @@ public final class ModelRunner: ModelExecutor {
     /// Checks only: called with each sampled sequence's full logits row; a returned token
     /// replaces the sampled one (teacher forcing). Copies every logits row to the host.
     public var logitsTap: ((SequenceID, [Float]) -> TokenID?)?
+    /// The plan between `begin` and `end`.
+    private var begun: BegunPlan?
+    private enum BegunPlan {
+        case ready(StepResult)
+        case queued([(sequences: [SequenceID], samples: any PendingSamples)])
+    }
 
     /// Loads `checkpoints` onto `backend` with a KV pool of about `kvCacheBytes` bytes (nil: a
     /// device backend takes `freeMemoryFraction` of the memory left free after the weights). The
@@ -89,6 +95,46 @@ public final class ModelRunner: ModelExecutor {
             }
         }
         return result
+    }
+
+    /// Whether the backend queues work and returns (a GPU) rather than computing on the caller's thread.
+    public var queuesAsynchronously: Bool { backend.queuesWork }
+
+    /// Queues the plan's jobs and their sampling (`execute` split in two for `PipelinedExecutor`);
+    /// with a logits tap (checks) it runs the plan to the end here.
+    public func begin(_ plan: StepPlan) throws {
+        precondition(begun == nil, "begin while a plan is queued")
+        if logitsTap != nil {
+            begun = .ready(try execute(plan))
+            return
+        }
+        var queued: [(sequences: [SequenceID], samples: any PendingSamples)] = []
+        for job in Self.fuseByModel(plan.jobs) where !job.tokenIDs.isEmpty {
+            let logits = try forward(job)
+            let sampling = job.sequences.filter { $0.sample != nil }
+            let requests = sampling.map { $0.sample! }
+            let samples: any PendingSamples = try (backend as? any PartitionedBackend)?.enqueueSample(logits: logits, requests: requests)
+                ?? ReadySamples(try backend.sample(logits: logits, requests: requests))
+            queued.append((sampling.map(\.sequenceID), samples))
+        }
+        begun = .queued(queued)
+    }
+
+    /// Waits for the plan of `begin` and returns its samples.
+    public func end() throws -> StepResult {
+        guard let plan = begun else { preconditionFailure("end without begin") }
+        begun = nil
+        switch plan {
+        case .ready(let result):
+            return result
+        case .queued(let jobs):
+            var result = StepResult()
+            for job in jobs {
+                try job.samples.wait()
+                for (id, token) in zip(job.sequences, try job.samples.results()) { result.samples[id] = token }
+            }
+            return result
+        }
     }
 
     /// Runs one job's forward pass on the backend's selected stream; returns the logits of its

@@ -118,10 +118,12 @@ extension Scheduler {
         inFlightTickets.flatMap { complete(ticket: $0, result: result) }
     }
 
-    /// Takes a job off the books and frees the pages of its sequences that were finished meanwhile.
-    private mutating func end(_ ticket: Int) -> InFlightJob? {
+    /// Takes a job off the books and frees the pages of its sequences that were finished meanwhile
+    /// (unless a later job planned ahead still holds them).
+    mutating func end(_ ticket: Int) -> InFlightJob? {
         guard let job = inFlight.removeValue(forKey: ticket) else { return nil }
         for entry in job.entries {
+            guard ticketBySequence[entry.sequence] == ticket else { continue }
             ticketBySequence[entry.sequence] = nil
             if releaseOnCompletion.remove(entry.sequence) != nil { kvCache.release(entry.sequence) }
         }

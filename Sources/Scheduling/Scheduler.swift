@@ -10,8 +10,9 @@ import LLMuxCore
 /// Every job it plans gets a ticket and stays *in flight* until the engine reports it with
 /// `complete(ticket:result:)` or `fail(ticket:)`. On a synchronous executor that happens within
 /// the step; on an asynchronous one (jobs on SM partitions, finishing independently) jobs of
-/// several steps overlap. A sequence in flight is not scheduled again, not preempted, and keeps
-/// its pages until its job ends (the device may still be writing its KV). Each policy divides the
+/// several steps overlap. A sequence in flight is not scheduled again (except by `scheduleAhead`,
+/// one decode step further), not preempted, and keeps its pages until its last job ends (the
+/// device may still be writing its KV). Each policy divides the
 /// unit into lanes (`Lane`); a lane with a job in flight gets no new job.
 public struct Scheduler: Sendable {
     /// The sharing policy.
@@ -49,12 +50,15 @@ public struct Scheduler: Sendable {
     var nextTicket = 1
     /// Jobs planned and not yet completed or failed, by ticket.
     var inFlight: [Int: InFlightJob] = [:]
-    /// The in-flight ticket of every sequence in an in-flight job.
+    /// The in-flight ticket of every sequence in an in-flight job (the later one while a step
+    /// planned ahead follows the one it is in).
     var ticketBySequence: [SequenceID: Int] = [:]
     /// Sequences finished while their job was in flight: their pages go back when it ends.
     var releaseOnCompletion: Set<SequenceID> = []
     /// Preemptions since the scheduler was made (for metrics and tests).
     public internal(set) var preemptionTotal = 0
+    /// Steps planned ahead of the samples of the step before (`scheduleAhead`), for tests and traces.
+    public internal(set) var plannedAheadTotal = 0
 
     /// A scheduler. `expectedRates` (requests/s per model, default 1 each) sets the initial quotas
     /// and the `spatial` shares together with each model's per-token KV size. `partitionings` are

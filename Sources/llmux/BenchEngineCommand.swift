@@ -26,7 +26,7 @@ struct BenchEngineCommand: ParsableCommand {
     var batches = "1,8,32"
     @Option(help: "Prompt tokens per sequence.")
     var promptLength = 128
-    @Option(help: "Decode steps timed per batch size.")
+    @Option(help: "Each sequence generates this many tokens plus 2; the decode phase (timed) runs until all are done.")
     var decodeSteps = 16
     @Option(help: "CPU threads (default: all cores).")
     var threads: Int?
@@ -81,7 +81,7 @@ struct BenchEngineCommand: ParsableCommand {
                                      cuda: backend as? CUDABackend)
             let prefillTokens = Double(batch * promptLength)
             let prefillFlops = cost.prefillFlops(batch: batch, promptLength: promptLength)
-            let decodeRate = Double(batch) * Double(timing.decodeSteps) / timing.decodeSeconds
+            let decodeRate = Double(timing.decodeTokens) / timing.decodeSeconds
             // A decode step cannot beat streaming the weights once, nor the matmul FLOPs of its
             // batch at the reference matmul rate: the roofline is the slower of the two.
             let streamSeconds = Double(cost.weightBytesPerStep) / (bandwidth * 1e9)
@@ -93,7 +93,7 @@ struct BenchEngineCommand: ParsableCommand {
                 prefillFractionOfBLAS: blas.map { prefillFlops / timing.prefillSeconds / 1e9 / $0 },
                 decodeTokensPerSecond: decodeRate, decodeRooflineTokensPerSecond: decodeRoof,
                 decodeFractionOfRoofline: decodeRate / decodeRoof,
-                outputTokensPerSecond: Double(batch * (timing.decodeSteps + 1)) / (timing.prefillSeconds + timing.decodeSeconds),
+                outputTokensPerSecond: Double(timing.outputTokens) / (timing.prefillSeconds + timing.decodeSeconds),
                 decodeTrace: timing.trace, prefillTrace: timing.prefillTrace))
         }
         let result = BenchEngineResult(
@@ -110,9 +110,22 @@ struct BenchEngineCommand: ParsableCommand {
         print(result.table())
     }
 
+    /// Timings of one batch size: `batch` sequences of `promptLength` random tokens, each
+    /// generating `decodeSteps + 2` tokens. The prefill phase runs until every sequence has its
+    /// first token (sequences whose prompt ended early decode in the later mixed steps); the
+    /// decode phase runs until every sequence is done.
+    private struct Timing {
+        var prefillSeconds = 0.0
+        var decodeSeconds = 0.0
+        /// Tokens generated in the decode phase, and in both phases.
+        var decodeTokens = 0
+        var outputTokens = 0
+        var trace: DecodeStepTrace?
+        var prefillTrace: DecodeStepTrace?
+    }
+
     private func measure(runner: ModelRunner, vocabulary: Int, batch: Int, promptLength: Int, steps decodeSteps: Int,
-                         timer: GPUStepTimer? = nil, cuda: CUDABackend? = nil) throws
-        -> (prefillSeconds: Double, decodeSeconds: Double, decodeSteps: Int, trace: DecodeStepTrace?, prefillTrace: DecodeStepTrace?) {
+                         timer: GPUStepTimer? = nil, cuda: CUDABackend? = nil) throws -> Timing {
         let id = ModelID("bench")
         let engine = EngineCore(executor: runner, tokenizers: [:],
                                 limits: SchedulerLimits(maxTokensPerStep: max(2048, batch), maxSequencesPerStep: max(64, batch)))
@@ -122,7 +135,21 @@ struct BenchEngineCommand: ParsableCommand {
             try engine.add(GenerationRequest(model: id, promptTokens: prompt,
                                              parameters: SamplingParameters(maxTokens: decodeSteps + 2, stopAtEOS: false)))
         }
+        var timing = Timing()
         var started = Set<SequenceID>()
+        /// Runs one step (or the final flush) and counts its tokens; the first token of each
+        /// sequence marks it started.
+        func run(_ step: () -> [SequenceEvent]) throws -> Int {
+            var tokens = 0
+            for event in step() {
+                if let message = event.errorMessage { throw CommandFailure(message) }
+                if event.token != nil {
+                    tokens += 1
+                    started.insert(event.sequenceID)
+                }
+            }
+            return tokens
+        }
         // LLMUX_PROFILE_PREFILL=1: the profiler's range covers the prefill steps only (for ncu).
         let profiledPrefill = ProcessInfo.processInfo.environment["LLMUX_PROFILE_PREFILL"] == "1" ? cuda : nil
         try profiledPrefill?.setProfilerRange(active: true)
@@ -132,19 +159,15 @@ struct BenchEngineCommand: ParsableCommand {
         let prefillStart = Date()
         while started.count < batch {
             let stepStart = Date()
-            timer?.begin()
-            for event in engine.step() {
-                if let message = event.errorMessage { throw CommandFailure(message) }
-                if event.token != nil { started.insert(event.sequenceID) }
-            }
-            if let timer {
-                prefillTrace?.gpuMilliseconds.append(try timer.finish())
-                prefillTrace?.wallMilliseconds.append(Date().timeIntervalSince(stepStart) * 1000)
-            }
+            try timer?.begin()
+            timing.outputTokens += try run(engine.step)
+            try timer?.mark()
+            prefillTrace?.wallMilliseconds.append(Date().timeIntervalSince(stepStart) * 1000)
         }
-        let prefillSeconds = Date().timeIntervalSince(prefillStart)
+        timing.prefillSeconds = Date().timeIntervalSince(prefillStart)
         try profiledPrefill?.setProfilerRange(active: false)
-        let prefillSteps = prefillTrace?.gpuMilliseconds.count ?? 1
+        if let timer { prefillTrace?.gpuMilliseconds = try timer.collect() }
+        let prefillSteps = prefillTrace?.wallMilliseconds.count ?? 1
         prefillTrace?.record(phases: engine.phaseTimes, since: prefillPhasesBefore, steps: prefillSteps)
         if let before = planningBefore, let after = cuda?.matmulPlanning {
             prefillTrace?.matmulPlans = after.plans - before.plans
@@ -157,17 +180,23 @@ struct BenchEngineCommand: ParsableCommand {
         defer { try? profiled?.setProfilerRange(active: false) }
         let phasesBefore = engine.phaseTimes
         let decodeStart = Date()
-        for _ in 0..<decodeSteps {
+        var steps = 0
+        while engine.hasWork {
             let stepStart = Date()
-            timer?.begin()
-            if let failed = engine.step().first(where: { $0.errorMessage != nil }) { throw CommandFailure(failed.errorMessage!) }
-            if let timer {
-                trace?.gpuMilliseconds.append(try timer.finish())
-                trace?.wallMilliseconds.append(Date().timeIntervalSince(stepStart) * 1000)
-            }
+            try timer?.begin()
+            timing.decodeTokens += try run(engine.step)
+            try timer?.mark()
+            trace?.wallMilliseconds.append(Date().timeIntervalSince(stepStart) * 1000)
+            steps += 1
+            guard steps <= 4 * (decodeSteps + 2) else { throw CommandFailure("the decode phase made no progress") }
         }
-        trace?.record(phases: engine.phaseTimes, since: phasesBefore, steps: decodeSteps)
-        return (prefillSeconds, Date().timeIntervalSince(decodeStart), decodeSteps, trace, prefillTrace)
+        timing.decodeSeconds = Date().timeIntervalSince(decodeStart)
+        timing.outputTokens += timing.decodeTokens
+        if let timer { trace?.gpuMilliseconds = try timer.collect() }
+        trace?.record(phases: engine.phaseTimes, since: phasesBefore, steps: steps)
+        timing.trace = trace
+        timing.prefillTrace = prefillTrace
+        return timing
     }
 
     private func presetPath(_ name: String) throws -> String {

@@ -3,7 +3,7 @@ import LLMuxCore
 /// A stand-in model that exercises the KV bookkeeping for real: it "caches" each token at its
 /// slot and predicts the next token from the whole context read back through the page table,
 /// so a wrong slot, page table or context length changes the output.
-final class FakeExecutor: ModelExecutor {
+final class FakeExecutor: PipelinedExecutor {
     let models: [ModelDescriptor]
     let pageCount: Int
     private let tokensPerPageByModel: [ModelID: Int]
@@ -22,6 +22,18 @@ final class FakeExecutor: ModelExecutor {
 
     func tokensPerPage(for model: ModelID) -> Int { tokensPerPageByModel[model]! }
 
+    /// Pipelined use: `begin` runs the plan at once and `end` hands its result back.
+    var queuesAsynchronously: Bool { false }
+    private var begun: Result<StepResult, any Error>?
+    func begin(_ plan: StepPlan) throws {
+        precondition(begun == nil, "begin while a plan is queued")
+        begun = Result { try execute(plan) }
+    }
+    func end() throws -> StepResult {
+        defer { begun = nil }
+        return try begun!.get()
+    }
+
     struct MissingKV: Error, CustomStringConvertible {
         let description: String
     }
@@ -31,7 +43,10 @@ final class FakeExecutor: ModelExecutor {
         var result = StepResult()
         for job in plan.jobs {
             let perPage = tokensPerPageByModel[job.model]!
-            for (token, slot) in zip(job.tokenIDs, job.slotMapping) { slots[job.model]![Int(slot)] = token }
+            for (token, slot) in zip(job.tokenIDs, job.slotMapping) {
+                guard token >= 0 else { throw MissingKV(description: "an input token was never filled in") }
+                slots[job.model]![Int(slot)] = token
+            }
             for sequence in job.sequences {
                 guard let request = sequence.sample else { continue }
                 var hash: UInt64 = 1469598103934665603

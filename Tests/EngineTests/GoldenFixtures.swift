@@ -49,9 +49,9 @@ struct EngineHarness {
     static let model = ModelID("m")
 
     init(checkpoint: Checkpoint, kvCacheBytes: Int = 16 << 20, limits: SchedulerLimits = SchedulerLimits(),
-         backend: any ComputeBackend = CPUBackend()) throws {
+         backend: any ComputeBackend = CPUBackend(), pipelining: Bool = false) throws {
         let runner = try ModelRunner(checkpoints: [(Self.model, checkpoint)], backend: backend, kvCacheBytes: kvCacheBytes)
-        engine = EngineCore(executor: runner, tokenizers: [:], limits: limits)
+        engine = EngineCore(executor: runner, tokenizers: [:], limits: limits, pipelining: pipelining)
     }
 
     /// Submits all prompts at once (so they share steps) and returns every sequence's tokens.

@@ -34,6 +34,19 @@ import Testing
         expectMatches(outputs, golden)
     }
 
+    /// Pipelined steps (`ModelRunner.begin`/`end`, decode steps planned ahead of their inputs):
+    /// the same tokens and log-probabilities as transformers.
+    @Test(arguments: Golden.names)
+    func pipelinedStepsMatchTransformers(_ name: String) throws {
+        let (checkpoint, golden) = try Golden.load(name)
+        let harness = try EngineHarness(checkpoint: checkpoint, pipelining: true)
+        let outputs = try harness.run(golden.cases.map(\.promptTokenIDs), parameters: Self.greedyTop5)
+        expectMatches(outputs, golden)
+        let state = harness.engine.schedulerState
+        #expect(state.plannedAheadTotal > 0, "no step was planned ahead")
+        #expect(state.kvCache.freePageCount == state.kvCache.pool.pageCount && state.kvCache.isConsistent())
+    }
+
     @Test(arguments: Golden.names)
     func aloneAndChunkedPrefillMatchTransformers(_ name: String) throws {
         let (checkpoint, golden) = try Golden.load(name)

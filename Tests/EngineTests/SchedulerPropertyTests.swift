@@ -42,8 +42,11 @@ import Testing
         }
     }
 
-    @Test(arguments: SchedulingPolicy.allCases, [1, 2, 3, 4] as [UInt64])
-    func randomWorkloadsNeverLeakAndMatchSoloRuns(policy: SchedulingPolicy, seed: UInt64) throws {
+    /// `pipelined`: each step is collected by the next call, which plans the next decode step
+    /// ahead (`Scheduler.scheduleAhead`) before the samples it depends on are booked.
+    @Test(arguments: SchedulingPolicy.allCases, [(1, false), (2, false), (3, false), (4, false), (1, true), (2, true), (5, true)])
+    func randomWorkloadsNeverLeakAndMatchSoloRuns(policy: SchedulingPolicy, run: (seed: UInt64, pipelined: Bool)) throws {
+        let (seed, pipelined) = run
         let workload = Self.workload(seed: seed, count: 24)
         let expected = Self.solo(workload)
         var random = TestRandom(seed: seed &* 77)
@@ -52,7 +55,8 @@ import Testing
         // each model only has its share, so the pool is doubled for every request to fit its share.
         let executor = FakeExecutor(models: Self.models, pageCount: policy == .spatial ? 60 : 30)
         let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy,
-                                limits: SchedulerLimits(maxTokensPerStep: 32, maxSequencesPerStep: 6, quotaInterval: 0))
+                                limits: SchedulerLimits(maxTokensPerStep: 32, maxSequencesPerStep: 6, quotaInterval: 0),
+                                pipelining: pipelined)
         var idsByIndex: [SequenceID: Int] = [:]
         var outputs: [Int: [TokenID]] = [:]
         var finished: [Int: FinishReason] = [:]
@@ -97,6 +101,7 @@ import Testing
         #expect(kv.freePageCount == kv.pool.pageCount, "pages leaked")
         #expect(finished.count == workload.prompts.count, "every request ends with a reason")
         #expect(engine.schedulerState.preemptionTotal > 0, "the workload was meant to force preemption")
+        #expect((engine.schedulerState.plannedAheadTotal > 0) == pipelined, "steps planned ahead only when pipelined")
         for index in workload.prompts.indices where !cancelled.contains(index) {
             #expect(outputs[index] ?? [] == expected[index], "request \(index) differs from its solo run")
             #expect(finished[index] == .length)
@@ -153,3 +158,67 @@ import Testing
 
 /// Reproducible random workloads.
 typealias TestRandom = SplitMix64
+
+/// Pipelined steps against unpipelined ones on the same requests: seeded sampling whose draws
+/// hit EOS at random (so sequences end while a step planned ahead holds them), stop tokens,
+/// different lengths, an abort while two steps of the sequence are in flight.
+@Suite struct PipelinedEngineTests {
+    static let models: [(ModelID, tokensPerPage: Int)] = [(ModelID("a"), 4), (ModelID("b"), 7)]
+
+    struct Outcome: Equatable {
+        var tokens: [TokenID] = []
+        var reason: FinishReason?
+    }
+
+    /// Runs 12 requests to the end; `abortAfterTokens` aborts request 3 once it has that many tokens.
+    static func run(pipelined: Bool, abortAfterTokens: Int? = nil) throws -> (outcomes: [Outcome], state: Scheduler) {
+        // A 16-token vocabulary: seeded draws hit EOS (0) and the stop tokens now and then.
+        let engine = EngineCore(executor: FakeExecutor(models: models, pageCount: 80, vocabulary: 16), tokenizers: [:],
+                                limits: SchedulerLimits(maxTokensPerStep: 64, maxSequencesPerStep: 16), pipelining: pipelined)
+        var random = TestRandom(seed: 99)
+        var ids: [SequenceID] = []
+        for index in 0..<12 {
+            let prompt = (0..<(3 + Int(random.next() % 20))).map { _ in TokenID(1 + random.next() % 15) }
+            var parameters = SamplingParameters(temperature: index % 3 == 0 ? 0 : 0.8, seed: UInt64(index),
+                                                maxTokens: 5 + Int(random.next() % 25))
+            if index % 4 == 1 { parameters.stopTokenIDs = [TokenID(1 + random.next() % 15)] }
+            ids.append(try engine.add(GenerationRequest(model: models[index % 2].0, promptTokens: prompt, parameters: parameters)))
+        }
+        var outcomes: [SequenceID: Outcome] = [:]
+        var steps = 0
+        while engine.hasWork {
+            for event in engine.step() {
+                if let token = event.token { outcomes[event.sequenceID, default: Outcome()].tokens.append(token.tokenID) }
+                if let reason = event.finishReason { outcomes[event.sequenceID, default: Outcome()].reason = reason }
+            }
+            if let limit = abortAfterTokens, let count = outcomes[ids[3]]?.tokens.count, count >= limit,
+               outcomes[ids[3]]?.reason == nil {
+                outcomes[ids[3]]!.reason = engine.abort(ids[3])?.finishReason
+            }
+            #expect(engine.schedulerState.kvCache.isConsistent(), "page accounting broke at step \(steps)")
+            steps += 1
+            try #require(steps < 10_000)
+        }
+        return (ids.map { outcomes[$0] ?? Outcome() }, engine.schedulerState)
+    }
+
+    @Test func pipelinedStepsGiveTheSameOutputs() throws {
+        let plain = try Self.run(pipelined: false)
+        let pipelined = try Self.run(pipelined: true)
+        #expect(pipelined.outcomes == plain.outcomes)
+        #expect(plain.outcomes.contains { $0.reason == .stop }, "some sequence was meant to stop early")
+        #expect(plain.outcomes.allSatisfy { $0.reason != nil })
+        #expect(pipelined.state.plannedAheadTotal > 0 && plain.state.plannedAheadTotal == 0)
+        #expect(pipelined.state.kvCache.freePageCount == pipelined.state.kvCache.pool.pageCount, "pages leaked")
+    }
+
+    @Test func abortWhileTwoStepsAreInFlightFreesItsPages() throws {
+        let pipelined = try Self.run(pipelined: true, abortAfterTokens: 2)
+        let plain = try Self.run(pipelined: false)
+        #expect(pipelined.outcomes[3].reason == .abort)
+        // The others are untouched by the abort.
+        for index in plain.outcomes.indices where index != 3 { #expect(pipelined.outcomes[index] == plain.outcomes[index]) }
+        #expect(pipelined.state.kvCache.freePageCount == pipelined.state.kvCache.pool.pageCount, "pages leaked")
+        #expect(pipelined.state.inFlightCount == 0)
+    }
+}

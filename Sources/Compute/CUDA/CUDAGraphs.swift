@@ -23,6 +23,8 @@ final class CUDAGraph: @unchecked Sendable {
 
 /// Graphs, fused weights and small transfers of the CUDA backend.
 extension CUDABackend {
+    public var queuesWork: Bool { true }
+
     public var supportsGraphs: Bool {
         let driver = context.driver
         return graphsEnabled && driver.cuStreamBeginCapture != nil && driver.cuStreamEndCapture != nil

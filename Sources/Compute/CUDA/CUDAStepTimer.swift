@@ -1,46 +1,73 @@
 import Foundation
 
-/// GPU time of a step, from its first queued work to the end of the main stream (timing events),
-/// for `llmux bench engine --trace`: with the host's wall time of the same step it splits a step
-/// into the span the device worked on and the host time before it.
+/// GPU time of steps, each from its first queued work to the end of the main stream (timing
+/// events), for `llmux bench engine --trace`: with the host's wall time of the same steps it
+/// splits the run into the spans the device worked and the host time around them. Marking a
+/// step's end does not wait for the device (a pipelined engine keeps a step queued across calls);
+/// `collect` waits once and returns every step's milliseconds.
 public final class GPUStepTimer {
     private let backend: CUDABackend
-    private var start: OpaquePointer?
-    private var end: OpaquePointer?
+    /// Event pairs of the marked steps, and those of the step being marked.
+    private var marked: [(start: OpaquePointer?, end: OpaquePointer?)] = []
+    private var current: (start: OpaquePointer?, end: OpaquePointer?)?
 
-    init(backend: CUDABackend) throws {
+    init(backend: CUDABackend) {
         self.backend = backend
-        let driver = backend.context.driver
-        // Flags 0: timing enabled (the pooled events have it off).
-        try driver.check(driver.cuEventCreate(&start, 0), "cuEventCreate")
-        try driver.check(driver.cuEventCreate(&end, 0), "cuEventCreate")
     }
 
     deinit {
         let driver = backend.context.driver
-        _ = driver.cuEventDestroy(start)
-        _ = driver.cuEventDestroy(end)
+        for pair in marked + (current.map { [$0] } ?? []) {
+            _ = driver.cuEventDestroy(pair.start)
+            _ = driver.cuEventDestroy(pair.end)
+        }
     }
 
-    /// Arms the timer: the start is marked when the step queues its first device work (so the
-    /// host's planning before it counts as a gap, not as GPU time).
-    public func begin() { backend.armedTimer = self }
+    /// Arms the timer for a step: its start is marked when the step queues its first device work
+    /// (so the host's planning before it counts as a gap, not as GPU time).
+    public func begin() throws {
+        let driver = backend.context.driver
+        var start: OpaquePointer?, end: OpaquePointer?
+        // Flags 0: timing enabled (the pooled events have it off).
+        try driver.check(driver.cuEventCreate(&start, 0), "cuEventCreate")
+        try driver.check(driver.cuEventCreate(&end, 0), "cuEventCreate")
+        current = (start, end)
+        backend.armedTimer = self
+    }
 
     /// Marks the start on the stream that work is queued on now.
     func markStart() throws {
         let driver = backend.context.driver
-        try driver.check(driver.cuEventRecord(start, backend.context.stream), "cuEventRecord")
+        try driver.check(driver.cuEventRecord(current?.start, backend.context.stream), "cuEventRecord")
     }
 
-    /// Marks the end, waits for it, and returns the GPU milliseconds since the step's first work.
-    public func finish() throws -> Double {
+    /// Marks the step's end after the work queued so far, without waiting for it.
+    public func mark() throws {
+        guard let pair = current else { return }
         let driver = backend.context.driver
         if backend.armedTimer === self { try backend.markTimerStart() }
-        try driver.check(driver.cuEventRecord(end, backend.mainSlot.stream), "cuEventRecord")
-        try driver.check(driver.cuEventSynchronize(end), "cuEventSynchronize")
-        var milliseconds: Float = 0
-        try driver.check(driver.cuEventElapsedTime(&milliseconds, start, end), "cuEventElapsedTime")
-        return Double(milliseconds)
+        try driver.check(driver.cuEventRecord(pair.end, backend.mainSlot.stream), "cuEventRecord")
+        marked.append(pair)
+        current = nil
+    }
+
+    /// Waits for the marked steps and returns the GPU milliseconds of each, from its first work
+    /// to its end; forgets them.
+    public func collect() throws -> [Double] {
+        let driver = backend.context.driver
+        defer {
+            for pair in marked {
+                _ = driver.cuEventDestroy(pair.start)
+                _ = driver.cuEventDestroy(pair.end)
+            }
+            marked = []
+        }
+        return try marked.map { pair in
+            try driver.check(driver.cuEventSynchronize(pair.end), "cuEventSynchronize")
+            var milliseconds: Float = 0
+            try driver.check(driver.cuEventElapsedTime(&milliseconds, pair.start, pair.end), "cuEventElapsedTime")
+            return Double(milliseconds)
+        }
     }
 }
 
@@ -62,5 +89,5 @@ extension CUDABackend {
     }
 
     /// A timer over the main stream (where unpartitioned steps run).
-    public func makeStepTimer() throws -> GPUStepTimer { try GPUStepTimer(backend: self) }
+    public func makeStepTimer() -> GPUStepTimer { GPUStepTimer(backend: self) }
 }
