@@ -15,7 +15,7 @@ export LLMUX_KERNEL_CACHE=/tmp/llmux-kernels
 MODEL=${MODEL:-/tmp/m8b}
 BATCHES=${BATCHES:-256}
 VARIANTS=${VARIANTS:-"default
-scalar-silu LLMUX_CUDA_VECTOR=0"}
+unpipelined LLMUX_PIPELINE=0"}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1
 [ -f "$MODEL/config.json" ] || "$BIN" make-model --preset llama3-8b --dtype bf16 --out "$MODEL" > "$OUT/make_8b.log" 2>&1
 REF=/tmp/llmux-ref
@@ -28,6 +28,11 @@ while read -r name envs; do
     env $envs "$BIN" gpu-check --fixtures Tests/Fixtures/golden --reference-logits "$REF" --device cuda > "$OUT/gpucheck-$name.log" 2>&1
     echo "gpu-check $name: rc=$?"
     grep -iE "relative|max" "$OUT/gpucheck-$name.log" | head -6
+    # Greedy tokens of the 8B shape for one 200-token prompt (compared across variants below).
+    ids=$(python3 -c "print(','.join(str((i * 7919) % 120000 + 1000) for i in range(200)))")
+    # shellcheck disable=SC2086
+    env $envs "$BIN" generate --model "$MODEL" --device cuda --prompt-ids "$ids" --max-tokens 48 --ignore-eos --logprobs 1 --json \
+        > "$OUT/gen8b-$name.json" 2> "$OUT/gen8b-$name.err"
     # shellcheck disable=SC2086
     env $envs timeout 300 "$BIN" bench engine --device cuda --model "$MODEL" --batches "$BATCHES" --prompt-length 128 \
         --decode-steps 127 --trace --json "$OUT/bench-$name.json" > "$OUT/bench-$name.log" 2>&1
@@ -38,6 +43,14 @@ python3 - "$OUT" "${names[@]}" <<'PY'
 import json, sys
 out, names = sys.argv[1], sys.argv[2:]
 def med(v): v = sorted(v); return v[len(v) // 2] if v else 0
+try:
+    base = json.load(open(f"{out}/gen8b-{names[0]}.json"))
+    for n in names[1:]:
+        other = json.load(open(f"{out}/gen8b-{n}.json"))
+        same = sum(x == y for x, y in zip(base["token_ids"], other["token_ids"]))
+        print(f"8B greedy tokens {names[0]} vs {n}: {same}/{len(base['token_ids'])} equal")
+except Exception as error:
+    print("greedy comparison failed:", error)
 print("\nvariant        batch  prefill s  prefill step host/GPU ms  decode step host/GPU ms  plans  ms  output tok/s")
 for n in names:
     try: d = json.load(open(f"{out}/bench-{n}.json"))
