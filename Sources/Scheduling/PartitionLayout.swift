@@ -11,16 +11,8 @@ public enum PartitionLayout {
     /// SMs per group on Hopper: the granularity of green-context splits.
     public static let granularity = 8
 
-    /// Prefill shares of the `mux` splits (of the whole device), smallest first. The small ones
-    /// are for decode-heavy loads: a large decode batch is partly compute-bound and slows down on
-    /// half the SMs, while a few short prompts need little (see `muxSplitCost`).
-    public static let muxPrefillShares: [Double] = [1.0 / 4, 3.0 / 8, 1.0 / 2, 5.0 / 8, 3.0 / 4, 7.0 / 8]
-
-    /// Decoding sequences at which the batch-proportional part of a decode step (products and
-    /// attention, which scale with SMs) equals its fixed part (streaming the weights, which half
-    /// the SMs still saturate). Measured on an H100 on the Llama-3-8B shape (docs/BENCHMARKS.md,
-    /// round 5): a decode step takes about 5.5 ms + 0.023 ms per sequence, equal parts near 240.
-    public static let decodeBalanceBatch = 240.0
+    /// Prefill shares of the `mux` splits (of the whole device), smallest first.
+    public static let muxPrefillShares: [Double] = [1.0 / 2, 5.0 / 8, 3.0 / 4, 7.0 / 8]
 
     /// The partitionings to request under `policy` on a device of `multiprocessorCount` SMs.
     ///
@@ -28,9 +20,8 @@ public enum PartitionLayout {
     /// - `spatial`, index 1: one partition per model, in the scheduler's model order (sorted by
     ///   name), sized in proportion to rate × max(parameterCount, 1) (compute need), each a
     ///   multiple of 8 SMs and at least 8; left out when the device has fewer than 8 SMs a model.
-    /// - `mux`, indexes 1…: `[prefill SMs, decode SMs]` splits with prefill shares of about 1/4,
-    ///   3/8, 1/2, 5/8, 3/4 and 7/8 (duplicates after rounding dropped), so the split can follow
-    ///   the load.
+    /// - `mux`, indexes 1…: `[prefill SMs, decode SMs]` splits with prefill shares of about 1/2,
+    ///   5/8, 3/4 and 7/8 (duplicates after rounding dropped), so the split can follow the load.
     /// - `temporal`: index 0 only (one job at a time on the whole device).
     public static func layouts(policy: SchedulingPolicy, multiprocessorCount: Int, models: [ModelDescriptor],
                                expectedRates: [ModelID: Double]) -> [[Int]] {
@@ -89,27 +80,22 @@ public enum PartitionLayout {
     }
 
     /// Estimated cost of the current load on a `[prefillSMs, decodeSMs]` split of a device of
-    /// `multiprocessorCount` SMs, in "jobs on the whole device" (lower is better), with P waiting
-    /// prompts, B decoding sequences, N SMs and b = B / `decodeBalanceBatch`:
+    /// `multiprocessorCount` SMs, in "jobs on the whole device" (lower is better):
     ///
-    ///     P × N / prefillSMs + B × (max(1, 0.5 N / decodeSMs) + b × N / decodeSMs) / (1 + b)
+    ///     waitingPrefillRequests × N / prefillSMs + decodingSequences × max(1, 0.5 N / decodeSMs)
     ///
-    /// Prefill is compute-bound: its time grows as 1 / SMs. A decode step has a fixed part,
-    /// streaming the weights, which keeps its speed down to about half the SMs (half the SMs still
-    /// saturate HBM bandwidth) and slows as 1 / SMs below that, and a part that grows with the
-    /// batch (products and attention) and slows as 1 / SMs: a small batch may go to few SMs, a
-    /// large one may not. Each waiting prompt and each decoding sequence counts once, so a long
-    /// prompt queue pulls the split toward prefill and many decoding sequences toward decode
+    /// Prefill is compute-bound: its time grows as 1 / SMs. Decode is memory-bound: a decode step
+    /// keeps its speed down to about half the SMs (half the SMs still saturate HBM bandwidth), and
+    /// slows as 1 / SMs below that. Each waiting prompt and each decoding sequence counts once, so
+    /// a long prompt queue pulls the split toward prefill and many decoding sequences toward decode
     /// (MuxServe, Duan et al. 2024, shares SMs between the prefill and decode jobs of colocated
     /// models the same way; this is the cheap rule that stands in for its profiled cost model).
     public static func muxSplitCost(waitingPrefillRequests: Int, decodingSequences: Int, multiprocessorCount: Int,
                                     prefillSMs: Int, decodeSMs: Int) -> Double {
         let n = Double(max(multiprocessorCount, 1))
         let prefill = Double(waitingPrefillRequests) * n / Double(max(prefillSMs, 1))
-        let spread = n / Double(max(decodeSMs, 1))
-        let batch = Double(decodingSequences) / decodeBalanceBatch
-        let slowdown = (max(1, 0.5 * spread) + batch * spread) / (1 + batch)
-        return prefill + Double(decodingSequences) * slowdown
+        let decode = Double(decodingSequences) * max(1, 0.5 * n / Double(max(decodeSMs, 1)))
+        return prefill + decode
     }
 
     /// The index (into `partitionings`) of the two-partition split of least `muxSplitCost`, the
