@@ -60,14 +60,23 @@ public final class PartitionedRunner: AsynchronousExecutor {
         defer { backend.selectMainStream() }
         for job in plan.jobs {
             let sampling = job.sequences.filter { $0.sample != nil }
+            let launchStart = Date()
+            let plansBefore = (backend as? CUDABackend)?.matmulPlanning
             do {
                 try backend.selectStream(partitioning: job.partitioning, partition: job.partition, stream: streamIndex[job.model] ?? 0)
                 let logits = try runner.forward(job)
                 let samples = try backend.enqueueSample(logits: logits, requests: sampling.map { $0.sample! })
                 inFlight.append((job.ticket, sampling.map(\.sequenceID), samples))
                 if trace {
+                    var plans = ""
+                    if let before = plansBefore, let after = (backend as? CUDABackend)?.matmulPlanning {
+                        let count = after.plans - before.plans
+                        let milliseconds = (after.seconds - before.seconds) * 1000
+                        plans = String(format: ", %d cuBLASLt plans in %.2f ms", count, milliseconds)
+                    }
                     log("launch #\(job.ticket) \(job.model.name) \(job.phase.rawValue) on \(job.partitioning)/\(job.partition): "
-                        + "\(job.tokenIDs.count) tokens, \(job.sequences.count) sequences")
+                        + "\(job.tokenIDs.count) tokens, \(job.sequences.count) sequences"
+                        + String(format: " (host %.2f ms%@)", Date().timeIntervalSince(launchStart) * 1000, plans))
                 }
             } catch {
                 finished.append(JobCompletion(ticket: job.ticket, result: .failure(Self.engineError(error))))
