@@ -34,6 +34,11 @@ struct BenchEngineCommand: ParsableCommand {
     var device: DeviceChoice = .cpu
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
+    @Option(help: "Token budget of one step (default: 8192 on a GPU, as for `llmux serve`; 2048 on the CPU, as in the recorded CPU results).")
+    var maxTokensPerStep: Int?
+
+    /// The step budget in use.
+    var tokensPerStep: Int { maxTokensPerStep ?? (device.isCUDA ? device.defaultTokensPerStep : 2048) }
     @Flag(help: "Time every step on the GPU too (CUDA): GPU milliseconds per prefill and decode step against the host's, the gap the GPU waited, and the cuBLASLt plans made during the prefill steps.")
     var trace = false
 
@@ -101,7 +106,7 @@ struct BenchEngineCommand: ParsableCommand {
             date: ISO8601DateFormatter().string(from: Date()), model: path, parameters: config.parameterCount,
             weightBytesPerDecodeStep: cost.weightBytesPerStep, promptLength: promptLength, decodeSteps: decodeSteps,
             readBandwidthGBs: bandwidth, blasGFlops: blas, llmuxMatmulGFlops: ownMatmul,
-            matmulShape: [shape.m, shape.n, shape.k], matmulReference: reference, rows: rows)
+            matmulShape: [shape.m, shape.n, shape.k], matmulReference: reference, tokensPerStep: tokensPerStep, rows: rows)
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -128,7 +133,8 @@ struct BenchEngineCommand: ParsableCommand {
                          timer: GPUStepTimer? = nil, cuda: CUDABackend? = nil) throws -> Timing {
         let id = ModelID("bench")
         let engine = EngineCore(executor: runner, tokenizers: [:],
-                                limits: SchedulerLimits(maxTokensPerStep: max(2048, batch), maxSequencesPerStep: max(64, batch)))
+                                limits: SchedulerLimits(maxTokensPerStep: max(tokensPerStep, batch),
+                                                        maxSequencesPerStep: max(64, batch)))
         var generator = SplitMix64(seed: 42)
         for _ in 0..<batch {
             let prompt = (0..<promptLength).map { _ in TokenID(generator.next() % UInt64(vocabulary)) }

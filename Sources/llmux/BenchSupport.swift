@@ -147,6 +147,8 @@ struct BenchEngineResult: Codable {
     let llmuxMatmulGFlops: Double
     let matmulShape: [Int]
     var matmulReference: String? = nil
+    /// Token budget of one engine step (nil in results written before it was recorded: 2,048).
+    var tokensPerStep: Int? = nil
     let rows: [BenchRow]
 
     func table() -> String {
@@ -158,6 +160,7 @@ struct BenchEngineResult: Codable {
                 : String(format: "read bandwidth %.1f GB/s; matmul %@: BLAS %@ GFLOP/s, LLMux %.1f GFLOP/s",
                          readBandwidthGBs, matmulShape.map(String.init).joined(separator: "x"),
                          blasGFlops.map { String(format: "%.1f", $0) } ?? "n/a", llmuxMatmulGFlops),
+            "steps of up to \(tokensPerStep ?? 2048) tokens",
             "batch | prefill tok/s | prefill GFLOP/s | of \(matmulReference ?? "BLAS") | decode tok/s | roofline tok/s | of roofline | output tok/s",
         ]
         for row in rows {

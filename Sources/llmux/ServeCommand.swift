@@ -42,8 +42,8 @@ struct ServeCommand: AsyncParsableCommand {
     var maxQueue = 1024
     @Option(help: "Largest request body, e.g. 8MiB; larger ones get 413.")
     var maxBodySize = ByteSize(bytes: 8 << 20)
-    @Option(help: "Most tokens scheduled per engine step.")
-    var maxTokensPerStep = 512
+    @Option(help: "Most tokens scheduled per engine step (default: 512 on the CPU, 8192 on a GPU).")
+    var maxTokensPerStep: Int?
     @Option(help: "Most sequences per engine step.")
     var maxSequencesPerStep = 64
     @Option(help: "CPU threads for the kernels (default: all cores).")
@@ -67,6 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
+        if let maxTokensPerStep, maxTokensPerStep < 1 { throw ValidationError("--max-tokens-per-step must be at least 1") }
     }
 
     func run() async throws {
@@ -89,16 +90,16 @@ struct ServeCommand: AsyncParsableCommand {
             units = [ResolvedUnit(device: device.description, models: entries, kvCacheBytes: kvCacheMemory.bytes,
                                   policy: SchedulingPolicy(rawValue: policy)!)]
         }
-        let limits = SchedulerLimits(maxTokensPerStep: maxTokensPerStep, maxSequencesPerStep: maxSequencesPerStep)
-        let threads = self.threads
+        let (tokensPerStep, sequencesPerStep, threads) = (maxTokensPerStep, maxSequencesPerStep, self.threads)
         try await LLMuxServer.run(configuration: configuration) {
-            try loadUnits(units, limits: limits, threads: threads)
+            try loadUnits(units, tokensPerStep: tokensPerStep, sequencesPerStep: sequencesPerStep, threads: threads)
         }
     }
 }
 
 /// Opens every unit's checkpoints and tokenizers and starts one engine loop per unit.
-private func loadUnits(_ units: [ResolvedUnit], limits: SchedulerLimits, threads: Int?) throws -> ServerState.Loaded {
+/// `tokensPerStep` nil: each unit's device default (`DeviceChoice.defaultTokensPerStep`).
+private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPerStep: Int, threads: Int?) throws -> ServerState.Loaded {
     var engines: [any GenerationBackend] = []
     var served: [ServedModel] = []
     var modelsByUnit: [[ModelID]] = []
@@ -124,6 +125,7 @@ private func loadUnits(_ units: [ResolvedUnit], limits: SchedulerLimits, threads
         let rates = Dictionary(uniqueKeysWithValues: unit.models.compactMap { model in model.rate.map { (ModelID(model.name), $0) } })
         // On a GPU the unit runs jobs asynchronously on SM partitions chosen by the policy.
         let executor: any ModelExecutor = PartitionedRunner.wrapping(runner) ?? runner
+        let limits = SchedulerLimits(maxTokensPerStep: tokensPerStep ?? device.defaultTokensPerStep, maxSequencesPerStep: sequencesPerStep)
         let core = EngineCore(executor: executor, tokenizers: tokenizers, policy: unit.policy, limits: limits, expectedRates: rates)
         if let problem = core.partitionError {
             report("warning: unit \(index) runs without SM partitions (every job on the whole device): \(problem)")

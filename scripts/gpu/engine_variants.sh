@@ -3,7 +3,8 @@
 # transformers fp32 under each variant, then `bench engine --trace` on the Llama-3-8B shape at
 # 256 concurrent sequences (128 in, 128 out) under each: GPU and host time per prefill (mixed)
 # step and per decode step, cuBLASLt planning during the prefill steps, output tokens/s.
-# Variants are lines "NAME ENV=VALUE …" in $VARIANTS (default below; "default" sets nothing).
+# Variants are lines "NAME ENV=VALUE … --bench-option VALUE …" in $VARIANTS (default below;
+# "default" sets nothing): words with "=" are environment, the rest go to `bench engine`.
 # Usage: LLMUX_BIN=… bash engine_variants.sh   (logs to $OUT, a table last)
 set -u -o pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -15,15 +16,17 @@ export LLMUX_KERNEL_CACHE=/tmp/llmux-kernels
 MODEL=${MODEL:-/tmp/m8b}
 BATCHES=${BATCHES:-256}
 VARIANTS=${VARIANTS:-"default
-unpipelined LLMUX_PIPELINE=0"}
+steps2048 --max-tokens-per-step 2048"}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1
 [ -f "$MODEL/config.json" ] || "$BIN" make-model --preset llama3-8b --dtype bf16 --out "$MODEL" > "$OUT/make_8b.log" 2>&1
 REF=/tmp/llmux-ref
 [ -d "$REF" ] || python3 "$HERE/reference_logits.py" Tests/Fixtures/golden "$REF" > "$OUT/reference.log" 2>&1
 names=()
-while read -r name envs; do
+while read -r name words; do
     [ -n "$name" ] || continue
     names+=("$name")
+    envs=""; args=""
+    for word in $words; do case "$word" in *=*) envs="$envs $word" ;; *) args="$args $word" ;; esac; done
     # shellcheck disable=SC2086
     env $envs "$BIN" gpu-check --fixtures Tests/Fixtures/golden --reference-logits "$REF" --device cuda > "$OUT/gpucheck-$name.log" 2>&1
     echo "gpu-check $name: rc=$?"
@@ -35,7 +38,7 @@ while read -r name envs; do
         > "$OUT/gen8b-$name.json" 2> "$OUT/gen8b-$name.err"
     # shellcheck disable=SC2086
     env $envs timeout 300 "$BIN" bench engine --device cuda --model "$MODEL" --batches "$BATCHES" --prompt-length 128 \
-        --decode-steps 127 --trace --json "$OUT/bench-$name.json" > "$OUT/bench-$name.log" 2>&1
+        --decode-steps 127 --trace $args --json "$OUT/bench-$name.json" > "$OUT/bench-$name.log" 2>&1
     echo "bench $name: rc=$?"
     grep -E "step median" "$OUT/bench-$name.log"
 done <<< "$VARIANTS"
