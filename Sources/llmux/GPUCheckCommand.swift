@@ -23,6 +23,8 @@ struct GPUCheckCommand: ParsableCommand {
     var tolerance: Float = 1e-2
     @Option(help: "Folder of transformers fp32 logits (<fixture>.f32, from scripts/gpu/reference_logits.py): also compare full logits under teacher forcing.")
     var referenceLogits: String?
+    @Flag(help: "Check seeded sampling (temperature, top-k, top-p, min-p) against the exact distribution instead of the fixtures.")
+    var sampling = false
 
     struct Golden: Decodable {
         struct Entry: Decodable {
@@ -47,6 +49,11 @@ struct GPUCheckCommand: ParsableCommand {
 
     func run() throws {
         let backend = try device.makeBackend(threads: nil)
+        if sampling {
+            guard try SamplingCheck.run(backend: backend) else { throw CommandFailure("seeded sampling on \(device) FAILED") }
+            print("device \(backend.deviceName): seeded sampling PASS")
+            return
+        }
         let root = URL(fileURLWithPath: fixtures)
         let names = try FileManager.default.contentsOfDirectory(atPath: root.path).filter {
             FileManager.default.fileExists(atPath: root.appendingPathComponent($0).appendingPathComponent("golden.json").path)

@@ -56,6 +56,9 @@ public final class CUDABackend: ComputeBackend {
     /// The GEMV kernels instead of cuBLASLt for products of at most 4 rows (`LLMUX_CUDA_GEMV=0` turns
     /// them off): they read the weights at 91 % of the plain read rate where cuBLASLt reaches 84 %.
     let useGEMV = ProcessInfo.processInfo.environment["LLMUX_CUDA_GEMV"] != "0"
+    /// Rows that sample with a temperature are drawn on the device (`LLMUX_CUDA_DRAWS=0`: on the
+    /// host, with their logits copied back).
+    let deviceDraws = ProcessInfo.processInfo.environment["LLMUX_CUDA_DRAWS"] != "0"
     /// `LLMUX_CUDA_VECTOR=0`: the scalar `silu_mul` (the vector one loads 8 values at a time).
     let vectorSiluMul = ProcessInfo.processInfo.environment["LLMUX_CUDA_VECTOR"] != "0"
     /// Fused QKV and gate/up weights (`LLMUX_CUDA_FUSE=0` keeps them apart).

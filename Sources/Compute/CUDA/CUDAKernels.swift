@@ -3,7 +3,7 @@ import Foundation
 /// The compiled kernel module of one GPU and a launcher with checked status.
 final class CUDAKernels: @unchecked Sendable {
     enum Name: String, CaseIterable {
-        case embedding, add_rmsnorm, rope, silu_mul, silu_mul_v8, kv_write, rope_kv_write, gather_rows, bias_add, sample_rows, argmax_partial, argmax_combine
+        case embedding, add_rmsnorm, rope, silu_mul, silu_mul_v8, kv_write, rope_kv_write, gather_rows, bias_add, sample_rows, argmax_partial, argmax_combine, sample_draw
         case gemv_bf16_1, gemv_bf16_2, gemv_bf16_3, gemv_bf16_4
         case attn_decode, attn_combine, attn_prefill
         case attn_prefill_tc16, attn_prefill_tc32, attn_prefill_tc64, attn_prefill_tc128
@@ -71,7 +71,7 @@ final class CUDAKernels: @unchecked Sendable {
         self.precision = precision
         let start = Date()
         let compiler = NVRTCCompiler()
-        var source = KernelSource.common + KernelSource.activationType(precision) + KernelSource.elementwise + KernelSource.attention
+        var source = KernelSource.common + KernelSource.activationType(precision) + KernelSource.elementwise + KernelSource.sampling + KernelSource.attention
         if precision == .bf16 { source += KernelSource.attentionTensorCore + KernelSource.attentionTensorCoreDecode + KernelSource.gemv }
         let names = Name.allCases.filter { precision == .bf16 || !$0.bf16Only }
         let cubin = try compiler.cubin(source: source, architecture: context.computeCapability, name: "llmux")

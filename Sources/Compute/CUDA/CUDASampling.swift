@@ -2,8 +2,10 @@ import Foundation
 import LLMuxCore
 
 /// Sampling on the device: greedy rows (argmax, its log-probability and the requested top-k
-/// log-probabilities) are computed by one kernel and only those numbers come back. Rows that
-/// need random draws or penalties copy their logits row back and use the host `Sampler`.
+/// log-probabilities) are computed by one kernel, rows that sample with a temperature (top-k,
+/// top-p, min-p, seeds) by `sample_draw`, and only token ids and log-probabilities come back.
+/// Rows with penalties (they need the history) or with top log-probabilities besides a draw copy
+/// their logits row back and use the host `Sampler`, as do all draws with `LLMUX_CUDA_DRAWS=0`.
 extension CUDABackend {
     /// Most top log-probabilities the device kernel returns per row.
     static let maxDeviceLogprobs = 20
@@ -19,8 +21,12 @@ extension CUDABackend {
     public func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> any PendingSamples {
         try expect(logits.dtype == .f32 && logits.rows >= requests.count, "sample takes f32 logits")
         try context.makeCurrent()
-        let onDevice = requests.map { $0.parameters.isGreedy && !$0.parameters.needsHistory
-                                      && ($0.parameters.logprobs ?? 0) <= Self.maxDeviceLogprobs }
+        let drawn = requests.map { deviceDraws && !$0.parameters.isGreedy && !$0.parameters.needsHistory
+                                   && ($0.parameters.logprobs ?? 0) == 0 }
+        let onDevice = requests.indices.map { index in
+            drawn[index] || requests[index].parameters.isGreedy && !requests[index].parameters.needsHistory
+                && (requests[index].parameters.logprobs ?? 0) <= Self.maxDeviceLogprobs
+        }
         let k = (requests.map { $0.parameters.logprobs ?? 0 }.max() ?? 0).clamped(to: 0...Self.maxDeviceLogprobs)
         let width = k + 1
         let rows = requests.count
@@ -43,6 +49,9 @@ extension CUDABackend {
                 try kernels.launch(.sample_rows, grid: (rows, 1, 1), block: 1024,
                                    [.ptr(logits), .int(logits.rowStride), .int(logits.columns), .int(k), .pointer(ids), .pointer(logprobs)])
             }
+            if drawn.contains(true) {
+                try launchDraws(logits: logits, requests: requests, drawn: drawn, ids: ids, logprobs: logprobs, width: width)
+            }
             try context.driver.check(context.driver.cuMemcpyDtoHAsync(host.address, ids, 2 * deviceBytes, context.stream),
                                      "cuMemcpyDtoHAsync(\(2 * deviceBytes))")
         }
@@ -55,6 +64,27 @@ extension CUDABackend {
         try context.driver.check(context.driver.cuEventRecord(event, context.stream), "cuEventRecord")
         return CUDAPendingSamples(backend: self, event: event, host: host, requests: requests, onDevice: onDevice, width: width,
                               columns: logits.columns)
+    }
+
+    /// Queues `sample_draw` for the rows marked in `drawn`: it overwrites their entries of
+    /// `ids`/`logprobs` (written by the greedy kernel before it, in stream order).
+    private func launchDraws(logits: Tensor, requests: [SampleRequest], drawn: [Bool], ids: UInt64, logprobs: UInt64,
+                             width: Int) throws {
+        var parameters: [Int32] = []
+        for (row, request) in requests.enumerated() where drawn[row] {
+            let settings = request.parameters
+            let seed = settings.seed ?? 0, counter = UInt64(request.generatedCount)
+            let minP = settings.minP > 0 ? Float(log(Double(settings.minP))) : -Float.infinity
+            parameters += [Int32(row), Int32(clamping: settings.topK), Int32(bitPattern: (1 / settings.temperature).bitPattern),
+                           Int32(bitPattern: settings.topP.bitPattern), Int32(bitPattern: minP.bitPattern), 0,
+                           Int32(bitPattern: UInt32(truncatingIfNeeded: seed)), Int32(bitPattern: UInt32(truncatingIfNeeded: seed >> 32)),
+                           Int32(bitPattern: UInt32(truncatingIfNeeded: counter)),
+                           Int32(bitPattern: UInt32(truncatingIfNeeded: counter >> 32))]
+        }
+        let table = try upload(parameters)
+        try kernels.launch(.sample_draw, grid: (parameters.count / 10, 1, 1), block: 1024,
+                           [.ptr(logits), .int(logits.rowStride), .int(logits.columns), .ptr(table), .pointer(ids), .pointer(logprobs),
+                            .int(width)])
     }
 
     /// The selected stream's sampling scratch, or (`partial`) a second buffer for per-chunk partials.
