@@ -4,8 +4,9 @@ import LLMuxCore
 /// Sampling on the device: greedy rows (argmax, its log-probability and the requested top-k
 /// log-probabilities) are computed by one kernel, rows that sample with a temperature (top-k,
 /// top-p, min-p, seeds) by `sample_draw`, and only token ids and log-probabilities come back.
-/// Rows with penalties (they need the history) or with top log-probabilities besides a draw copy
-/// their logits row back and use the host `Sampler`, as do all draws with `LLMUX_CUDA_DRAWS=0`.
+/// A drawn row's top log-probabilities come from the greedy kernel, which runs first. Rows with
+/// penalties (they need the history) copy their logits row back and use the host `Sampler`, as do
+/// all draws with `LLMUX_CUDA_DRAWS=0`.
 extension CUDABackend {
     /// Most top log-probabilities the device kernel returns per row.
     static let maxDeviceLogprobs = 20
@@ -22,7 +23,7 @@ extension CUDABackend {
         try expect(logits.dtype == .f32 && logits.rows >= requests.count, "sample takes f32 logits")
         try context.makeCurrent()
         let drawn = requests.map { deviceDraws && !$0.parameters.isGreedy && !$0.parameters.needsHistory
-                                   && ($0.parameters.logprobs ?? 0) == 0 }
+                                   && ($0.parameters.logprobs ?? 0) <= Self.maxDeviceLogprobs }
         let onDevice = requests.indices.map { index in
             drawn[index] || requests[index].parameters.isGreedy && !requests[index].parameters.needsHistory
                 && (requests[index].parameters.logprobs ?? 0) <= Self.maxDeviceLogprobs
@@ -66,8 +67,9 @@ extension CUDABackend {
                               columns: logits.columns)
     }
 
-    /// Queues `sample_draw` for the rows marked in `drawn`: it overwrites their entries of
-    /// `ids`/`logprobs` (written by the greedy kernel before it, in stream order).
+    /// Queues `sample_draw` for the rows marked in `drawn`: it overwrites the first entry of their
+    /// `ids`/`logprobs` (the greedy kernel before it, in stream order, wrote the argmax there and
+    /// the top log-probabilities after it).
     private func launchDraws(logits: Tensor, requests: [SampleRequest], drawn: [Bool], ids: UInt64, logprobs: UInt64,
                              width: Int) throws {
         var parameters: [Int32] = []
