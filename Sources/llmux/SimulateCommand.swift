@@ -33,6 +33,8 @@ struct SimulateCommand: ParsableCommand {
     var trace: String?
     @Option(help: "Instead of simulating, price every step of a `bench mux --trace` file with the cost model and compare with the measured times (--policies names the trace's policy).")
     var replayTrace: String?
+    @Option(help: "A `bench mux --json` file whose reference steps (each model's batch-1 decode timed alone before its runs) to compare with the cost table: prints how fast the machine ran during that bench relative to the profile and warns past ±5 %. A check only; the simulation does not use it.")
+    var speedCheck: String?
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: plan) else { throw CommandFailure("cannot read \(plan)") }
@@ -43,6 +45,11 @@ struct SimulateCommand: ParsableCommand {
         var limits = SchedulerLimits(maxTokensPerStep: maxTokensPerStep ?? placement.settings.maxTokensPerStep,
                                      maxSequencesPerStep: maxSequencesPerStep ?? placement.settings.maxSequencesPerStep)
         limits.quotaInterval = 2
+        var speed: MachineSpeedCheck?
+        if let speedCheck {
+            speed = try Self.speedCheck(benchJSON: speedCheck, table: table)
+            if let speed { report(Self.describe(speed)) }
+        }
         if let replayTrace {
             let simulator = try ClusterSimulator(plan: placement, table: table, policy: policies == "plan" ? nil : UnitPolicy(rawValue: policies),
                                                  limits: limits)
@@ -81,9 +88,34 @@ struct SimulateCommand: ParsableCommand {
             runs: results.map { SimulationReport.Run(policy: $0.policy, seconds: $0.seconds, steps: $0.steps, wallSeconds: $0.wallSeconds,
                                                       overall: $0.overall, perModel: $0.perModel,
                                                       latencyP50: percentile($0.records.compactMap(\.latency), 0.5),
-                                                      passes: $0.passes, extrapolatedPasses: $0.extrapolatedPasses) })
+                                                      passes: $0.passes, extrapolatedPasses: $0.extrapolatedPasses) },
+            speedCheck: speed)
         if let json { try PlacementInput.writeJSON(output, to: json) }
         print(output.table())
+    }
+
+    /// The reference steps of a `bench mux --json` file (`SoloProfile.decodeStep`: 32 decode
+    /// steps of one sequence after an 8-token prompt, contexts 9–40) against `table`.
+    static func speedCheck(benchJSON path: String, table: CostTable) throws -> MachineSpeedCheck {
+        struct Bench: Decodable {
+            struct Profile: Decodable { let decodeStep: Double }
+            let models: [String]
+            let profiles: [Profile]
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read \(path)") }
+        let bench = try JSONDecoder().decode(Bench.self, from: data)
+        let steps = zip(bench.models, bench.profiles).map { (model: $0, seconds: $1.decodeStep) }
+        return MachineSpeedCheck(table: table, decodeStepSeconds: steps, context: 24.5)
+    }
+
+    /// One line per model and the verdict.
+    static func describe(_ check: MachineSpeedCheck) -> String {
+        var lines = check.models.map {
+            String(format: "speed check: %@ decode step measured %.3f ms, table %.3f ms, ratio %.2f", $0.model, $0.measured * 1000, $0.predicted * 1000, $0.ratio)
+        }
+        lines.append(String(format: "speed check: median ratio %.2f%@", check.medianRatio,
+                            check.holds() ? "" : " — warning: the machine ran at another speed during the bench than during the profile; its latencies are not comparable within 15 %"))
+        return lines.joined(separator: "\n")
     }
 
     /// The bench's workload: power law when `alpha` is set, else each model at its plan rate.
@@ -134,6 +166,8 @@ struct SimulationReport: Codable {
     let outputMean: Double
     let seed: UInt64
     let runs: [Run]
+    /// `--speed-check`: the bench's reference steps against the cost table.
+    var speedCheck: MachineSpeedCheck?
 
     func table() -> String {
         var lines = ["simulated \(algorithm) plan on \(device) (cost model \(costSource)); \(models.count) models, \(String(format: "%.2f", totalRate)) req/s"]
