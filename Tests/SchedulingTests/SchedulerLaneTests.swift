@@ -244,8 +244,19 @@ import Testing
         let planned = s.scheduleAhead()
         #expect(planned == nil)
         lanes.complete(decode.jobs[0], &s)
-        var empty = StepPlan(jobs: [])
-        let filled = empty.fillPendingTokens(from: StepResult())
-        #expect(filled)
+    }
+
+    @Test func pendingTokensAreFilledFromTheSamplesOrRefused() throws {
+        var s = lanes.scheduler(.temporal, multiprocessors: 0)
+        try s.add(lanes.sequence(1, lanes.a, prompt: 4))
+        lanes.complete(s.schedule().jobs[0], &s)
+        _ = s.schedule()
+        let planned = s.scheduleAhead()
+        var ahead = try #require(planned)
+        var missing = ahead
+        let refused = missing.fillPendingTokens(from: StepResult())
+        #expect(!refused, "a pending token without its sample is refused")
+        let filled = ahead.fillPendingTokens(from: StepResult(samples: [SequenceID(1): SampledToken(tokenID: 42, logprob: 0)]))
+        #expect(filled && ahead.jobs[0].tokenIDs == [42])
     }
 }
