@@ -119,12 +119,14 @@ final class DecoderModel {
     /// runs eagerly so that every kernel and matmul plan is loaded). Nil: not such a step.
     private func forwardDecodeGraph(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor? {
         let count = job.sequences.count
-        guard backend.supportsGraphs || Self.forceDecodeBuckets, count > 0, count <= 256, job.tokenIDs.count == count,
+        guard backend.supportsGraphs || Self.forceDecodeBuckets, count > 0, count <= Self.largestDecodeBucket, job.tokenIDs.count == count,
               job.sequences.allSatisfy({ $0.queryCount == 1 && $0.sample != nil }) else { return nil }
         let bucket = count <= 8 ? 1 << (Int.bitWidth - (count - 1).leadingZeroBitCount) : (count + 15) / 16 * 16
         let widest = max(1, job.sequences.map(\.pageTable.count).max() ?? 1)
         let pages = max(16, 1 << (Int.bitWidth - (widest - 1).leadingZeroBitCount))
-        let work = try workspace(tokens: bucket, lane: .decode)
+        // Room for the largest bucket from the start: regrowing the workspace drops every
+        // recorded graph (they point into it), and recording them again costs host time.
+        let work = try workspace(tokens: Self.largestDecodeBucket, lane: .decode)
         let key = bucket << 32 | pages
         var slot: DecodeGraphSlot
         if let existing = decodeSlots[key] {
@@ -176,6 +178,9 @@ final class DecoderModel {
         decodeSlots[key] = slot
         return logits.rows(0, count: count)
     }
+
+    /// Most sequences of a decode step that runs as a recorded graph.
+    static let largestDecodeBucket = 256
 
     /// Runs the bucketed decode path without graphs too (`LLMUX_DECODE_BUCKETS=1`; checks on the CPU).
     static let forceDecodeBuckets = ProcessInfo.processInfo.environment["LLMUX_DECODE_BUCKETS"] == "1"

@@ -58,13 +58,18 @@ public final class PartitionedRunner: AsynchronousExecutor {
 
     public func launch(_ plan: StepPlan) throws {
         defer { backend.selectMainStream() }
-        for job in plan.jobs {
+        // Decode jobs first: their launches are short (recorded graphs), a prompt job's eager
+        // launch takes milliseconds of host time, and their partitions should not idle meanwhile.
+        for job in plan.jobs.filter({ $0.phase == .decode }) + plan.jobs.filter({ $0.phase != .decode }) {
             let sampling = job.sequences.filter { $0.sample != nil }
             let launchStart = Date()
             let plansBefore = (backend as? CUDABackend)?.matmulPlanning
+            let stallsBefore = (backend as? CUDABackend)?.hostStalls
+            var forwardSeconds = 0.0
             do {
                 try backend.selectStream(partitioning: job.partitioning, partition: job.partition, stream: streamIndex[job.model] ?? 0)
                 let logits = try runner.forward(job)
+                forwardSeconds = Date().timeIntervalSince(launchStart)
                 let samples = try backend.enqueueSample(logits: logits, requests: sampling.map { $0.sample! })
                 inFlight.append((job.ticket, sampling.map(\.sequenceID), samples))
                 if trace {
@@ -74,9 +79,13 @@ public final class PartitionedRunner: AsynchronousExecutor {
                         let milliseconds = (after.seconds - before.seconds) * 1000
                         plans = String(format: ", %d cuBLASLt plans in %.2f ms", count, milliseconds)
                     }
+                    if let before = stallsBefore, let stalls = (backend as? CUDABackend)?.hostStalls.since(before), !stalls.isEmpty {
+                        plans += ", " + stalls
+                    }
                     log("launch #\(job.ticket) \(job.model.name) \(job.phase.rawValue) on \(job.partitioning)/\(job.partition): "
                         + "\(job.tokenIDs.count) tokens, \(job.sequences.count) sequences"
-                        + String(format: " (host %.2f ms%@)", Date().timeIntervalSince(launchStart) * 1000, plans))
+                        + String(format: " (host %.2f ms, forward %.2f ms%@)", Date().timeIntervalSince(launchStart) * 1000,
+                                 forwardSeconds * 1000, plans))
                 }
             } catch {
                 finished.append(JobCompletion(ticket: job.ticket, result: .failure(Self.engineError(error))))

@@ -99,6 +99,8 @@ public final class CUDABackend: ComputeBackend {
     public var multiprocessorCount: Int { context.multiprocessorCount }
     /// cuBLASLt plans made (one heuristic query each) and the host seconds they took so far.
     public var matmulPlanning: (plans: Int, seconds: Double) { (matmuls.planCount, matmuls.planningSeconds) }
+    /// Blocking driver calls (allocations, frees, waits) made so far and their host time.
+    public var hostStalls: HostStalls { context.stalls.totals }
 
     public func freeMemoryBytes() throws -> Int? { try context.memoryInfo().free }
 
@@ -174,8 +176,11 @@ public final class CUDABackend: ComputeBackend {
                 try matmulOnMainStream(x, weight: weight, out: out, key: key)
             } else {
                 do {
-                    try matmuls.run(x: x.deviceAddress, w: weight.deviceAddress, out: out.deviceAddress, key: key,
-                                    workspace: try workspace(of: current).deviceAddress, stream: context.stream)
+                    let workspace = try workspace(of: current).deviceAddress
+                    try context.stalls.measure(.matmul) {
+                        try matmuls.run(x: x.deviceAddress, w: weight.deviceAddress, out: out.deviceAddress, key: key,
+                                        workspace: workspace, stream: context.stream)
+                    }
                 } catch let error as CUDAError where current.smCount > 0 && !capturing {
                     // No cuBLASLt algorithm for this shape launches on so few SMs (seen on 8-SM green
                     // contexts of an H100): run it on the whole device, ordered with the job's stream.

@@ -22,7 +22,13 @@ final class CUDAContext: @unchecked Sendable {
     private let ringBytes = 16 << 20
     private var hostStaging: UnsafeMutableRawPointer
     private var deviceRing: UInt64 = 0
-    private var ringOffset = 0
+    /// Where the ring is reused from, and which of its bytes are consumed when (`StagingFences`).
+    private var ring = StagingFences()
+    private let fenceEvents: EventPool
+    /// `LLMUX_RING_FENCES=0`: no fences, so every lap of the ring waits for all streams (to compare).
+    private let fencesEnabled = ProcessInfo.processInfo.environment["LLMUX_RING_FENCES"] != "0"
+    /// Host time in allocations, frees and waits (job traces).
+    let stalls = HostStallMeter()
 
     init(ordinal: Int) throws {
         let driver: CUDADriver
@@ -31,6 +37,7 @@ final class CUDAContext: @unchecked Sendable {
         case .failure(let error): throw error
         }
         self.driver = driver
+        self.fenceEvents = EventPool(driver: driver)
         self.ordinal = Int32(ordinal)
         var count: Int32 = 0
         try driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount")
@@ -80,16 +87,16 @@ final class CUDAContext: @unchecked Sendable {
     /// `CUDAError` naming the size and what is free.
     func allocate(_ byteCount: Int) throws -> DeviceBuffer {
         var address: UInt64 = 0
-        let status = driver.cuMemAlloc(&address, max(byteCount, 256))
+        let status = stalls.measure(.allocate) { driver.cuMemAlloc(&address, max(byteCount, 256)) }
         if status == 2 { // CUDA_ERROR_OUT_OF_MEMORY
             let free = (try? memoryInfo().free) ?? 0
             throw CUDAError(String(format: "cuMemAlloc(%.2f GiB) failed: CUDA_ERROR_OUT_OF_MEMORY (%.2f GiB free on %@)",
                                    Double(byteCount) / 1.0737e9, Double(free) / 1.0737e9, name))
         }
         try driver.check(status, "cuMemAlloc(\(byteCount))")
-        let driver = self.driver
+        let freeing = self.driver, stalls = self.stalls
         return DeviceBuffer(deviceAddress: address, byteCount: byteCount) { pointer in
-            _ = driver.cuMemFree(UInt64(UInt(bitPattern: pointer)))
+            _ = stalls.measure(.free) { freeing.cuMemFree(UInt64(UInt(bitPattern: pointer))) }
         }
     }
 
@@ -103,8 +110,9 @@ final class CUDAContext: @unchecked Sendable {
         try driver.check(driver.cuMemcpyHtoD(destination, source, byteCount), "cuMemcpyHtoD(\(byteCount))")
     }
 
-    /// Stream-ordered copy of small host data through the pinned ring; the returned buffer stays
-    /// valid for far longer than one step (the ring holds 16 MiB and wraps after a synchronize).
+    /// Stream-ordered copy of small host data through the pinned ring; the returned buffer is
+    /// valid for the work queued by the current job (the ring holds 16 MiB and is reused a lap
+    /// later, once that work is done: `reserveRing`).
     func stage(_ source: UnsafeRawBufferPointer) throws -> DeviceBuffer {
         let bytes = (max(source.count, 4) + 255) & ~255
         if bytes > ringBytes / 4 {
@@ -113,14 +121,10 @@ final class CUDAContext: @unchecked Sendable {
             try copyToDevice(buffer.deviceAddress, from: source.baseAddress!, byteCount: source.count)
             return buffer
         }
-        if ringOffset + bytes > ringBytes {
-            try synchronizeAllStreams()
-            ringOffset = 0
-        }
-        if source.count > 0 { (hostStaging + ringOffset).copyMemory(from: source.baseAddress!, byteCount: source.count) }
-        let destination = deviceRing + UInt64(ringOffset)
-        try driver.check(driver.cuMemcpyHtoDAsync(destination, hostStaging + ringOffset, bytes, stream), "cuMemcpyHtoDAsync(\(bytes))")
-        ringOffset += bytes
+        let offset = try reserveRing(bytes)
+        if source.count > 0 { (hostStaging + offset).copyMemory(from: source.baseAddress!, byteCount: source.count) }
+        let destination = deviceRing + UInt64(offset)
+        try driver.check(driver.cuMemcpyHtoDAsync(destination, hostStaging + offset, bytes, stream), "cuMemcpyHtoDAsync(\(bytes))")
         return DeviceBuffer(deviceAddress: destination, byteCount: bytes, owner: self, release: nil)
     }
 
@@ -133,14 +137,37 @@ final class CUDAContext: @unchecked Sendable {
             try copyToDevice(destination, from: source.baseAddress!, byteCount: source.count)
             return
         }
-        if ringOffset + bytes > ringBytes {
-            try synchronizeAllStreams()
-            ringOffset = 0
-        }
-        (hostStaging + ringOffset).copyMemory(from: source.baseAddress!, byteCount: source.count)
-        try driver.check(driver.cuMemcpyHtoDAsync(destination, hostStaging + ringOffset, source.count, stream),
+        let offset = try reserveRing(bytes)
+        (hostStaging + offset).copyMemory(from: source.baseAddress!, byteCount: source.count)
+        try driver.check(driver.cuMemcpyHtoDAsync(destination, hostStaging + offset, source.count, stream),
                          "cuMemcpyHtoDAsync(\(source.count))")
-        ringOffset += bytes
+    }
+
+    /// The ring offset of `bytes` fresh bytes for the current stream. Bytes staged one lap
+    /// earlier are reused only once the work that read them is done: when fences cover them
+    /// (`fenceStaging`, one per job) it waits for those events, which jobs of hundreds of steps
+    /// ago have long passed, so a lap costs nothing; bytes no fence covers (an engine that does
+    /// not fence) need every stream idle, as before fences.
+    private func reserveRing(_ bytes: Int) throws -> Int {
+        try ring.reserve(bytes, ringBytes: ringBytes, stream: stream, waitForFence: { events in
+            try stalls.measure(.wait) {
+                for event in events { try driver.check(driver.cuEventSynchronize(event), "cuEventSynchronize") }
+            }
+        }, waitForAll: synchronizeAllStreams, recycle: { $0.forEach(fenceEvents.give) })
+    }
+
+    /// Marks the bytes staged since the last fence as consumed once the work queued so far on the
+    /// streams that staged them ends (called after a job's last launch, which is the last use of
+    /// what the job staged).
+    func fenceStaging() throws {
+        guard fencesEnabled, !ring.unfencedStreams.isEmpty else { return }
+        var recorded: [OpaquePointer?] = []
+        for each in ring.unfencedStreams {
+            let event = try fenceEvents.take()
+            try driver.check(driver.cuEventRecord(event, each), "cuEventRecord")
+            recorded.append(event)
+        }
+        ring.fence(with: recorded)
     }
 
     /// Copies device bytes to host memory and waits.
@@ -156,13 +183,15 @@ final class CUDAContext: @unchecked Sendable {
 
     /// Waits for everything queued on the stream.
     func synchronize() throws {
-        try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        try stalls.measure(.wait) { try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize") }
     }
 
     /// Waits for the main stream and every partition stream (the staging ring is reused after this).
     func synchronizeAllStreams() throws {
-        for each in [mainStream] + partitionStreams {
-            try driver.check(driver.cuStreamSynchronize(each), "cuStreamSynchronize")
+        try stalls.measure(.wait) {
+            for each in [mainStream] + partitionStreams {
+                try driver.check(driver.cuStreamSynchronize(each), "cuStreamSynchronize")
+            }
         }
     }
 }

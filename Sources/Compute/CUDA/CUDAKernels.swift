@@ -105,10 +105,12 @@ final class CUDAKernels: @unchecked Sendable {
                 _ arguments: [KernelArguments.Value]) throws {
         guard grid.0 > 0 && grid.1 > 0 && grid.2 > 0 else { return }
         let driver = context.driver
-        try KernelArguments(arguments).withPointers { pointers in
-            try driver.check(driver.cuLaunchKernel(functions[name]!, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2),
-                                                   UInt32(block), 1, 1, UInt32(sharedBytes), context.stream, pointers, nil),
-                             "cuLaunchKernel(\(name.rawValue), grid \(grid.0)x\(grid.1)x\(grid.2), block \(block))")
+        try context.stalls.measure(.launch) {
+            try KernelArguments(arguments).withPointers { pointers in
+                try driver.check(driver.cuLaunchKernel(functions[name]!, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2),
+                                                       UInt32(block), 1, 1, UInt32(sharedBytes), context.stream, pointers, nil),
+                                 "cuLaunchKernel(\(name.rawValue), grid \(grid.0)x\(grid.1)x\(grid.2), block \(block))")
+            }
         }
     }
 }

@@ -63,6 +63,8 @@ extension CUDABackend {
         }
         let event = try events.take()
         try context.driver.check(context.driver.cuEventRecord(event, context.stream), "cuEventRecord")
+        // The job's last use of what it staged is queued: that part of the upload ring is free once it ends.
+        try context.fenceStaging()
         return CUDAPendingSamples(backend: self, event: event, host: host, requests: requests, onDevice: onDevice, width: width,
                               columns: logits.columns)
     }
