@@ -144,6 +144,18 @@ public protocol PartitionedBackend: ComputeBackend {
     var selectedStreamKey: Int { get }
     /// Queues sampling of `logits` and the copy of the results to the host.
     func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> any PendingSamples
+    /// A job's launch is about to be spread over several calls, with other jobs launched in
+    /// between: what it uploads must stay valid until `endSlicedLaunch()`.
+    func beginSlicedLaunch()
+    /// The sliced launch has queued its last kernel (before its `enqueueSample`).
+    func endSlicedLaunch()
+}
+
+extension PartitionedBackend {
+    /// Nothing to keep: uploads stay valid (backends that do not reuse upload memory).
+    public func beginSlicedLaunch() {}
+    /// Nothing to release.
+    public func endSlicedLaunch() {}
 }
 
 /// Sampled tokens on their way to the host.

@@ -24,47 +24,70 @@ final class DecoderModel {
 
     /// Runs `job`; `layerCache(l)` locates layer l's pages. Returns logits, one row per
     /// sequence with a sample request, in job order (valid until the next call).
-    func forward(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor {
+    func forward(_ job: JobPlan, layerCache: @escaping (Int) -> PagedKVLayer) throws -> Tensor {
         if let logits = try forwardDecodeGraph(job, layerCache: layerCache) { return logits }
-        let work = try hiddenStates(job, layerCache: layerCache)
+        let pass = try beginEager(job, layerCache: layerCache)
+        _ = try launchLayers(of: pass, count: weights.layers.count)
+        return try finishEager(pass)
+    }
 
+    /// Runs `job` and returns the logits of every token of it, one f32 row per token in flat-batch
+    /// order, in a new tensor (for scoring text, not for serving: `tokens × vocabulary` floats).
+    func forwardAllLogits(_ job: JobPlan, layerCache: @escaping (Int) -> PagedKVLayer) throws -> Tensor {
+        let tokens = job.tokenIDs.count
+        let pass = try beginEager(job, layerCache: layerCache)
+        _ = try launchLayers(of: pass, count: weights.layers.count)
+        let logits = try backend.makeTensor(rows: tokens, columns: config.vocabSize, dtype: .f32)
+        try backend.matmul(pass.inputs.work.normed.rows(0, count: tokens), weight: weights.lmHead, bias: nil, out: logits)
+        return logits
+    }
+
+    /// Uploads the job's metadata for an eager forward pass whose layers are launched by
+    /// `launchLayers` (all at once, or a few at a time between other jobs' launches).
+    func beginEager(_ job: JobPlan, layerCache: @escaping (Int) -> PagedKVLayer) throws -> EagerForward {
+        let tokens = job.tokenIDs.count
+        let inputs = LayerInputs(tokens: tokens, work: try workspace(tokens: tokens, lane: job.phase),
+                                 ids: try backend.upload(job.tokenIDs), positions: try backend.upload(job.positions),
+                                 slots: try backend.upload(job.slotMapping), batch: try attentionBatch(job), layerCache: layerCache)
+        return EagerForward(job: job, inputs: inputs)
+    }
+
+    /// Launches the next `count` decoder layers of `pass` (the embedding first); true once every
+    /// layer is launched: the final-normed hidden states are then in `work.normed`.
+    func launchLayers(of pass: EagerForward, count: Int) throws -> Bool {
+        if pass.launchedLayers == 0 { try embed(pass.inputs) }
+        let end = min(weights.layers.count, pass.launchedLayers + max(1, count))
+        try layers(pass.launchedLayers..<end, pass.inputs)
+        pass.launchedLayers = end
+        return end == weights.layers.count
+    }
+
+    /// The logits of the sampled rows of a pass whose layers are all launched.
+    func finishEager(_ pass: EagerForward) throws -> Tensor {
+        precondition(pass.launchedLayers == weights.layers.count, "finishEager before the last layer")
+        let job = pass.job
         let sampledRows = job.sequences.filter { $0.sample != nil }.map { $0.queryStart + $0.queryCount - 1 }
         let outputs = try outputBuffers(rows: sampledRows.count, lane: job.phase)
         let lastHidden = outputs.hidden.rows(0, count: sampledRows.count)
         let logits = outputs.logits.rows(0, count: sampledRows.count)
         if !sampledRows.isEmpty {
-            try backend.gatherRows(work.normed, rows: sampledRows, out: lastHidden)
+            try backend.gatherRows(pass.inputs.work.normed, rows: sampledRows, out: lastHidden)
             try backend.matmul(lastHidden, weight: weights.lmHead, bias: nil, out: logits)
         }
         return logits
     }
 
-    /// Runs `job` and returns the logits of every token of it, one f32 row per token in flat-batch
-    /// order, in a new tensor (for scoring text, not for serving: `tokens × vocabulary` floats).
-    func forwardAllLogits(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor {
-        let tokens = job.tokenIDs.count
-        let work = try hiddenStates(job, layerCache: layerCache)
-        let logits = try backend.makeTensor(rows: tokens, columns: config.vocabSize, dtype: .f32)
-        try backend.matmul(work.normed.rows(0, count: tokens), weight: weights.lmHead, bias: nil, out: logits)
-        return logits
+    /// The embedding of the job's tokens and the first layer's input norm.
+    private func embed(_ inputs: LayerInputs) throws {
+        let residual = inputs.work.residual.rows(0, count: inputs.tokens)
+        try backend.embedding(ids: inputs.ids, table: weights.embedding, out: residual)
+        try backend.rmsNorm(residual, weight: weights.layers[0].inputNorm, eps: config.rmsNormEps,
+                            out: inputs.work.normed.rows(0, count: inputs.tokens))
     }
 
-    /// Uploads the job's metadata and runs every layer: the final-normed hidden states of its
-    /// tokens are in the returned buffers' `normed` rows.
-    private func hiddenStates(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> DecoderScratch {
-        let tokens = job.tokenIDs.count
-        let work = try workspace(tokens: tokens, lane: job.phase)
-        let ids = try backend.upload(job.tokenIDs)
-        let positions = try backend.upload(job.positions)
-        let slots = try backend.upload(job.slotMapping)
-        let batch = try attentionBatch(job)
-        try layers(tokens: tokens, work: work, ids: ids, positions: positions, slots: slots, batch: batch, layerCache: layerCache)
-        return work
-    }
-
-    /// Embedding, every decoder layer and the final norm of `tokens` tokens, into `work.normed`.
-    private func layers(tokens: Int, work: DecoderScratch, ids: IntTensor, positions: IntTensor, slots: IntTensor,
-                        batch: AttentionBatch, layerCache: (Int) -> PagedKVLayer) throws {
+    /// Decoder layers `range` (each ending with the next layer's input norm, or the final norm).
+    private func layers(_ range: Range<Int>, _ inputs: LayerInputs) throws {
+        let (tokens, work, positions, slots, batch) = (inputs.tokens, inputs.work, inputs.positions, inputs.slots, inputs.batch)
         let (heads, kvHeads, headDim) = (config.headCount, config.kvHeadCount, config.headDim)
         let queryWidth = heads * headDim
         let kvWidth = kvHeads * headDim
@@ -82,10 +105,9 @@ final class DecoderModel {
         let gateUp = work.gateUp.rows(0, count: tokens)
         let activated = work.activated.rows(0, count: tokens)
 
-        try backend.embedding(ids: ids, table: weights.embedding, out: residual)
-        try backend.rmsNorm(residual, weight: weights.layers[0].inputNorm, eps: eps, out: normed)
-        for (index, layer) in weights.layers.enumerated() {
-            let cache = layerCache(index)
+        for index in range {
+            let layer = weights.layers[index]
+            let cache = inputs.layerCache(index)
             if let fused = layer.fusedQKV {
                 try backend.matmul(normed, weight: fused, bias: layer.fusedQKVBias, out: qkv)
             } else {
@@ -117,7 +139,7 @@ final class DecoderModel {
     /// graphs: the step's metadata goes into fixed per-bucket buffers in one upload, and the
     /// whole forward pass is one recorded graph (recorded on the bucket's second step; the first
     /// runs eagerly so that every kernel and matmul plan is loaded). Nil: not such a step.
-    private func forwardDecodeGraph(_ job: JobPlan, layerCache: (Int) -> PagedKVLayer) throws -> Tensor? {
+    private func forwardDecodeGraph(_ job: JobPlan, layerCache: @escaping (Int) -> PagedKVLayer) throws -> Tensor? {
         let count = job.sequences.count
         guard backend.supportsGraphs || Self.forceDecodeBuckets, count > 0, count <= Self.largestDecodeBucket, job.tokenIDs.count == count,
               job.sequences.allSatisfy({ $0.queryCount == 1 && $0.sample != nil }) else { return nil }
@@ -158,7 +180,10 @@ final class DecoderModel {
                                    sequenceCount: bucket, maxPages: pages, maxQueryCount: 1, maxContextLength: 0)
         let logits = slot.logits
         func body() throws {
-            try layers(tokens: bucket, work: work, ids: ids, positions: positions, slots: slots, batch: batch, layerCache: layerCache)
+            let inputs = LayerInputs(tokens: bucket, work: work, ids: ids, positions: positions, slots: slots, batch: batch,
+                                     layerCache: layerCache)
+            try embed(inputs)
+            try layers(0..<weights.layers.count, inputs)
             try backend.matmul(work.normed.rows(0, count: bucket), weight: weights.lmHead, bias: nil, out: logits)
         }
         // A graph keeps the SMs and the scratch of the stream it was recorded on, so each stream
@@ -242,6 +267,29 @@ struct DecodeGraphSlot {
     init(meta: IntTensor, logits: Tensor) {
         self.meta = meta
         self.logits = logits
+    }
+}
+
+/// What every layer of one forward pass reads: its token count, activations and metadata.
+struct LayerInputs {
+    let tokens: Int
+    let work: DecoderScratch
+    let ids, positions, slots: IntTensor
+    let batch: AttentionBatch
+    let layerCache: (Int) -> PagedKVLayer
+}
+
+/// An eager forward pass under way: its inputs and how many layers are launched
+/// (`DecoderModel.launchLayers`).
+final class EagerForward {
+    /// The job it runs.
+    let job: JobPlan
+    let inputs: LayerInputs
+    /// Decoder layers launched so far (the embedding goes with the first).
+    var launchedLayers = 0
+    init(job: JobPlan, inputs: LayerInputs) {
+        self.job = job
+        self.inputs = inputs
     }
 }
 

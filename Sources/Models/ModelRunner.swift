@@ -144,6 +144,13 @@ public final class ModelRunner: PipelinedExecutor {
         return try decoder.forward(job, layerCache: layerCache(for: job.model))
     }
 
+    /// Starts `job` as an eager forward pass whose layers are launched a few at a time
+    /// (`PartitionedRunner`, which launches other jobs in between).
+    func beginSliced(_ job: JobPlan) throws -> SlicedForward {
+        guard let decoder = decoders[job.model] else { throw LLMuxError.unknownModel(job.model.name) }
+        return SlicedForward(decoder: decoder, pass: try decoder.beginEager(job, layerCache: layerCache(for: job.model)))
+    }
+
     /// Where each layer of `model`'s pages lies in the pool.
     private func layerCache(for model: ModelID) -> (Int) -> PagedKVLayer {
         let shape = models.first { $0.id == model }!.kvShape
@@ -205,4 +212,25 @@ public final class ModelRunner: PipelinedExecutor {
         }
         return fused
     }
+}
+
+/// A job's forward pass launched in slices of layers: `advance` until it returns true, then
+/// `finish` for the logits of its sampled rows.
+final class SlicedForward {
+    private let decoder: DecoderModel
+    private let pass: EagerForward
+
+    init(decoder: DecoderModel, pass: EagerForward) {
+        self.decoder = decoder
+        self.pass = pass
+    }
+
+    /// The job.
+    var job: JobPlan { pass.job }
+
+    /// Launches up to `layers` more layers; true once all are launched.
+    func advance(layers: Int) throws -> Bool { try decoder.launchLayers(of: pass, count: layers) }
+
+    /// The logits of the sampled rows (after the last `advance`).
+    func finish() throws -> Tensor { try decoder.finishEager(pass) }
 }

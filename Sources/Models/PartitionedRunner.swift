@@ -7,6 +7,11 @@ import LLMuxCore
 /// and `collect` hands back the jobs whose results reached the host, in whatever order they
 /// finish. Weights and the KV pool are the wrapped `ModelRunner`'s (loaded once, shared by
 /// every job of a model).
+///
+/// A prompt job's eager launch takes milliseconds of host time (hundreds of kernels and
+/// products), during which no other lane can be given its next job. With `sliceLayers` > 0 a
+/// prompt job is launched a slice of layers at a time, one slice per `collect` round, so the
+/// decode lanes that finish meanwhile are relaunched between slices.
 public final class PartitionedRunner: AsynchronousExecutor {
     /// The runner holding weights and the KV pool.
     public let runner: ModelRunner
@@ -16,37 +21,48 @@ public final class PartitionedRunner: AsynchronousExecutor {
     private let streamIndex: [ModelID: Int]
     private var inFlight: [(ticket: Int, sequences: [SequenceID], samples: any PendingSamples)] = []
     private var finished: [JobCompletion] = []
+    /// Decoder layers per slice of a prompt job's launch (0: launched whole).
+    public let sliceLayers: Int
+    /// The prompt job whose launch is under way, slice by slice (one at a time).
+    private var sliced: SlicedLaunch?
+    /// Prompt jobs launched in more than one slice so far.
+    public private(set) var slicedJobCount = 0
     /// `LLMUX_TRACE_JOBS=1`: a line on standard error for every job launched and finished.
     private let trace = ProcessInfo.processInfo.environment["LLMUX_TRACE_JOBS"] == "1"
     private let started = Date()
+    /// `LLMUX_MUX_DECODE_PARTITION=whole` (an experiment): decode jobs run on the whole device
+    /// whatever split the scheduler chose, so only prompt jobs are confined to their partition.
+    private let decodeOnWholeDevice = ProcessInfo.processInfo.environment["LLMUX_MUX_DECODE_PARTITION"] == "whole"
 
-    /// Wraps `runner`, whose backend must be `backend`.
-    public init(runner: ModelRunner, backend: any PartitionedBackend) {
+    /// Wraps `runner`, whose backend must be `backend`. `sliceLayers` defaults to
+    /// `LLMUX_PREFILL_SLICE_LAYERS` (0 when unset).
+    public init(runner: ModelRunner, backend: any PartitionedBackend, sliceLayers: Int? = nil) {
         self.runner = runner
         self.backend = backend
         self.streamIndex = Dictionary(uniqueKeysWithValues: runner.models.enumerated().map { ($1.id, $0) })
+        self.sliceLayers = max(0, sliceLayers ?? Int(ProcessInfo.processInfo.environment["LLMUX_PREFILL_SLICE_LAYERS"] ?? "") ?? 0)
     }
 
     /// A partitioned runner when `runner`'s backend has SM partitions, else nil.
-    public static func wrapping(_ runner: ModelRunner) -> PartitionedRunner? {
+    public static func wrapping(_ runner: ModelRunner, sliceLayers: Int? = nil) -> PartitionedRunner? {
         guard let backend = runner.backend as? any PartitionedBackend, backend.multiprocessorCount > 0 else { return nil }
-        return PartitionedRunner(runner: runner, backend: backend)
+        return PartitionedRunner(runner: runner, backend: backend, sliceLayers: sliceLayers)
     }
 
     public var models: [ModelDescriptor] { runner.models }
     public var pageCount: Int { runner.pageCount }
     public func tokensPerPage(for model: ModelID) -> Int { runner.tokensPerPage(for: model) }
     public var multiprocessorCount: Int { backend.multiprocessorCount }
-    public var inFlightCount: Int { inFlight.count + finished.count }
+    public var inFlightCount: Int { inFlight.count + finished.count + (sliced == nil ? 0 : 1) }
 
     /// Runs a plan to the end on the main stream (profiling and checks).
     public func execute(_ plan: StepPlan) throws -> StepResult {
-        precondition(inFlight.isEmpty, "execute while jobs are in flight")
+        precondition(inFlight.isEmpty && sliced == nil, "execute while jobs are in flight")
         return try runner.execute(plan)
     }
 
     public func configurePartitions(_ partitionings: [[Int]]) throws -> [[Int]] {
-        precondition(inFlight.isEmpty, "configurePartitions while jobs are in flight")
+        precondition(inFlight.isEmpty && sliced == nil, "configurePartitions while jobs are in flight")
         do {
             return try backend.configurePartitions(partitionings, streamsPerPartition: runner.models.count)
         } catch {
@@ -61,31 +77,30 @@ public final class PartitionedRunner: AsynchronousExecutor {
         // Decode jobs first: their launches are short (recorded graphs), a prompt job's eager
         // launch takes milliseconds of host time, and their partitions should not idle meanwhile.
         for job in plan.jobs.filter({ $0.phase == .decode }) + plan.jobs.filter({ $0.phase != .decode }) {
-            let sampling = job.sequences.filter { $0.sample != nil }
             let launchStart = Date()
             let plansBefore = (backend as? CUDABackend)?.matmulPlanning
             let stallsBefore = (backend as? CUDABackend)?.hostStalls
-            var forwardSeconds = 0.0
             do {
-                try backend.selectStream(partitioning: job.partitioning, partition: job.partition, stream: streamIndex[job.model] ?? 0)
+                try selectStream(for: job)
+                if sliceLayers > 0 && job.phase == .prefill && sliced == nil {
+                    backend.beginSlicedLaunch()
+                    sliced = SlicedLaunch(forward: try runner.beginSliced(job), started: launchStart)
+                    advanceSlicedLaunch()
+                    continue
+                }
                 let logits = try runner.forward(job)
-                forwardSeconds = Date().timeIntervalSince(launchStart)
-                let samples = try backend.enqueueSample(logits: logits, requests: sampling.map { $0.sample! })
-                inFlight.append((job.ticket, sampling.map(\.sequenceID), samples))
+                let forwardSeconds = Date().timeIntervalSince(launchStart)
+                try enqueueSamples(of: job, logits: logits)
                 if trace {
-                    var plans = ""
+                    var details = ""
                     if let before = plansBefore, let after = (backend as? CUDABackend)?.matmulPlanning {
-                        let count = after.plans - before.plans
                         let milliseconds = (after.seconds - before.seconds) * 1000
-                        plans = String(format: ", %d cuBLASLt plans in %.2f ms", count, milliseconds)
+                        details = String(format: ", %d cuBLASLt plans in %.2f ms", after.plans - before.plans, milliseconds)
                     }
                     if let before = stallsBefore, let stalls = (backend as? CUDABackend)?.hostStalls.since(before), !stalls.isEmpty {
-                        plans += ", " + stalls
+                        details += ", " + stalls
                     }
-                    log("launch #\(job.ticket) \(job.model.name) \(job.phase.rawValue) on \(job.partitioning)/\(job.partition): "
-                        + "\(job.tokenIDs.count) tokens, \(job.sequences.count) sequences"
-                        + String(format: " (host %.2f ms, forward %.2f ms%@)", Date().timeIntervalSince(launchStart) * 1000,
-                                 forwardSeconds * 1000, plans))
+                    traceLaunch(job, host: Date().timeIntervalSince(launchStart), forward: forwardSeconds, details: details)
                 }
             } catch {
                 finished.append(JobCompletion(ticket: job.ticket, result: .failure(Self.engineError(error))))
@@ -102,6 +117,12 @@ public final class PartitionedRunner: AsynchronousExecutor {
         finished = []
         let deadline = Date().addingTimeInterval(Self.longestWait)
         while true {
+            // One slice per round: lanes whose jobs ended are relaunched by the engine in between.
+            if sliced != nil {
+                advanceSlicedLaunch()
+                done += finished
+                finished = []
+            }
             var pending: [(ticket: Int, sequences: [SequenceID], samples: any PendingSamples)] = []
             for job in inFlight {
                 do {
@@ -118,10 +139,69 @@ public final class PartitionedRunner: AsynchronousExecutor {
                 }
             }
             inFlight = pending
-            if !wait || !done.isEmpty || inFlight.isEmpty || Date() >= deadline { return done }
-            // Jobs last milliseconds; a short sleep keeps the loop thread off the CPU meanwhile.
-            usleep(20)
+            if !wait || !done.isEmpty || (inFlight.isEmpty && sliced == nil) { return done }
+            if sliced == nil {
+                if Date() >= deadline { return done }
+                // Jobs last milliseconds; a short sleep keeps the loop thread off the CPU meanwhile.
+                usleep(20)
+            }
         }
+    }
+
+    /// Launches the next slice of the sliced prompt job; after its last layer, the logits and
+    /// the sampling (the job is then in flight like any other). A failure fails the job only.
+    private func advanceSlicedLaunch() {
+        guard var launch = sliced else { return }
+        defer { backend.selectMainStream() }
+        let sliceStart = Date()
+        let job = launch.forward.job
+        do {
+            try selectStream(for: job)
+            let complete = try launch.forward.advance(layers: sliceLayers)
+            launch.slices += 1
+            if launch.slices == 2 { slicedJobCount += 1 }
+            guard complete else {
+                launch.hostSeconds += Date().timeIntervalSince(sliceStart)
+                sliced = launch
+                return
+            }
+            // Every kernel that reads the job's uploads is queued: the upload ring may fence again.
+            sliced = nil
+            backend.endSlicedLaunch()
+            let logits = try launch.forward.finish()
+            let forwardSeconds = launch.hostSeconds + Date().timeIntervalSince(sliceStart)
+            try enqueueSamples(of: job, logits: logits)
+            if trace {
+                traceLaunch(job, host: launch.hostSeconds + Date().timeIntervalSince(sliceStart), forward: forwardSeconds,
+                            details: String(format: ", %d slices over %.2f ms", launch.slices,
+                                            Date().timeIntervalSince(launch.started) * 1000))
+            }
+        } catch {
+            if sliced != nil {
+                sliced = nil
+                backend.endSlicedLaunch()
+            }
+            finished.append(JobCompletion(ticket: job.ticket, result: .failure(Self.engineError(error))))
+        }
+    }
+
+    /// Selects the stream of `job`'s partition (its model's stream there).
+    private func selectStream(for job: JobPlan) throws {
+        let (partitioning, partition) = decodeOnWholeDevice && job.phase == .decode ? (0, 0) : (job.partitioning, job.partition)
+        try backend.selectStream(partitioning: partitioning, partition: partition, stream: streamIndex[job.model] ?? 0)
+    }
+
+    /// Queues the sampling of `job`'s logits; the job is in flight from here.
+    private func enqueueSamples(of job: JobPlan, logits: Tensor) throws {
+        let sampling = job.sequences.filter { $0.sample != nil }
+        let samples = try backend.enqueueSample(logits: logits, requests: sampling.map { $0.sample! })
+        inFlight.append((job.ticket, sampling.map(\.sequenceID), samples))
+    }
+
+    private func traceLaunch(_ job: JobPlan, host: Double, forward: Double, details: String) {
+        log("launch #\(job.ticket) \(job.model.name) \(job.phase.rawValue) on \(job.partitioning)/\(job.partition): "
+            + "\(job.tokenIDs.count) tokens, \(job.sequences.count) sequences"
+            + String(format: " (host %.2f ms, forward %.2f ms%@)", host * 1000, forward * 1000, details))
     }
 
     private func log(_ line: String) {
@@ -131,4 +211,12 @@ public final class PartitionedRunner: AsynchronousExecutor {
     private static func engineError(_ error: Error) -> LLMuxError {
         (error as? LLMuxError) ?? .engine("\(error)")
     }
+}
+
+/// A prompt job launched slice by slice: its pass, when it began, and the host time so far.
+private struct SlicedLaunch {
+    let forward: SlicedForward
+    let started: Date
+    var slices = 0
+    var hostSeconds = 0.0
 }

@@ -18,7 +18,7 @@ import Testing
 
         init(ringBytes: Int) { self.ringBytes = ringBytes }
 
-        mutating func stage(_ bytes: Int, stream: OpaquePointer?) -> Int {
+        mutating func stage(_ bytes: Int, stream: OpaquePointer?) -> Int? {
             var waited: [[OpaquePointer?]] = []
             var full = 0
             var freed: [OpaquePointer?] = []
@@ -77,6 +77,32 @@ import Testing
         #expect(books.fences.last?.end == 300)
     }
 
+    @Test func aHeldLaunchBlocksFencesAndTheFullWaitUntilReleased() {
+        var ring = Ring(ringBytes: 1000)
+        #expect(ring.stage(400, stream: handle(1)) == 0)
+        ring.books.fence(with: [handle(101)])
+        // A sliced launch on stream 2 stages its inputs; its later layers are not queued yet.
+        ring.books.hold()
+        #expect(ring.stage(400, stream: handle(2)) == 400)
+        #expect(!ring.books.canFence, "an event recorded now would not cover the held launch's later kernels")
+        // A decode job on stream 1 needs 300 bytes: the lap reuses [0, 300), covered by fence 101.
+        #expect(ring.stage(300, stream: handle(1)) == 0)
+        #expect(ring.waitedFences == [[handle(101)]])
+        // 300 more would reuse [400, 700), the held launch's unfenced bytes: refused, not a full wait.
+        var waitedForAll = false
+        let refused = try! ring.books.reserve(300, ringBytes: 1000, stream: handle(1), waitForFence: { _ in },
+                                              waitForAll: { waitedForAll = true }, recycle: { _ in })
+        #expect(refused == nil && !waitedForAll)
+        #expect(ring.books.written == 1300, "a refused block books nothing")
+        // Once released, a fence covers everything, and the same block is handed out.
+        ring.books.release()
+        #expect(ring.books.canFence)
+        ring.books.fence(with: [handle(201), handle(202)])
+        #expect(ring.stage(300, stream: handle(1)) == 300)
+        #expect(ring.waitedFences.last == [handle(201), handle(202)])
+        #expect(ring.fullWaits == 0)
+    }
+
     @Test func unfencedBytesFallBackToWaitingForEveryStream() {
         var ring = Ring(ringBytes: 1000)
         #expect(ring.stage(400, stream: handle(1)) == 0)
@@ -96,7 +122,7 @@ import Testing
 
     /// A long random run: every block handed out overlaps no bytes of a job that has not been
     /// waited for (a fence not yet passed, or the current job's own unfenced bytes).
-    @Test func randomJobsNeverReuseBytesInUse() {
+    @Test func randomJobsNeverReuseBytesInUse() throws {
         var generator = SplitMixForTests(seed: 7)
         var ring = Ring(ringBytes: 4096)
         var pending: [(start: Int, end: Int, event: OpaquePointer?)] = []   // fenced jobs not waited for
@@ -108,7 +134,8 @@ import Testing
                 let bytes = 64 * (1 + Int(generator.next() % 8))
                 let before = ring.waitedFences.count
                 let fullBefore = ring.fullWaits
-                let offset = ring.stage(bytes, stream: handle(1 + Int(generator.next() % 3)))
+                let staged = ring.stage(bytes, stream: handle(1 + Int(generator.next() % 3)))
+                let offset = try #require(staged, "nothing is held")
                 // Fences waited for are done; a full wait finishes everything fenced.
                 let waited = Set(ring.waitedFences[before...].flatMap { $0 })
                 pending.removeAll { waited.contains($0.event) }

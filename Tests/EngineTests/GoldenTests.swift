@@ -78,10 +78,21 @@ import Testing
 /// Two colocated real models in one unit and one small KV pool, under every policy: each
 /// request's greedy output still equals transformers' (and so its solo output), with preemption.
 @Suite struct ColocatedGoldenTests {
-    /// `partitioned`: the asynchronous executor over a CPU backend that emulates 132 SMs, so jobs
-    /// carry the policy's SM partitions and go through launch/collect as on a GPU.
-    @Test(arguments: SchedulingPolicy.allCases, [false, true])
-    func colocatedModelsMatchTransformersUnderEveryPolicy(_ policy: SchedulingPolicy, partitioned: Bool) throws {
+    /// How the unit runs its jobs.
+    enum Execution: CaseIterable {
+        /// The synchronous runner.
+        case direct
+        /// The asynchronous executor over a CPU backend that emulates 132 SMs, so jobs carry the
+        /// policy's SM partitions and go through launch/collect as on a GPU.
+        case partitioned
+        /// The same with prompt jobs launched one layer at a time, other jobs launched and
+        /// collected between their slices.
+        case partitionedSliced
+    }
+
+    @Test(arguments: SchedulingPolicy.allCases, Execution.allCases)
+    func colocatedModelsMatchTransformersUnderEveryPolicy(_ policy: SchedulingPolicy, execution: Execution) throws {
+        let partitioned = execution != .direct
         let (llama, llamaGolden) = try Golden.load("llama-bf16")
         let (qwen, qwenGolden) = try Golden.load("qwen2-bf16")
         let a = ModelID("llama"), b = ModelID("qwen")
@@ -89,7 +100,8 @@ import Testing
         // each model's share (22 pages) still fits its longest request (312 tokens, 20 pages).
         let backend = CPUBackend(emulatedMultiprocessors: partitioned ? 132 : 0)
         let runner = try ModelRunner(checkpoints: [(a, llama), (b, qwen)], backend: backend, kvCacheBytes: 44 * 16 * 512)
-        let executor: any ModelExecutor = partitioned ? try #require(PartitionedRunner.wrapping(runner)) : runner
+        let sliced = execution == .partitionedSliced
+        let executor: any ModelExecutor = partitioned ? try #require(PartitionedRunner.wrapping(runner, sliceLayers: sliced ? 1 : 0)) : runner
         #expect((PartitionedRunner.wrapping(runner) != nil) == partitioned)
         let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy,
                                 limits: SchedulerLimits(maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0))
@@ -114,6 +126,7 @@ import Testing
             try #require(steps < 20_000)
         }
         for (id, tokens) in expected { #expect(outputs[id] == tokens, "\(policy): \(id) differs from transformers") }
+        if sliced { #expect(try #require(executor as? PartitionedRunner).slicedJobCount > 0, "no prompt job was launched in slices") }
         let state = engine.schedulerState
         #expect(state.kvCache.freePageCount == state.kvCache.pool.pageCount && state.kvCache.isConsistent())
         #expect(state.preemptionTotal > 0, "the pool was meant to force preemption under \(policy)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarises the job trace of `LLMUX_TRACE_JOBS=1 llmux bench mux --device cuda` (stderr lines
 `[  t] launch #T MODEL PHASE on P/Q: N tokens, S sequences (host X ms, forward F ms[, K cuBLASLt plans in
-Y ms][, N alloc A ms][, N free B ms][, N wait C ms][, N kernel D ms][, N matmul E ms])`
+Y ms][, N alloc A ms][, N free B ms][, N wait C ms][, N kernel D ms][, N matmul E ms][, N slices over S ms])`
 and `[  t] done #T`). The trace clock restarts with every engine, so each restart starts a new
 segment (one per policy and rate, in the bench's order).
 
@@ -49,7 +49,9 @@ def summarise(lines, label):
             host = float(match.group(9))
             plans = float(match.group(11) or 0)
             stalls = {kind: float(ms) for _, kind, ms in STALL.findall(match.group(12) or "")}
-            launches[ticket] = dict(end=stamp, start=stamp - host / 1000, model=model, phase=phase, host=host, plans=plans,
+            # A prompt job launched in slices spans more than its host time.
+            span = re.search(r"slices over ([\d.]+) ms", match.group(12) or "")
+            launches[ticket] = dict(end=stamp, start=stamp - (float(span.group(1)) if span else host) / 1000, model=model, phase=phase, host=host, plans=plans,
                                     **{kind: stalls.get(kind, 0) for kind in KINDS},
                                     tokens=int(match.group(7)), sequences=int(match.group(8)))
         elif (match := DONE.match(line)):

@@ -115,13 +115,7 @@ final class CUDAContext: @unchecked Sendable {
     /// later, once that work is done: `reserveRing`).
     func stage(_ source: UnsafeRawBufferPointer) throws -> DeviceBuffer {
         let bytes = (max(source.count, 4) + 255) & ~255
-        if bytes > ringBytes / 4 {
-            let buffer = try allocate(source.count)
-            try synchronize()
-            try copyToDevice(buffer.deviceAddress, from: source.baseAddress!, byteCount: source.count)
-            return buffer
-        }
-        let offset = try reserveRing(bytes)
+        guard bytes <= ringBytes / 4, let offset = try reserveRing(bytes) else { return try stageOutsideRing(source) }
         if source.count > 0 { (hostStaging + offset).copyMemory(from: source.baseAddress!, byteCount: source.count) }
         let destination = deviceRing + UInt64(offset)
         try driver.check(driver.cuMemcpyHtoDAsync(destination, hostStaging + offset, bytes, stream), "cuMemcpyHtoDAsync(\(bytes))")
@@ -132,23 +126,39 @@ final class CUDAContext: @unchecked Sendable {
     func upload(_ source: UnsafeRawBufferPointer, to destination: UInt64) throws {
         guard source.count > 0 else { return }
         let bytes = (source.count + 255) & ~255
-        if bytes > ringBytes / 4 {
+        guard bytes <= ringBytes / 4, let offset = try reserveRing(bytes) else {
+            // A synchronous copy: the stream's queued work may still read the destination.
             try synchronize()
-            try copyToDevice(destination, from: source.baseAddress!, byteCount: source.count)
-            return
+            return try copyToDevice(destination, from: source.baseAddress!, byteCount: source.count)
         }
-        let offset = try reserveRing(bytes)
         (hostStaging + offset).copyMemory(from: source.baseAddress!, byteCount: source.count)
         try driver.check(driver.cuMemcpyHtoDAsync(destination, hostStaging + offset, source.count, stream),
                          "cuMemcpyHtoDAsync(\(source.count))")
     }
 
-    /// The ring offset of `bytes` fresh bytes for the current stream. Bytes staged one lap
+    /// A buffer of its own for data too large for the ring, or staged while the ring cannot be
+    /// reused (a held launch's bytes are in the way).
+    private func stageOutsideRing(_ source: UnsafeRawBufferPointer) throws -> DeviceBuffer {
+        let buffer = try allocate(source.count)
+        try synchronize()
+        try copyToDevice(buffer.deviceAddress, from: source.baseAddress!, byteCount: source.count)
+        return buffer
+    }
+
+    /// A launch spread over several calls begins on the current stream: what it stages stays
+    /// valid until `releaseStaging` (no fence is placed meanwhile, see `StagingFences.hold`).
+    func holdStaging() { ring.hold() }
+
+    /// The held launch has queued its last kernel.
+    func releaseStaging() { ring.release() }
+
+    /// The ring offset of `bytes` fresh bytes for the current stream (nil: a held launch is in
+    /// the way, see `StagingFences.reserve`). Bytes staged one lap
     /// earlier are reused only once the work that read them is done: when fences cover them
     /// (`fenceStaging`, one per job) it waits for those events, which jobs of hundreds of steps
     /// ago have long passed, so a lap costs nothing; bytes no fence covers (an engine that does
     /// not fence) need every stream idle, as before fences.
-    private func reserveRing(_ bytes: Int) throws -> Int {
+    private func reserveRing(_ bytes: Int) throws -> Int? {
         try ring.reserve(bytes, ringBytes: ringBytes, stream: stream, waitForFence: { events in
             try stalls.measure(.wait) {
                 for event in events { try driver.check(driver.cuEventSynchronize(event), "cuEventSynchronize") }
@@ -160,7 +170,7 @@ final class CUDAContext: @unchecked Sendable {
     /// streams that staged them ends (called after a job's last launch, which is the last use of
     /// what the job staged).
     func fenceStaging() throws {
-        guard fencesEnabled, !ring.unfencedStreams.isEmpty else { return }
+        guard fencesEnabled, ring.canFence else { return }
         var recorded: [OpaquePointer?] = []
         for each in ring.unfencedStreams {
             let event = try fenceEvents.take()

@@ -192,4 +192,8 @@ extension CUDABackend: PartitionedBackend {
     }
 
     public var selectedStreamKey: Int { current.key }
+
+    public func beginSlicedLaunch() { context.holdStaging() }
+
+    public func endSlicedLaunch() { context.releaseStaging() }
 }

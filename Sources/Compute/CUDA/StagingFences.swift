@@ -20,14 +20,19 @@ struct StagingFences {
     private(set) var fences: [Fence] = []
     /// Streams that staged bytes since the last fence.
     private(set) var unfencedStreams: [OpaquePointer?] = []
+    /// Launches spread over several calls that are under way (`hold`): their staged bytes are
+    /// read by kernels not queued yet, so no fence may be placed (an event recorded now would not
+    /// cover those kernels) and nothing unfenced may be declared consumed.
+    private(set) var holds = 0
 
     /// Hands out a block of `bytes` for `stream` and returns its offset in the ring. The bytes it
     /// reuses (the same offsets one lap earlier) must be consumed first: it passes the oldest
     /// fences (`waitForFence` blocks until a fence's events complete, then its events are handed
-    /// to `recycle`), and if no fence covers them it calls `waitForAll` (every stream idle).
+    /// to `recycle`), and if no fence covers them it calls `waitForAll` (every stream idle). Nil
+    /// while a hold is open and no fence covers them: the caller must not use the ring then.
     mutating func reserve(_ bytes: Int, ringBytes: Int, stream: OpaquePointer?,
                           waitForFence: ([OpaquePointer?]) throws -> Void, waitForAll: () throws -> Void,
-                          recycle: ([OpaquePointer?]) -> Void) throws -> Int {
+                          recycle: ([OpaquePointer?]) -> Void) throws -> Int? {
         let start = start(of: bytes, ringBytes: ringBytes)
         let reusedUpTo = start + bytes - ringBytes
         while consumed < reusedUpTo, let fence = fences.first {
@@ -35,6 +40,8 @@ struct StagingFences {
             recycle(popFence())
         }
         if consumed < reusedUpTo {
+            // Idle streams do not make a held launch's bytes free: its later kernels still read them.
+            guard holds == 0 else { return nil }
             try waitForAll()
             recycle(markAllConsumed())
         }
@@ -55,8 +62,21 @@ struct StagingFences {
         if !unfencedStreams.contains(stream) { unfencedStreams.append(stream) }
     }
 
+    /// Whether a fence may be placed now (no hold open and bytes staged since the last fence).
+    var canFence: Bool { holds == 0 && !unfencedStreams.isEmpty }
+
+    /// A launch spread over several calls begins: no fences until every hold is released.
+    mutating func hold() { holds += 1 }
+
+    /// Such a launch has queued its last kernel.
+    mutating func release() {
+        precondition(holds > 0, "release without hold")
+        holds -= 1
+    }
+
     /// Adds a fence at the current position with the events just recorded on `unfencedStreams`.
     mutating func fence(with events: [OpaquePointer?]) {
+        precondition(holds == 0, "fence while a launch is held")
         fences.append(Fence(end: written, events: events))
         unfencedStreams = []
     }
