@@ -27,6 +27,7 @@ while read -r name words; do
         --duration "$DURATION" $args --json "$OUT/mux-$name.json" > "$OUT/mux-$name.log" 2> "$OUT/trace-$name.log"
     echo "bench mux $name: rc=$?"
     python3 "$HERE/mux_trace.py" "$OUT/trace-$name.log" ${POLICIES//,/ } > "$OUT/lanes-$name.txt"
+    grep -E "^[0-9.]+ +\| (mux|spatial|temporal) " "$OUT/mux-$name.log" | head -8
 done <<< "$VARIANTS"
 for name in "${names[@]}"; do
     echo; echo "#### $name"; cat "$OUT/lanes-$name.txt"
