@@ -117,6 +117,8 @@ final class ProxyExchange: UpstreamConsumer {
     func timedOut() {
         guard !finished else { return }
         let channel = connection?.channel
+        // The close below must not come back as the upstream's failure (a 502, or a retry).
+        connection?.handler.consumer = nil
         if !committed {
             attempt = state.configuration.retries
             connection = nil

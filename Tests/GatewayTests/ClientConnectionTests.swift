@@ -47,6 +47,9 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(done: done)) }
             }
             .connect(host: "127.0.0.1", port: gateway.localAddress!.port!).get()
+        // A gateway that never closes the connection fails the test instead of hanging it.
+        let giveUp = loop.scheduleTask(in: .seconds(15)) { channel.close(promise: nil) }
+        defer { giveUp.cancel() }
         for (delay, bytes) in pieces {
             if delay > .zero { try await Task.sleep(for: delay) }
             try await channel.writeAndFlush(ByteBuffer(string: bytes))
@@ -113,7 +116,7 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
     }
 
     @Test func anOversizedBodyGetsA413AndTheClose() async throws {
-        let text = try await Self.exchange(Self.post("/v1/completions", #"{"model":"bench","prompt":"xxxxxxxxxxxxxxxxxxxxxxxx"}"#)) {
+        let text = try await Self.exchange([(.zero, Self.post("/v1/completions", #"{"model":"bench","prompt":"xxxxxxxxxxxxxxxxxxxxxxxx"}"#))]) {
             $0.maxBodyBytes = 16
         }
         #expect(text.hasPrefix("HTTP/1.1 413 ") && text.contains("connection: close"), "\(text)")
@@ -128,26 +131,29 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// The connection's one deadline timer, armed for the first request, must still time out the
-    /// second at the second's own deadline: a pipelined stream arriving 0.5 s after the first
-    /// (deadline 1.5 s) that starts when the first ends (0.8 s) and would run to 1.6 s.
+    /// second at the second's own deadline: streams of 11 tokens 80 ms apart (0.8 s) and a 1 s
+    /// limit; the second is pipelined 0.3 s after the first (deadline 1.3 s), starts when the
+    /// first ends (0.8 s) and would run to 1.6 s.
     @Test func eachRequestTimesOutAtItsOwnDeadline() async throws {
         let stream = Self.post("/v1/completions", #"{"model":"bench","prompt":"x","stream":true}"#)
-        let text = try await Self.exchange([(.zero, stream), (.milliseconds(500), stream)], tokens: 8, interval: .milliseconds(100)) {
+        let last = Self.post("/v1/completions", #"{"model":"bench","prompt":"x","stream":true}"#, close: true)
+        let text = try await Self.exchange([(.zero, stream), (.milliseconds(300), last)], tokens: 11, interval: .milliseconds(80)) {
             $0.requestTimeoutSeconds = 1
         }
         let answers = text.components(separatedBy: "HTTP/1.1 ").dropFirst()
         #expect(answers.count == 2, "\(text)")
         guard answers.count == 2 else { return }
         let (first, second) = (answers[answers.startIndex], answers[answers.startIndex + 1])
-        #expect(first.contains("data: [DONE]") && !first.contains("upstream_stream_failed"))
-        #expect(second.contains("upstream_stream_failed") && !second.contains("data: [DONE]"))
-        // Cut at 1.5 s, 0.7 s into its stream: several tokens, where 1.0 s would have left one or two.
+        #expect(first.contains("data: [DONE]") && !first.contains("upstream_stream_failed"), "\(first)")
+        #expect(second.contains("upstream_stream_failed") && !second.contains("data: [DONE]"), "\(second)")
+        // Cut at 1.3 s, 0.5 s into its stream: about 7 tokens, where a cut at the first
+        // request's deadline (1.0 s) would have left about 3.
         let tokens = second.components(separatedBy: "\"text_completion\"").count - 1
-        #expect(tokens >= 4, "\(second)")
+        #expect(tokens >= 5, "\(second)")
     }
 
     @Test func aWholeAnswerPastTheDeadlineIsA504() async throws {
-        let text = try await Self.exchange(Self.post("/v1/completions", #"{"model":"bench","prompt":"x"}"#, close: true),
+        let text = try await Self.exchange([(.zero, Self.post("/v1/completions", #"{"model":"bench","prompt":"x"}"#, close: true))],
                                            tokens: 8, interval: .milliseconds(200)) { $0.requestTimeoutSeconds = 1 }
         #expect(text.hasPrefix("HTTP/1.1 504 ") && text.contains("upstream_timeout"), "\(text)")
     }
