@@ -68,8 +68,12 @@ struct BodyFramer {
     /// trailers), bounded so that a broken upstream cannot make the gateway read forever.
     private var framingBytes = 0
     static let maxFramingBytes = 64 * 1024
+    /// Every chunk is taken apart into `.payload` steps, never passed on `.framed`: for a
+    /// chunked client request body, which the gateway needs decoded (it reads the JSON).
+    let decodes: Bool
 
-    init(_ length: BodyLength) {
+    init(_ length: BodyLength, decodes: Bool = false) {
+        self.decodes = decodes
         switch length {
         case .none, .length(0): state = .done
         case .length(let n): state = .length(n)
@@ -94,7 +98,7 @@ struct BodyFramer {
             return FramingStep(skipped: 0, forward: n, kind: .payload, ended: n == left)
         case .untilClose:
             return FramingStep(skipped: 0, forward: bytes.count, kind: .payload, ended: false)
-        case .boundary:
+        case .boundary where !decodes:
             // The common case: every chunk of this read is whole. Forward them all as they are.
             var run = 0
             while let length = Self.wholeChunk(bytes, at: run) { run += length }

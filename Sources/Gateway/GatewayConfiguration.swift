@@ -61,6 +61,18 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var upstreamAPIKey: String?
     /// Print the "listening" line on stdout.
     public var announce = true
+    /// Event-loop threads serving client and upstream connections; 0 picks `autoEventLoops`.
+    public var eventLoops = 0
+
+    /// Half the cores, at least one. Every event costs a wakeup per loop that sleeps, so fewer
+    /// loops than cores means more events per `epoll_wait` and fewer context switches; on the
+    /// 2-core bench machine one loop took 15–20 % less CPU per request than two at the same
+    /// throughput up to 1024 streams (docs/BENCHMARKS.md, Gateway r6). Larger machines are
+    /// unmeasured; set `event_loops` there.
+    public static var autoEventLoops: Int { max(1, ProcessInfo.processInfo.activeProcessorCount / 2) }
+
+    /// The number of event loops to run: `eventLoops`, or `autoEventLoops` when it is 0.
+    public var resolvedEventLoops: Int { eventLoops > 0 ? eventLoops : Self.autoEventLoops }
 
     public init() {}
 
@@ -133,6 +145,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
         if let v = file.request_timeout_s { config.requestTimeoutSeconds = v }
         if let v = file.max_body_bytes { config.maxBodyBytes = v }
         if let v = file.api_keys { config.apiKeys = v }
+        if let v = file.event_loops { config.eventLoops = v }
         config.upstreamAPIKey = file.upstream_api_key
         for name in (file.models ?? [:]).keys.sorted() {
             let entry = file.models![name]!
@@ -154,6 +167,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
         guard healthIntervalMs >= 10, healthTimeoutMs >= 10 else { throw GatewayConfigurationError("health interval and timeout must be at least 10 ms") }
         guard maxConcurrentPerUpstream >= 1 else { throw GatewayConfigurationError("max_concurrent_per_upstream must be at least 1") }
         guard retries >= 0, retryBackoffMs >= 0 else { throw GatewayConfigurationError("retries and retry_backoff_ms must not be negative") }
+        guard eventLoops >= 0 else { throw GatewayConfigurationError("event_loops must not be negative (0: automatic)") }
     }
 
     // swiftlint:disable identifier_name
@@ -179,6 +193,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
         var max_body_bytes: Int?
         var api_keys: [String]?
         var upstream_api_key: String?
+        var event_loops: Int?
         var models: [String: ModelEntry]?
     }
 }

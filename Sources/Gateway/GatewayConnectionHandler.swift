@@ -7,73 +7,69 @@ import OpenAIAPI
 /// exchange run on one event loop thread, as in nginx, so forwarding a chunk is a read and a
 /// write on one thread with no task switches.
 ///
-/// The client pipeline is only NIO's request decoder and this handler, which writes its answers
-/// as bytes (`ClientResponse`): NIO's response encoder, header validator, pipelining and
-/// protocol-error handlers would each add handler hops to every write, and the pipelining
-/// handler stops and restarts reading around every response (two `epoll_ctl` calls a request).
-/// Their jobs are done here: answers go out in request order (a pipelined request waits in
-/// `waiting`, and reading pauses only while one does), a malformed request gets a 400 and the
+/// The client pipeline is only this handler, which reads raw bytes (`ClientRequestReader`) and
+/// writes its answers as bytes (`ClientResponse`): NIO's request decoder would turn every request
+/// into three pipeline events and a header dictionary, and its response encoder, header
+/// validator, pipelining and protocol-error handlers would each add handler hops to every write
+/// (the pipelining handler also stops and restarts reading around every response: two
+/// `epoll_ctl` calls a request). Their jobs are done here: answers go out in request order (a
+/// pipelined request waits in `waiting`, and reading pauses only while one does), a malformed
+/// request gets a 400 (a head over the limit a 431) after the answers before it, and the
 /// connection is closed, a HEAD request gets no body.
 final class GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// A request read in full, waiting for its turn.
-    struct Request {
-        var head: HTTPRequestHead
-        var body: ByteBuffer
-        var tooLarge: Bool
-        var arrival: NIODeadline
+    /// A request read in full, or one refused, waiting for its turn.
+    enum Request {
+        case request(ClientRequest)
+        case refused(ClientRequestError)
     }
 
     let state: GatewayState
-    /// The request being read.
-    private var head: HTTPRequestHead?
-    private var body: ByteBuffer?
-    private var tooLarge = false
-    private var arrival = NIODeadline.now()
+    private var reader: ClientRequestReader
     /// Requests that arrived while an answer was in progress (pipelining), in order.
     private var waiting = CircularBuffer<Request>()
     /// An answer is in progress (from a request's end to its answer's last byte).
     private var responding = false
     /// The answer in progress is to a HEAD request (so it carries no body).
     private var respondingToHead = false
+    /// An answer with `connection: close` was sent: later requests are not answered.
+    private var closing = false
     /// A `read` held back while requests wait; issued once they are all answered.
     private var readWithheld = false
     private var draining = false
     /// The exchange in flight.
     private var exchange: ProxyExchange?
+    /// Watches the deadline of the exchange in flight. One timer per connection, re-armed
+    /// lazily: starting an exchange arms it only when it is not armed already (an armed one is
+    /// due no later than the new deadline, as requests arrive in order), and when it fires it
+    /// times the exchange out, sleeps until the current exchange's deadline, or lapses when
+    /// none is in flight. So a keep-alive connection's requests schedule no timer of their own.
+    private var deadlineTimer: Scheduled<Void>?
 
-    init(state: GatewayState) { self.state = state }
+    init(state: GatewayState) {
+        self.state = state
+        reader = ClientRequestReader(maxBodyBytes: state.configuration.maxBodyBytes)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let requestHead):
-            head = requestHead
-            body = nil
-            tooLarge = false
-            arrival = .now()
-        case .body(var part):
-            guard !tooLarge else { return }
-            if (body?.readableBytes ?? 0) + part.readableBytes > state.configuration.maxBodyBytes {
-                tooLarge = true
-                body = nil
-            } else if body == nil {
-                body = part
-            } else {
-                body!.writeBuffer(&part)
+        reader.append(unwrapInboundIn(data))
+        do {
+            while !closing, let request = try reader.next() {
+                enqueue(context: context, .request(request))
             }
-        case .end:
-            guard let requestHead = head else { return }
-            head = nil
-            let request = Request(head: requestHead, body: body ?? ByteBuffer(), tooLarge: tooLarge, arrival: arrival)
-            body = nil
-            if responding || !waiting.isEmpty {
-                waiting.append(request)
-            } else {
-                handle(context: context, request)
-            }
+        } catch {
+            enqueue(context: context, .refused(error))
+        }
+    }
+
+    private func enqueue(context: ChannelHandlerContext, _ request: Request) {
+        if responding || !waiting.isEmpty {
+            waiting.append(request)
+        } else {
+            handle(context: context, request)
         }
     }
 
@@ -86,7 +82,14 @@ final class GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
         // The client left: abort the upstream request so the engine stops generating.
         exchange?.clientGone()
         exchange = nil
@@ -95,22 +98,27 @@ final class GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A request the decoder could not parse: a 400 if no answer has started, then the close.
-        if error is HTTPParserError, !responding, context.channel.isActive {
-            let answer = ClientResponse.whole(status: .badRequest, contentType: "text/plain", body: ByteBuffer(), close: true,
-                                              headRequest: false, allocator: context.channel.allocator)
-            context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
-        }
         context.close(promise: nil)
     }
 
-    private func handle(context: ChannelHandlerContext, _ request: Request) {
+    private func handle(context: ChannelHandlerContext, _ next: Request) {
+        guard !closing else { return }
         responding = true
+        let request: ClientRequest
+        switch next {
+        case .request(let read):
+            request = read
+        case .refused(let error):
+            respondingToHead = false
+            state.metrics.answered(status: Int(error.status.code))
+            return respond(context: context, status: error.status, contentType: "text/plain",
+                           body: ByteBuffer(string: "\(error.reason)\n"), keepAlive: false)
+        }
         let head = request.head
         respondingToHead = head.method == .HEAD
-        let keepAlive = head.isKeepAlive
+        let keepAlive = head.keepAlive
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        let authorization = head.headers.first(name: "authorization")
+        let authorization = head.authorization
         switch (head.method, path) {
         case (.POST, "/v1/completions"), (.POST, "/v1/chat/completions"):
             if request.tooLarge {
@@ -122,8 +130,9 @@ final class GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
                 let exchange = ProxyExchange(state: state, handler: self, context: context, route: route, path: path,
                                              body: request.body, hashes: hashes,
                                              authorization: state.configuration.upstreamAPIKey.map { "Bearer \($0)" } ?? authorization,
-                                             accept: head.headers.first(name: "accept"), keepAlive: keepAlive, arrival: request.arrival)
+                                             accept: head.accept, keepAlive: keepAlive, arrival: request.arrival)
                 self.exchange = exchange
+                if deadlineTimer == nil { armDeadlineTimer(context: context, at: exchange.deadline) }
                 exchange.start()
             } catch {
                 if error.status >= 500 || error.status == 429 { state.metrics.error(model: nil, upstream: nil) }
@@ -155,6 +164,20 @@ final class GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         }
     }
 
+    private func armDeadlineTimer(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadlineTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = bound.value
+            handler.deadlineTimer = nil
+            guard let exchange = handler.exchange else { return }
+            if NIODeadline.now() >= exchange.deadline {
+                exchange.timedOut()
+            } else {
+                handler.armDeadlineTimer(context: context, at: exchange.deadline)
+            }
+        }
+    }
+
     func exchangeEnded(_ ended: ProxyExchange) {
         if exchange === ended { exchange = nil }
     }
@@ -177,6 +200,7 @@ final class GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     func finishResponse(context: ChannelHandlerContext, last: ByteBuffer?, close: Bool) {
         responding = false
         if close {
+            closing = true
             let done = context.writeAndFlush(wrapOutboundOut(last ?? ByteBuffer()))
             waiting.removeAll()
             done.whenComplete { _ in context.close(promise: nil) }

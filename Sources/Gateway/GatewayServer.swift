@@ -153,7 +153,8 @@ public enum LLMuxGateway {
     }
 
     public static func run(configuration: GatewayConfiguration) async throws {
-        let group = MultiThreadedEventLoopGroup.singleton
+        // Its own group rather than NIO's singleton (one loop per core): see `autoEventLoops`.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.resolvedEventLoops)
         let state = GatewayState(configuration: configuration, eventLoopGroup: group)
         var logger = Logger(label: "llmux-gateway")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
@@ -161,5 +162,6 @@ public enum LLMuxGateway {
             services: [.init(service: GatewayService(state: state, group: group), successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await services.run()
+        try? await group.shutdownGracefully()
     }
 }

@@ -45,11 +45,12 @@ final class ProxyExchange: UpstreamConsumer {
     /// When the first body bytes arrived, until the flush that sends them is done and the
     /// added-latency histogram has the observation.
     private var firstBodyAt: NIODeadline?
-    private var finished = false {
-        didSet { if finished { deadline?.cancel() } }
-    }
-    /// The whole-request limit (`request_timeout_s`).
-    private var deadline: Scheduled<Void>?
+    private var finished = false
+    /// The whole-request limit (`request_timeout_s` after the arrival). Watched by the client
+    /// connection's one lazily re-armed timer (`GatewayConnectionHandler`), not by a timer of
+    /// the exchange's own: scheduling and cancelling one per request cost a promise, a closure
+    /// and a locked heap operation each.
+    let deadline: NIODeadline
 
     init(state: GatewayState, handler: GatewayConnectionHandler, context: ChannelHandlerContext,
          route: ModelRoute, path: String, body: ByteBuffer, hashes: [UInt64], authorization: String?, accept: String?,
@@ -65,16 +66,11 @@ final class ProxyExchange: UpstreamConsumer {
         self.accept = accept
         self.keepAlive = keepAlive
         self.arrival = arrival
+        deadline = arrival + .seconds(Int64(state.configuration.requestTimeoutSeconds))
     }
 
     func start() {
         guard !finished else { return }
-        if deadline == nil {
-            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            deadline = context.eventLoop.scheduleTask(deadline: arrival + .seconds(Int64(state.configuration.requestTimeoutSeconds))) {
-                bound.value.timedOut()
-            }
-        }
         switch route.acquire(excluded: excluded, prefixHashes: hashes) {
         case .allBusy:
             fail(lastError ?? APIError(status: 429, message: "Every replica of model `\(route.name)` is at its concurrency limit; retry later.",
@@ -118,9 +114,11 @@ final class ProxyExchange: UpstreamConsumer {
     }
 
     /// The request ran past `request_timeout_s`: 504 before the first byte, else as a failed stream.
-    private func timedOut() {
+    func timedOut() {
         guard !finished else { return }
         let channel = connection?.channel
+        // The close below must not come back as the upstream's failure (a 502, or a retry).
+        connection?.handler.consumer = nil
         if !committed {
             attempt = state.configuration.retries
             connection = nil

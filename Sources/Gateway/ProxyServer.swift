@@ -1,11 +1,10 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// Binds the gateway's listening socket on the shared event loops.
 public enum ProxyServer {
-    /// Listens on the configured host and port; each accepted connection gets NIO's HTTP/1
-    /// request decoder and a `GatewayConnectionHandler`, which writes its answers itself.
+    /// Listens on the configured host and port; each accepted connection gets only a
+    /// `GatewayConnectionHandler`, which parses its requests and writes its answers itself.
     public static func bind(state: GatewayState, group: any EventLoopGroup) async throws -> any Channel {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
@@ -14,7 +13,6 @@ public enum ProxyServer {
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(GatewayConnectionHandler(state: state))
                 }
             }

@@ -33,6 +33,8 @@ struct GatewayCommand: AsyncParsableCommand {
     var retries: Int?
     @Option(help: "Seconds of upstream silence before a request fails.")
     var readTimeout: Int?
+    @Option(help: "Event-loop threads (0: half the cores, at least one).")
+    var eventLoops: Int?
     @Option(name: .customLong("api-key"), help: "Key the gateway accepts (repeatable); without one, requests pass with their Authorization forwarded.")
     var apiKeys: [String] = []
 
@@ -51,6 +53,7 @@ struct GatewayCommand: AsyncParsableCommand {
         if let maxConcurrentPerUpstream { configuration.maxConcurrentPerUpstream = maxConcurrentPerUpstream }
         if let retries { configuration.retries = retries }
         if let readTimeout { configuration.readTimeoutSeconds = readTimeout }
+        if let eventLoops { configuration.eventLoops = eventLoops }
         if !apiKeys.isEmpty { configuration.apiKeys = apiKeys }
         try configuration.validate()
         return configuration

@@ -146,6 +146,7 @@ import Testing
             port: 9100
             health_interval_ms: 100
             retries: 1
+            event_loops: 3
             models:
               demo:
                 policy: prefix
@@ -154,6 +155,8 @@ import Testing
                 upstreams: [http://127.0.0.1:8001]
             """)
         #expect(config.port == 9100 && config.healthIntervalMs == 100 && config.retries == 1)
+        #expect(config.eventLoops == 3 && config.resolvedEventLoops == 3)
+        #expect(GatewayConfiguration().resolvedEventLoops == max(1, ProcessInfo.processInfo.activeProcessorCount / 2))
         #expect(config.models.map(\.name) == ["demo", "other"])
         #expect(config.models[0].policy == .prefix && config.models[1].policy == .leastOutstanding)
         #expect(config.models[0].upstreams == ["http://127.0.0.1:8001", "http://127.0.0.1:8002"])
@@ -170,6 +173,8 @@ import Testing
         #expect(throws: GatewayConfigurationError.self) { try config.addUpstream("demo") }
         #expect(throws: GatewayConfigurationError.self) { try config.addUpstream("demo=ftp://x") }
         #expect(throws: GatewayConfigurationError.self) { try GatewayConfiguration().validate() }
+        config.eventLoops = -1
+        #expect(throws: GatewayConfigurationError.self) { try config.validate() }
     }
 
     @Test func loadReport() {
