@@ -64,7 +64,10 @@ public final class PartitionedRunner: AsynchronousExecutor {
     public func configurePartitions(_ partitionings: [[Int]]) throws -> [[Int]] {
         precondition(inFlight.isEmpty && sliced == nil, "configurePartitions while jobs are in flight")
         do {
-            return try backend.configurePartitions(partitionings, streamsPerPartition: runner.models.count)
+            let granted = try backend.configurePartitions(partitionings, streamsPerPartition: runner.models.count)
+            // Each engine configures its partitions first: the mark that starts its part of a trace.
+            if trace { log("partitions \(granted)") }
+            return granted
         } catch {
             // Keep the whole device usable: the engine then runs every job on partitioning 0.
             _ = try? backend.configurePartitions([[backend.multiprocessorCount]], streamsPerPartition: runner.models.count)

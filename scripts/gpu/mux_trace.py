@@ -2,8 +2,8 @@
 """Summarises the job trace of `LLMUX_TRACE_JOBS=1 llmux bench mux --device cuda` (stderr lines
 `[  t] launch #T MODEL PHASE on P/Q: N tokens, S sequences (host X ms, forward F ms[, K cuBLASLt plans in
 Y ms][, N alloc A ms][, N free B ms][, N wait C ms][, N kernel D ms][, N matmul E ms][, N slices over S ms])`
-and `[  t] done #T`). The trace clock restarts with every engine, so each restart starts a new
-segment (one per policy and rate, in the bench's order).
+and `[  t] done #T`). Each engine starts with a line `[  t] partitions …` (and older traces restart the
+clock), which starts a new segment (one per policy and rate, in the bench's order).
 
 Per lane (mux: each model's decode lane and the shared prefill lane; temporal: the unit; spatial:
 each model; the policy is read from the segment's label) it prints jobs, the host time of their
@@ -25,9 +25,18 @@ KINDS = ("alloc", "free", "wait", "kernel", "matmul")
 DONE = re.compile(r"^\[\s*([\d.]+)\] done #(\d+)")
 
 
+PARTITIONS = re.compile(r"^\[\s*[\d.]+\] partitions ")
+
+
 def segments(lines):
     current, last = [], -1.0
     for line in lines:
+        if PARTITIONS.match(line):
+            # Every engine configures its partitions before its first job.
+            if current:
+                yield current
+            current = []
+            continue
         match = LAUNCH.match(line) or DONE.match(line)
         if not match:
             continue
