@@ -57,6 +57,8 @@ public struct Scheduler: Sendable {
     var releaseOnCompletion: Set<SequenceID> = []
     /// Preemptions since the scheduler was made (for metrics and tests).
     public internal(set) var preemptionTotal = 0
+    /// Tokens whose cache preemptions dropped (computed again when the sequences come back).
+    public internal(set) var preemptedTokenTotal = 0
     /// Steps planned ahead of the samples of the step before (`scheduleAhead`), for tests and traces.
     public internal(set) var plannedAheadTotal = 0
 
@@ -134,6 +136,7 @@ public struct Scheduler: Sendable {
         running.removeAll { $0 == id }
         scheduledTokens[id] = nil
         chosen.removeAll { $0 == id }
+        preemptedTokenTotal += sequences[id]!.computedCount
         sequences[id]!.computedCount = 0
         sequences[id]!.status = .waiting
         sequences[id]!.preemptionCount += 1

@@ -141,7 +141,8 @@ struct BenchMuxCommand: ParsableCommand {
                                    overall: LatencySummary(records, duration: elapsed),
                                    perModel: ids.indices.map { index in
                                        LatencySummary(records.filter { $0.modelIndex == index }, duration: elapsed)
-                                   }))
+                                   }, preemptions: engine.schedulerState.preemptionTotal,
+                                   preemptedTokens: engine.schedulerState.preemptedTokenTotal))
                 report(MuxBenchResult.row(runs.last!))
                 _ = try save(runs)   // kept current, so a run cut short still leaves its results
             }

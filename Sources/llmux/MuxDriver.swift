@@ -105,6 +105,10 @@ struct MuxRun: Codable {
     let seconds: Double
     let overall: LatencySummary
     let perModel: [LatencySummary]
+    /// Sequences preempted (their cache dropped under KV pressure) and the tokens recomputed for
+    /// them; nil in results written before they were counted.
+    var preemptions: Int?
+    var preemptedTokens: Int?
 }
 
 /// The whole `bench mux` run.
@@ -136,16 +140,18 @@ struct MuxBenchResult: Codable {
     static func row(_ run: MuxRun) -> String {
         let o = run.overall
         let failed = o.failed > 0 ? " (\(o.failed) failed)" : ""
-        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%%@",
+        let preempted = run.preemptions.map { String(format: " | %5d / %7d", $0, run.preemptedTokens ?? 0) } ?? ""
+        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%%@%@",
                       run.alpha, run.policy.padding(toLength: 8, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
                       o.requestsPerSecond, o.tokensPerSecond,
-                      o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100, failed)
+                      o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100,
+                      preempted, failed)
     }
 
     func table() -> String {
         var lines = checks.flatMap { [$0.summary] + $0.errors.prefix(8).map { "  " + $0 } }
         lines.append("device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))")
-        lines.append("alpha | policy   | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10")
+        lines.append("alpha | policy   | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10 | preempted / tokens")
         lines += runs.map(Self.row)
         lines.append("per model (req/s, SLO@5):")
         for run in runs {
