@@ -1,4 +1,5 @@
 @testable import Compute
+import LLMuxCore
 import Testing
 
 /// The upload ring's books: a block never reuses bytes whose job may still read them, laps wait
@@ -123,7 +124,7 @@ import Testing
     /// A long random run: every block handed out overlaps no bytes of a job that has not been
     /// waited for (a fence not yet passed, or the current job's own unfenced bytes).
     @Test func randomJobsNeverReuseBytesInUse() throws {
-        var generator = SplitMixForTests(seed: 7)
+        var generator = SplitMix64(seed: 7)
         var ring = Ring(ringBytes: 4096)
         var pending: [(start: Int, end: Int, event: OpaquePointer?)] = []   // fenced jobs not waited for
         var current: [(Int, Int)] = []                                      // the job being staged
@@ -164,18 +165,5 @@ import Testing
         }
         #expect(ring.fullWaits == 0)
         #expect(!ring.waitedFences.isEmpty)
-    }
-}
-
-/// SplitMix64 for the random test (independent of the engine's generator).
-struct SplitMixForTests {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -4,7 +4,8 @@ import Foundation
 /// allocations and frees: `cuMemFree` waits for the device; waits for streams or events) and in
 /// the two leaf calls of every eager forward pass (kernel launches with their argument packing,
 /// cuBLASLt products). `bench mux` traces print what each job launch added, to tell why a launch
-/// took milliseconds.
+/// took milliseconds. Like the context it belongs to, it is used from the thread that owns the
+/// backend (the unit's engine loop), which also frees the device buffers.
 final class HostStallMeter: @unchecked Sendable {
     /// Kinds of blocking calls.
     enum Kind: Int, CaseIterable {
