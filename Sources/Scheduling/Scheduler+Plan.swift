@@ -52,7 +52,7 @@ extension Scheduler {
     /// - `mux`: prefill and decode of colocated models on different SM shares at once, as in
     ///   MuxServe (Duan et al. 2024). A prefill job launched while there is decode work takes
     ///   partition 0 of the split that `PartitionLayout.bestMuxSplit` picks for the current
-    ///   queue; decode jobs launched while it runs (or planned with it) take partition 1 of the
+    ///   runnable prompt work (`runnablePromptWorkCount`); decode jobs launched while it runs (or planned with it) take partition 1 of the
     ///   same split, so the split stays fixed until the prefill job ends. With no decode work the
     ///   prefill job gets the whole device, and with no prefill job in flight decode jobs do too:
     ///   a partition nobody uses would be wasted SMs. (A decode job already running on the whole
@@ -76,7 +76,7 @@ extension Scheduler {
                 let decodeInFlight = inFlight.values.contains { $0.phase == .decode }
                 let decodeWork = decodeInFlight || plan.jobs.contains { $0.phase == .decode } || decodingCount > 0
                 split = decodeWork ? PartitionLayout.bestMuxSplit(
-                    partitionings: partitionings, waitingPrefillRequests: promptWorkCount, decodingSequences: decodingCount) : nil
+                    partitionings: partitionings, waitingPrefillRequests: runnablePromptWorkCount, decodingSequences: decodingCount) : nil
                 for index in plan.jobs.indices where plan.jobs[index].phase == .prefill {
                     if let split { (plan.jobs[index].partitioning, plan.jobs[index].partition) = (split, 0) }
                 }
@@ -91,9 +91,25 @@ extension Scheduler {
     /// Running sequences past their prompt (in flight or not): the decode load.
     var decodingCount: Int { running.count { sequences[$0]?.isDecoding == true } }
 
-    /// Live sequences with prompt tokens still to run (queued, or admitted mid-prompt, including
-    /// those of the prefill job being planned): the prefill load.
-    var promptWorkCount: Int { sequences.values.count { !$0.isDecoding } }
+    /// The prefill load that a larger prefill partition would serve sooner: sequences admitted
+    /// mid-prompt (those of the prefill job being planned included) and the waiting ones, in each
+    /// model's queue order, whose whole prompts fit in the pages still free. Requests waiting for
+    /// pages do not count: more SMs would not start them sooner, and under a full pool a queue of
+    /// hundreds of them would move every decode job onto the smallest decode partition.
+    var runnablePromptWorkCount: Int {
+        var free = kvCache.freePageCount
+        var count = sequences.values.count { $0.status == .running && !$0.isDecoding }
+        for model in models {
+            for id in waiting[model] ?? [] {
+                guard let sequence = sequences[id] else { continue }
+                let need = kvCache.pagesNeeded(tokens: sequence.tokenCount, model: model)
+                guard need <= free else { break }
+                free -= need
+                count += 1
+            }
+        }
+        return count
+    }
 }
 
 /// Which job a sequence's tokens go to: its model, and its phase when phases run apart.

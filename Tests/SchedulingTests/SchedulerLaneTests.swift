@@ -48,6 +48,29 @@ import Testing
         #expect(tickets == tickets.sorted() && Set(tickets).count == tickets.count && tickets.first! > 0)
     }
 
+    /// The split of a prefill job follows the prompt work that can start: 200 more prompts that
+    /// wait for pages (the pool is full) leave it where it is instead of giving prefill the
+    /// largest partition and the decode jobs the smallest.
+    @Test func muxSplitIgnoresPromptsWaitingForPages() throws {
+        func split(blockedPrompts: Int) throws -> [Int] {
+            var s = scheduler(.mux, pages: 40)
+            for id in 1...4 { try s.add(sequence(UInt64(id), b, prompt: 8)) }
+            for job in s.schedule().jobs { complete(job, &s) }    // b's prompts: 4 sequences decoding
+            // A prompt that takes the step's whole budget, then prompts of 25 pages each, more than
+            // the 24 pages left once it and b's sequences hold theirs.
+            try s.add(sequence(10, a, prompt: 64))
+            for index in 0..<blockedPrompts { try s.add(sequence(UInt64(100 + index), a, prompt: 200, maxTokens: 40)) }
+            let plan = s.schedule()
+            let prefill = try #require(plan.jobs.first { $0.phase == .prefill })
+            #expect(prefill.sequences.map(\.sequenceID) == [SequenceID(10)], "the blocked prompts cannot start")
+            let decode = try #require(plan.jobs.first { $0.phase == .decode })
+            return s.partitionings[decode.partitioning]
+        }
+        let alone = try split(blockedPrompts: 0)
+        #expect(alone.count == 2)
+        #expect(try split(blockedPrompts: 200) == alone)
+    }
+
     @Test func muxLongPrefillDoesNotHoldBackAnotherModelsDecodes() throws {
         var s = scheduler(.mux)
         try s.add(sequence(1, b, prompt: 4))
