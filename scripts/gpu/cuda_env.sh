@@ -9,3 +9,10 @@ echo "library folders: $DIRS"
 ls $(echo "$DIRS" | tr ':' ' ') 2>/dev/null | grep -E 'cublasLt|nvrtc' | head
 H=$(ls /usr/local/cuda/include/cublasLt.h 2>/dev/null || find "$SITE/nvidia" -name cublasLt.h 2>/dev/null | head -1)
 [ -n "$H" ] && grep -nE 'CUBLASLT_MATMUL_DESC_TRANSA =|CUBLASLT_MATMUL_DESC_TRANSB =|CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES =' "$H" | head
+
+# Splits the words of a VARIANTS line ("NAME ENV=VALUE … --option VALUE …", NAME already read)
+# into environment assignments ($VARIANT_ENV) and command arguments ($VARIANT_ARGS).
+split_variant() {
+    VARIANT_ENV=""; VARIANT_ARGS=""
+    for word in $1; do case "$word" in *=*) VARIANT_ENV="$VARIANT_ENV $word" ;; *) VARIANT_ARGS="$VARIANT_ARGS $word" ;; esac; done
+}

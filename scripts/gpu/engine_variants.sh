@@ -25,8 +25,7 @@ names=()
 while read -r name words; do
     [ -n "$name" ] || continue
     names+=("$name")
-    envs=""; args=""
-    for word in $words; do case "$word" in *=*) envs="$envs $word" ;; *) args="$args $word" ;; esac; done
+    split_variant "$words"; envs=$VARIANT_ENV; args=$VARIANT_ARGS
     # shellcheck disable=SC2086
     env $envs "$BIN" gpu-check --fixtures Tests/Fixtures/golden --reference-logits "$REF" --device cuda > "$OUT/gpucheck-$name.log" 2>&1
     echo "gpu-check $name: rc=$?"

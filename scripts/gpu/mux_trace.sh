@@ -20,8 +20,7 @@ names=()
 while read -r name words; do
     [ -n "$name" ] || continue
     names+=("$name")
-    envs=""; args=""
-    for word in $words; do case "$word" in *=*) envs="$envs $word" ;; *) args="$args $word" ;; esac; done
+    split_variant "$words"; envs=$VARIANT_ENV; args=$VARIANT_ARGS
     # shellcheck disable=SC2086
     env LLMUX_TRACE_JOBS=1 $envs "$BIN" bench mux --device cuda --policies "$POLICIES" --alpha "$ALPHA" --rates "$RATE" \
         --duration "$DURATION" $args --json "$OUT/mux-$name.json" > "$OUT/mux-$name.log" 2> "$OUT/trace-$name.log"
