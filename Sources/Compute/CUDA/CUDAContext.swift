@@ -166,6 +166,14 @@ final class CUDAContext: @unchecked Sendable {
         }, waitForAll: synchronizeAllStreams, recycle: { $0.forEach(fenceEvents.give) })
     }
 
+    /// Waits for every stream and forgets the ring's fences and unfenced streams (before streams
+    /// are destroyed: a later fence must not record an event on one of them).
+    func settleStaging() throws {
+        precondition(ring.holds == 0, "settleStaging during a sliced launch")
+        try synchronizeAllStreams()
+        ring.markAllConsumed().forEach(fenceEvents.give)
+    }
+
     /// Marks the bytes staged since the last fence as consumed once the work queued so far on the
     /// streams that staged them ends (called after a job's last launch, which is the last use of
     /// what the job staged).

@@ -176,7 +176,7 @@ final class CUDAPartitions {
 extension CUDABackend: PartitionedBackend {
     public func configurePartitions(_ requested: [[Int]], streamsPerPartition: Int) throws -> [[Int]] {
         selectMainStream()
-        try context.synchronize()
+        try context.settleStaging()
         return try partitions.configure(requested, streamsPerPartition: max(1, streamsPerPartition))
     }
 
