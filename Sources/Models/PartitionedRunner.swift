@@ -81,8 +81,8 @@ public final class PartitionedRunner: AsynchronousExecutor {
         // launch takes milliseconds of host time, and their partitions should not idle meanwhile.
         for job in plan.jobs.filter({ $0.phase == .decode }) + plan.jobs.filter({ $0.phase != .decode }) {
             let launchStart = Date()
-            let plansBefore = (backend as? CUDABackend)?.matmulPlanning
-            let stallsBefore = (backend as? CUDABackend)?.hostStalls
+            let plansBefore = trace ? (backend as? CUDABackend)?.matmulPlanning : nil
+            let stallsBefore = trace ? (backend as? CUDABackend)?.hostStalls : nil
             do {
                 try selectStream(for: job)
                 if sliceLayers > 0 && job.phase == .prefill && sliced == nil {

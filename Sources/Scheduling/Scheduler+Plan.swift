@@ -51,9 +51,10 @@ extension Scheduler {
     /// - `spatial`: (1, model index): each model on its fixed slice (`PartitionLayout`).
     /// - `mux`: prefill and decode of colocated models on different SM shares at once, as in
     ///   MuxServe (Duan et al. 2024). A prefill job launched while there is decode work takes
-    ///   partition 0 of the split that `PartitionLayout.bestMuxSplit` picks for the current
-    ///   runnable prompt work (`runnablePromptWorkCount`); decode jobs launched while it runs (or planned with it) take partition 1 of the
-    ///   same split, so the split stays fixed until the prefill job ends. With no decode work the
+    ///   partition 0 of the split that `PartitionLayout.bestMuxSplit` picks for the prompt work
+    ///   that can start (`runnablePromptWorkCount`); decode jobs launched while it runs (or
+    ///   planned with it) take partition 1 of the same split, so the split stays fixed until the
+    ///   prefill job ends. With no decode work the
     ///   prefill job gets the whole device, and with no prefill job in flight decode jobs do too:
     ///   a partition nobody uses would be wasted SMs. (A decode job already running on the whole
     ///   device when a prefill job starts on a split overlaps it until it ends; the next decode

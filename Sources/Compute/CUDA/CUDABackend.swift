@@ -99,7 +99,8 @@ public final class CUDABackend: ComputeBackend {
     public var multiprocessorCount: Int { context.multiprocessorCount }
     /// cuBLASLt plans made (one heuristic query each) and the host seconds they took so far.
     public var matmulPlanning: (plans: Int, seconds: Double) { (matmuls.planCount, matmuls.planningSeconds) }
-    /// Blocking driver calls (allocations, frees, waits) made so far and their host time.
+    /// Allocations, frees, waits, kernel launches and cuBLASLt calls made so far and their host
+    /// time (counted only with `LLMUX_TRACE_JOBS=1`).
     public var hostStalls: HostStalls { context.stalls.totals }
 
     public func freeMemoryBytes() throws -> Int? { try context.memoryInfo().free }

@@ -27,7 +27,7 @@ final class CUDAContext: @unchecked Sendable {
     private let fenceEvents: EventPool
     /// `LLMUX_RING_FENCES=0`: no fences, so every lap of the ring waits for all streams (to compare).
     private let fencesEnabled = ProcessInfo.processInfo.environment["LLMUX_RING_FENCES"] != "0"
-    /// Host time in allocations, frees and waits (job traces).
+    /// Host time in allocations, frees, waits, launches and products (job traces).
     let stalls = HostStallMeter()
 
     init(ordinal: Int) throws {

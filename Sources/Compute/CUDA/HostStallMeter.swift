@@ -4,8 +4,10 @@ import Foundation
 /// allocations and frees: `cuMemFree` waits for the device; waits for streams or events) and in
 /// the two leaf calls of every eager forward pass (kernel launches with their argument packing,
 /// cuBLASLt products). `bench mux` traces print what each job launch added, to tell why a launch
-/// took milliseconds. Like the context it belongs to, it is used from the thread that owns the
-/// backend (the unit's engine loop), which also frees the device buffers.
+/// took milliseconds. It measures only with `LLMUX_TRACE_JOBS=1` (the variable that turns those
+/// traces on), so kernel launches pay nothing otherwise. Like the context it belongs to, it is
+/// used from the thread that owns the backend (the unit's engine loop), which also frees the
+/// device buffers.
 final class HostStallMeter: @unchecked Sendable {
     /// Kinds of blocking calls.
     enum Kind: Int, CaseIterable {
@@ -16,8 +18,12 @@ final class HostStallMeter: @unchecked Sendable {
     private(set) var counts = [Int](repeating: 0, count: Kind.allCases.count)
     private(set) var seconds = [Double](repeating: 0, count: Kind.allCases.count)
 
-    /// Runs `body`, adding its time to `kind`.
+    /// Whether calls are timed (job traces are on).
+    let enabled = ProcessInfo.processInfo.environment["LLMUX_TRACE_JOBS"] == "1"
+
+    /// Runs `body`, adding its time to `kind` when enabled.
     func measure<T>(_ kind: Kind, _ body: () throws -> T) rethrows -> T {
+        guard enabled else { return try body() }
         let start = DispatchTime.now().uptimeNanoseconds
         defer {
             counts[kind.rawValue] += 1
@@ -28,9 +34,11 @@ final class HostStallMeter: @unchecked Sendable {
 
     /// A snapshot of the totals so far.
     var totals: HostStalls {
-        HostStalls(allocations: counts[0], allocationSeconds: seconds[0], frees: counts[1], freeSeconds: seconds[1],
-                   waits: counts[2], waitSeconds: seconds[2], launches: counts[3], launchSeconds: seconds[3],
-                   matmuls: counts[4], matmulSeconds: seconds[4])
+        func of(_ kind: Kind) -> (Int, Double) { (counts[kind.rawValue], seconds[kind.rawValue]) }
+        return HostStalls(allocations: of(.allocate).0, allocationSeconds: of(.allocate).1, frees: of(.free).0,
+                          freeSeconds: of(.free).1, waits: of(.wait).0, waitSeconds: of(.wait).1,
+                          launches: of(.launch).0, launchSeconds: of(.launch).1, matmuls: of(.matmul).0,
+                          matmulSeconds: of(.matmul).1)
     }
 }
 
