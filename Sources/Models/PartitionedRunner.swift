@@ -28,11 +28,8 @@ public final class PartitionedRunner: AsynchronousExecutor {
     /// Prompt jobs launched in more than one slice so far.
     public private(set) var slicedJobCount = 0
     /// `LLMUX_TRACE_JOBS=1`: a line on standard error for every job launched and finished.
-    private let trace = ProcessInfo.processInfo.environment["LLMUX_TRACE_JOBS"] == "1"
+    private let trace = JobTracing.isEnabled
     private let started = Date()
-    /// `LLMUX_MUX_DECODE_PARTITION=whole` (an experiment): decode jobs run on the whole device
-    /// whatever split the scheduler chose, so only prompt jobs are confined to their partition.
-    private let decodeOnWholeDevice = ProcessInfo.processInfo.environment["LLMUX_MUX_DECODE_PARTITION"] == "whole"
 
     /// Wraps `runner`, whose backend must be `backend`. `sliceLayers` defaults to
     /// `LLMUX_PREFILL_SLICE_LAYERS` (0 when unset).
@@ -190,8 +187,7 @@ public final class PartitionedRunner: AsynchronousExecutor {
 
     /// Selects the stream of `job`'s partition (its model's stream there).
     private func selectStream(for job: JobPlan) throws {
-        let (partitioning, partition) = decodeOnWholeDevice && job.phase == .decode ? (0, 0) : (job.partitioning, job.partition)
-        try backend.selectStream(partitioning: partitioning, partition: partition, stream: streamIndex[job.model] ?? 0)
+        try backend.selectStream(partitioning: job.partitioning, partition: job.partition, stream: streamIndex[job.model] ?? 0)
     }
 
     /// Queues the sampling of `job`'s logits; the job is in flight from here.

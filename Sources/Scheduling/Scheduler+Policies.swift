@@ -43,7 +43,7 @@ extension Scheduler {
             }
             if !isBusy(.prefill) { scheduleMuxPrefills(budget: &budget) }
         }
-        var plan = makePlan(splitPhases: policy == .mux)
+        var plan = makePlan(splitPhases: policy == .mux || (policy == .temporal && limits.separatesTemporalPhases))
         assignPartitions(&plan)
         register(&plan)
         scheduledTokens = [:]

@@ -20,10 +20,18 @@ public struct SchedulerLimits: Sendable, Equatable {
     public var maxSequencesPerStep: Int
     /// Seconds between quota moves under `mux`.
     public var quotaInterval: Double
+    /// Under `temporal`, a model's prompt chunks and decode tokens go in two jobs run one after
+    /// the other instead of one mixed job: the temporal baseline as MuxServe's evaluation ran it
+    /// (prefill and decode were separate processes that never overlapped: Duan et al. 2024, and
+    /// `gen_temporal_cfg_from_muxserve_cfg` in hao-ai-lab/MuxServe).
+    /// Off by default: a mixed job reads the weights once for both, the stronger baseline.
+    public var separatesTemporalPhases: Bool
     /// Limits; the defaults suit the CPU backend.
-    public init(maxTokensPerStep: Int = 512, maxSequencesPerStep: Int = 64, quotaInterval: Double = 2) {
+    public init(maxTokensPerStep: Int = 512, maxSequencesPerStep: Int = 64, quotaInterval: Double = 2,
+                separatesTemporalPhases: Bool = false) {
         self.maxTokensPerStep = maxTokensPerStep
         self.maxSequencesPerStep = maxSequencesPerStep
         self.quotaInterval = quotaInterval
+        self.separatesTemporalPhases = separatesTemporalPhases
     }
 }

@@ -27,7 +27,8 @@ struct BenchMuxCommand: ParsableCommand {
 
     @Option(name: .customLong("model"), help: "NAME=PATH of a checkpoint (repeat); default: four built-in sizes.")
     var models: [String] = []
-    @Option(help: "Comma-separated policies.") var policies = "mux,spatial,temporal"
+    @Option(help: "Comma-separated policies: mux, spatial, temporal, and temporal-split (temporal with prompt and decode work in separate jobs, as MuxServe's evaluation ran its temporal baseline).")
+    var policies = "mux,spatial,temporal"
     @Option(help: "Comma-separated total request rates (requests/s over all models).") var rates = "1,2,4"
     @Option(help: "Comma-separated power-law exponents of model popularity (one sweep of rates each).") var alpha = "2.1"
     @Option(help: "Seconds of arrivals per run.") var duration = 20.0
@@ -69,17 +70,15 @@ struct BenchMuxCommand: ParsableCommand {
         let ids = checkpoints.map(\.0)
         let maxTotal = checkpoints.map { $0.1.config.maxPositionEmbeddings }.min()!
 
-        let policyList = try policies.split(separator: ",").map { name -> SchedulingPolicy in
-            guard let policy = SchedulingPolicy(rawValue: String(name)) else { throw ValidationError("unknown policy \(name)") }
-            return policy
-        }
+        let policyList = try policies.split(separator: ",").map { try BenchPolicy(String($0), limits: limits) }
         var checks: [MuxCheck.Outcome] = []
         if check {
             report("checking outputs under each policy against each model alone …")
             let checker = MuxCheck()
             let references = try checker.references(executor: runner, limits: limits)
             for policy in policyList {
-                let outcome = try checker.compare(executor: executor, policy: policy, limits: limits, references: references)
+                let outcome = try checker.compare(executor: executor, policy: policy.policy, name: policy.name,
+                                                  limits: policy.limits, references: references)
                 checks.append(outcome)
                 // On standard error at once (standard output to a pipe is buffered); the table repeats it.
                 report(outcome.summary)
@@ -107,8 +106,8 @@ struct BenchMuxCommand: ParsableCommand {
             if let plot {
                 let series = alphaList.flatMap { alpha in
                     policyList.map { policy in
-                        LinePlot.Series(name: alphaList.count == 1 ? policy.rawValue : "\(policy.rawValue) α=\(alpha)",
-                                        points: runs.filter { $0.policy == policy.rawValue && $0.alpha == alpha }
+                        LinePlot.Series(name: alphaList.count == 1 ? policy.name : "\(policy.name) α=\(alpha)",
+                                        points: runs.filter { $0.policy == policy.name && $0.alpha == alpha }
                                             .map { ($0.rate, $0.overall.sloAttainment5 * 100) })
                     }
                 }
@@ -126,18 +125,18 @@ struct BenchMuxCommand: ParsableCommand {
                                     meanPromptLength: promptMean, meanOutputLength: outputMean, maxTotalLength: maxTotal, seed: seed)
             let workload = spec.generate()
             for policy in policyList {
-                report("alpha \(alpha), policy \(policy.rawValue), rate \(rate)/s: \(workload.count) requests …")
+                report("alpha \(alpha), policy \(policy.name), rate \(rate)/s: \(workload.count) requests …")
                 let expected = Dictionary(uniqueKeysWithValues: zip(ids, spec.rateShares.map { $0 * rate }))
-                let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits,
+                let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy.policy, limits: policy.limits,
                                         expectedRates: expected)
                 if let problem = engine.partitionError { report("no SM partitions: \(problem)") }
                 if !engine.partitionings.isEmpty { report("SM partitionings: \(engine.partitionings)") }
                 let (records, elapsed, steps) = try MuxDriver.run(engine: engine, models: ids, workload: workload, profiles: profiles,
                                                                   timeLimit: duration * 4 + 30, tracer: tracer)
                 if let trace, tracer != nil {
-                    try StepTraceWriter.write(steps, to: StepTraceWriter.path(directory: trace, prefix: "bench", policy: policy.rawValue, rate: rate))
+                    try StepTraceWriter.write(steps, to: StepTraceWriter.path(directory: trace, prefix: "bench", policy: policy.name, rate: rate))
                 }
-                runs.append(MuxRun(policy: policy.rawValue, alpha: alpha, rate: rate, seconds: elapsed,
+                runs.append(MuxRun(policy: policy.name, alpha: alpha, rate: rate, seconds: elapsed,
                                    overall: LatencySummary(records, duration: elapsed),
                                    perModel: ids.indices.map { index in
                                        LatencySummary(records.filter { $0.modelIndex == index }, duration: elapsed)
@@ -151,6 +150,31 @@ struct BenchMuxCommand: ParsableCommand {
         let result = try save(runs)
         print(result.table())
         if checks.contains(where: { !$0.passed }) { throw CommandFailure("outputs under some policy differ from the models' outputs alone") }
+    }
+
+    /// A policy as `--policies` names it: a scheduling policy and the limits it runs under.
+    struct BenchPolicy {
+        /// The name in `--policies`, the table and the JSON.
+        let name: String
+        /// The scheduling policy.
+        let policy: SchedulingPolicy
+        /// The scheduler's limits under it.
+        let limits: SchedulerLimits
+
+        /// `name` is a policy's raw value, or `temporal-split`.
+        init(_ name: String, limits: SchedulerLimits) throws {
+            var limits = limits
+            if name == "temporal-split" {
+                policy = .temporal
+                limits.separatesTemporalPhases = true
+            } else if let known = SchedulingPolicy(rawValue: name) {
+                policy = known
+            } else {
+                throw ValidationError("unknown policy \(name) (mux, spatial, temporal, temporal-split)")
+            }
+            self.name = name
+            self.limits = limits
+        }
     }
 
     /// The four shapes of the issue (MuxServe-style colocation of big and small models), written

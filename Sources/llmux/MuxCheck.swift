@@ -58,10 +58,12 @@ struct MuxCheck {
         }
     }
 
-    /// Every model's prompts at once under `policy`, compared with the references.
-    func compare(executor: any ModelExecutor, policy: SchedulingPolicy, limits: SchedulerLimits,
+    /// Every model's prompts at once under `policy` (reported as `name`, its raw value unless
+    /// given), compared with the references.
+    func compare(executor: any ModelExecutor, policy: SchedulingPolicy, name: String? = nil, limits: SchedulerLimits,
                  references: [Reference]) throws -> Outcome {
-        report("check: every model at once under \(policy.rawValue) …")
+        let name = name ?? policy.rawValue
+        report("check: every model at once under \(name) …")
         let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits)
         if let problem = engine.partitionError { report("check: partitions refused: \(problem)") }
         // Interleave the models' requests so that their jobs share steps.
@@ -78,7 +80,7 @@ struct MuxCheck {
             outputs = try run(engine: engine, requests: requests)
         } catch {
             // Let the other policies run; this one fails the check.
-            return Outcome(policy: policy.rawValue, sequences: requests.count, comparedTokens: 0, mismatches: 0,
+            return Outcome(policy: name, sequences: requests.count, comparedTokens: 0, mismatches: 0,
                            stoppedAtNearTie: 0, errors: ["\(error)"])
         }
         var compared = 0, mismatches = 0, nearTies = 0
@@ -104,7 +106,7 @@ struct MuxCheck {
                 }
             }
         }
-        return Outcome(policy: policy.rawValue, sequences: requests.count, comparedTokens: compared, mismatches: mismatches,
+        return Outcome(policy: name, sequences: requests.count, comparedTokens: compared, mismatches: mismatches,
                        stoppedAtNearTie: nearTies, errors: errors)
     }
 

@@ -93,6 +93,17 @@ import Testing
 
     @Test(arguments: SchedulingPolicy.allCases, Execution.allCases)
     func colocatedModelsMatchTransformersUnderEveryPolicy(_ policy: SchedulingPolicy, execution: Execution) throws {
+        try checkColocated(policy, execution: execution, limits: SchedulerLimits(maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0))
+    }
+
+    /// The temporal baseline as MuxServe ran it: prompt and decode work of a model in separate jobs.
+    @Test(arguments: Execution.allCases)
+    func temporalWithSeparatePhasesMatchesTransformers(_ execution: Execution) throws {
+        try checkColocated(.temporal, execution: execution, limits: SchedulerLimits(
+            maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0, separatesTemporalPhases: true))
+    }
+
+    private func checkColocated(_ policy: SchedulingPolicy, execution: Execution, limits: SchedulerLimits) throws {
         let partitioned = execution != .direct
         let (llama, llamaGolden) = try Golden.load("llama-bf16")
         let (qwen, qwenGolden) = try Golden.load("qwen2-bf16")
@@ -104,8 +115,7 @@ import Testing
         let sliced = execution == .partitionedSliced
         let executor: any ModelExecutor = partitioned ? try #require(PartitionedRunner.wrapping(runner, sliceLayers: sliced ? 1 : 0)) : runner
         #expect((PartitionedRunner.wrapping(runner) != nil) == partitioned)
-        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy,
-                                limits: SchedulerLimits(maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0))
+        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits)
         var expected: [SequenceID: [TokenID]] = [:]
         for _ in 0..<2 {
             for (model, golden) in [(a, llamaGolden), (b, qwenGolden)] {

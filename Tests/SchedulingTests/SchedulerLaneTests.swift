@@ -8,14 +8,16 @@ import Testing
 @Suite struct SchedulerLaneTests {
     let a = ModelID("a"), b = ModelID("b")
 
-    func scheduler(_ policy: SchedulingPolicy, pages: Int = 100, maxTokens: Int = 64, multiprocessors: Int = 132) -> Scheduler {
+    func scheduler(_ policy: SchedulingPolicy, pages: Int = 100, maxTokens: Int = 64, multiprocessors: Int = 132,
+                   separatesTemporalPhases: Bool = false) -> Scheduler {
         let models = [a, b].map {
             ModelDescriptor(id: $0, contextLength: 4096, vocabularySize: 100, eosTokenIDs: [],
                             kvShape: KVCacheShape(layerCount: 1, kvHeadCount: 1, headDim: 1, bytesPerElement: 4))
         }
         let layouts = multiprocessors > 0
             ? PartitionLayout.layouts(policy: policy, multiprocessorCount: multiprocessors, models: models, expectedRates: [:]) : []
-        return Scheduler(policy: policy, limits: SchedulerLimits(maxTokensPerStep: maxTokens, maxSequencesPerStep: 16, quotaInterval: 0),
+        return Scheduler(policy: policy, limits: SchedulerLimits(maxTokensPerStep: maxTokens, maxSequencesPerStep: 16, quotaInterval: 0,
+                                                                 separatesTemporalPhases: separatesTemporalPhases),
                          kvCache: KVCacheManager(pageCount: pages, tokensPerPageByModel: [a: 8, b: 8]),
                          partitionings: layouts, asynchronous: true)
     }
@@ -154,6 +156,33 @@ import Testing
         #expect(s.schedule().jobs.isEmpty)
         complete(plan.jobs[0], &s)
         #expect(s.schedule().jobs.count == 1)
+    }
+
+    /// The default temporal step mixes a model's decode tokens and prompt chunks in one job; with
+    /// separate phases (MuxServe's temporal baseline) they are two jobs of that model, prompt
+    /// first, and the unit takes no other job until both end.
+    @Test(arguments: [false, true])
+    func temporalMixesOrSeparatesPhases(_ separate: Bool) throws {
+        var s = scheduler(.temporal, separatesTemporalPhases: separate)
+        try s.add(sequence(1, a, prompt: 4))
+        for job in s.schedule().jobs { complete(job, &s) }     // 1 decodes from here
+        try s.add(sequence(2, a, prompt: 6))
+        try s.add(sequence(3, b, prompt: 6))
+        let plan = s.schedule()
+        #expect(plan.jobs.allSatisfy { $0.model == a && place($0) == [0, 0] })
+        if separate {
+            #expect(plan.jobs.map(\.phase) == [.prefill, .decode])
+            #expect(plan.jobs.map { $0.sequences.map(\.sequenceID) } == [[SequenceID(2)], [SequenceID(1)]])
+        } else {
+            #expect(plan.jobs.count == 1 && plan.jobs[0].sequences.map(\.sequenceID).sorted() == [SequenceID(1), SequenceID(2)])
+        }
+        #expect(s.isBusy(.unit))
+        complete(plan.jobs[0], &s)
+        if separate {
+            #expect(s.schedule().jobs.isEmpty, "the unit is free only once every job of the step has ended")
+            complete(plan.jobs[1], &s)
+        }
+        #expect(s.schedule().jobs.map(\.model) == [b], "then the next model's turn")
     }
 
     @Test func abortOfAnInFlightSequenceFreesItsPagesWhenItsJobEnds() throws {

@@ -4,7 +4,8 @@
 # several SM shares. Logs and results go to $OUT; a short table is printed last.
 # Usage: bash scripts/gpu/mux.sh ALPHAS RATES DURATION [profile]
 #   e.g. bash scripts/gpu/mux.sh 2.1 4,8,16,32 12
-# Expects the llmux binary in $LLMUX_BIN (default dist/llmux).
+# Expects the llmux binary in $LLMUX_BIN (default dist/llmux). $MUX_ARGS adds arguments to
+# `bench mux` (e.g. MUX_ARGS="--policies mux,temporal,temporal-split"); $TAG names the outputs.
 set -u -o pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ALPHAS=${1:-2.1}; RATES=${2:-4,8,16,32}; DURATION=${3:-12}; PROFILE=${4:-}
@@ -14,9 +15,9 @@ mkdir -p "$OUT"
 source "$HERE/cuda_env.sh"
 export LLMUX_KERNEL_CACHE=/tmp/llmux-kernels LLMUX_CACHE=/tmp/llmux-cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-TAG=$(echo "$ALPHAS" | tr ',' '_')
+TAG=${TAG:-$(echo "$ALPHAS" | tr ',' '_')}
 set -x
-"$BIN" bench mux --device cuda --check --alpha "$ALPHAS" --rates "$RATES" --duration "$DURATION" \
+"$BIN" bench mux --device cuda --check --alpha "$ALPHAS" --rates "$RATES" --duration "$DURATION" ${MUX_ARGS:-} \
     --json "$OUT/mux-$TAG.json" --plot "$OUT/mux-$TAG.svg" 2>&1 | tee "$OUT/mux-$TAG.log" | grep -v '^\[' 
 RC=$?
 set +x

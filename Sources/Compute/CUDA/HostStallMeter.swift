@@ -19,7 +19,7 @@ final class HostStallMeter: @unchecked Sendable {
     private(set) var seconds = [Double](repeating: 0, count: Kind.allCases.count)
 
     /// Whether calls are timed (job traces are on).
-    let enabled = ProcessInfo.processInfo.environment["LLMUX_TRACE_JOBS"] == "1"
+    let enabled = JobTracing.isEnabled
 
     /// Runs `body`, adding its time to `kind` when enabled.
     func measure<T>(_ kind: Kind, _ body: () throws -> T) rethrows -> T {
