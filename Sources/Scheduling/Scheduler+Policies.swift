@@ -118,6 +118,8 @@ extension Scheduler {
         // Like vLLM, admission looks at the pages of this chunk only; growth past the share is
         // handled by preemption, which keeps memory busy at the price of occasional recompute.
         let need = kvCache.pagesNeeded(tokens: tokens, model: model)
+        // Pages that come free go to running sequences waiting for one first.
+        if policy == .spatial ? pageWaiters.contains(where: { sequences[$0]?.model == model }) : !pageWaiters.isEmpty { return false }
         switch rule {
         case .pool:
             return true

@@ -17,15 +17,24 @@ extension Scheduler {
     /// Returns false when it could not: then `id` itself was preempted, or, when pages may come
     /// free once jobs in flight end (their sequences become candidates, or were finished and
     /// give their pages back), it keeps its cache and waits a step: recomputing it would waste work.
+    /// A waiting sequence holds back admissions (`pageWaiters`) until it has its page.
     mutating func reserveOrPreempt(_ id: SequenceID, tokens: Int, victims: VictimRule) -> Bool {
         let model = sequences[id]!.model
         while true {
             let withinShare = policy != .spatial
                 || kvCache.usedPagesByModel[model, default: 0] + kvCache.additionalPagesNeeded(id, model: model, tokens: tokens) <= quotas.quota(model)
-            if withinShare && kvCache.reserve(id, model: model, tokens: tokens) { return true }
+            if withinShare && kvCache.reserve(id, model: model, tokens: tokens) {
+                pageWaiters.remove(id)
+                return true
+            }
             guard let victim = pickVictim(for: id, rule: victims, includeInFlight: false) else {
                 let roomLater = !releaseOnCompletion.isEmpty || pickVictim(for: id, rule: victims, includeInFlight: true) != nil
-                if !roomLater { preempt(id) }
+                if roomLater {
+                    pageWaiters.insert(id)
+                    pageWaitTotal += 1
+                } else {
+                    preempt(id)
+                }
                 return false
             }
             preempt(victim)

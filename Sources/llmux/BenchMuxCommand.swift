@@ -141,7 +141,8 @@ struct BenchMuxCommand: ParsableCommand {
                                    perModel: ids.indices.map { index in
                                        LatencySummary(records.filter { $0.modelIndex == index }, duration: elapsed)
                                    }, preemptions: engine.schedulerState.preemptionTotal,
-                                   preemptedTokens: engine.schedulerState.preemptedTokenTotal))
+                                   preemptedTokens: engine.schedulerState.preemptedTokenTotal,
+                                   pageWaits: engine.schedulerState.pageWaitTotal))
                 report(MuxBenchResult.row(runs.last!))
                 _ = try save(runs)   // kept current, so a run cut short still leaves its results
             }

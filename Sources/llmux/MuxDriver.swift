@@ -109,6 +109,9 @@ struct MuxRun: Codable {
     /// them; nil in results written before they were counted.
     var preemptions: Int?
     var preemptedTokens: Int?
+    /// Times a running sequence waited a step for a free page, keeping its cache; nil in results
+    /// written before they were counted.
+    var pageWaits: Int?
 }
 
 /// The whole `bench mux` run.
@@ -141,28 +144,35 @@ struct MuxBenchResult: Codable {
         let o = run.overall
         let failed = o.failed > 0 ? " (\(o.failed) failed)" : ""
         let preempted = run.preemptions.map { String(format: " | %5d / %7d", $0, run.preemptedTokens ?? 0) } ?? ""
-        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%%@%@",
-                      run.alpha, run.policy.padding(toLength: 8, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
+        let waits = run.pageWaits.map { String(format: " | %10d", $0) } ?? ""
+        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%%@%@%@",
+                      run.alpha, run.policy.padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
                       o.requestsPerSecond, o.tokensPerSecond,
                       o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100,
-                      preempted, failed)
+                      preempted, waits, failed)
     }
+
+    /// Width of the policy column (`temporal-split`).
+    static let policyWidth = 14
 
     func table() -> String {
         var lines = checks.flatMap { [$0.summary] + $0.errors.prefix(8).map { "  " + $0 } }
         lines.append("device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))")
-        lines.append("alpha | policy   | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10 | preempted / tokens")
+        lines.append("alpha | " + "policy".padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0)
+                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10 | preempted / tokens | page waits")
         lines += runs.map(Self.row)
         lines.append("per model (req/s, SLO@5):")
         for run in runs {
             let cells = zip(models, run.perModel).map { name, summary in
                 summary.requests == 0 ? "\(name) -" : String(format: "%@ %.2f %3.0f%%", name, summary.requestsPerSecond, summary.sloAttainment5 * 100)
             }
-            lines.append("  " + String(format: "α=%.1f ", run.alpha) + run.policy.padding(toLength: 8, withPad: " ", startingAt: 0)
+            lines.append("  " + String(format: "α=%.1f ", run.alpha) + run.policy.padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0)
                          + String(format: " %4.1f/s: ", run.rate) + cells.joined(separator: " | "))
         }
+        // Policies in the order they first ran.
+        let policies = runs.map(\.policy).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         for alpha in alphas where runs.contains(where: { $0.policy == "mux" && $0.alpha == alpha }) {
-            for other in ["spatial", "temporal"] {
+            for other in policies where other != "mux" {
                 let pairs = runs.filter { $0.policy == other && $0.alpha == alpha }.compactMap { run -> String? in
                     guard let mux = runs.first(where: { $0.policy == "mux" && $0.rate == run.rate && $0.alpha == alpha }),
                           run.overall.tokensPerSecond > 0 else { return nil }
@@ -170,7 +180,7 @@ struct MuxBenchResult: Codable {
                 }
                 if !pairs.isEmpty { lines.append(String(format: "α=%.1f mux throughput over %@: ", alpha, other) + pairs.joined(separator: ", ")) }
             }
-            let holds = ["mux", "spatial", "temporal"].map { policy in
+            let holds = policies.map { policy in
                 String(format: "%@ %.1f/%.1f", policy, highestRate(policy: policy, alpha: alpha, scale: 5),
                        highestRate(policy: policy, alpha: alpha, scale: 10))
             }

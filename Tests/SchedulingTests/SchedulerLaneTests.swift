@@ -167,7 +167,6 @@ import Testing
         try s.add(sequence(1, a, prompt: 4))
         for job in s.schedule().jobs { complete(job, &s) }     // 1 decodes from here
         try s.add(sequence(2, a, prompt: 6))
-        try s.add(sequence(3, b, prompt: 6))
         let plan = s.schedule()
         #expect(plan.jobs.allSatisfy { $0.model == a && place($0) == [0, 0] })
         if separate {
@@ -177,12 +176,41 @@ import Testing
             #expect(plan.jobs.count == 1 && plan.jobs[0].sequences.map(\.sequenceID).sorted() == [SequenceID(1), SequenceID(2)])
         }
         #expect(s.isBusy(.unit))
+        try s.add(sequence(3, b, prompt: 6))
         complete(plan.jobs[0], &s)
         if separate {
             #expect(s.schedule().jobs.isEmpty, "the unit is free only once every job of the step has ended")
             complete(plan.jobs[1], &s)
         }
         #expect(s.schedule().jobs.map(\.model) == [b], "then the next model's turn")
+    }
+
+    /// A decode sequence that finds the pool full while other jobs are in flight keeps its cache
+    /// and waits; the page that comes free next is its, not a new prompt's. (Before, the prefill
+    /// lane admitted a prompt beside the busy decode lane and took the page, again and again.)
+    @Test func pagesThatComeFreeGoToWaitingDecodesBeforeAdmissions() throws {
+        var s = scheduler(.mux, pages: 6)
+        try s.add(sequence(1, a, prompt: 4, maxTokens: 20))
+        try s.add(sequence(2, a, prompt: 15, maxTokens: 20)) // 2 pages, a third at position 16
+        for job in s.schedule().jobs { complete(job, &s) }
+        try s.add(sequence(3, b, prompt: 8, maxTokens: 1))
+        try s.add(sequence(4, b, prompt: 15, maxTokens: 20))
+        let second = s.schedule()                              // a's decodes, b's prompts: the pool is full
+        #expect(second.jobs.map(\.phase) == [.prefill, .decode] && s.kvCache.freePageCount == 0)
+        complete(second.jobs[1], &s)
+        let third = s.schedule()                               // 2 needs a page: none free, b's prompts in flight
+        #expect(third.jobs.map { $0.sequences.map(\.sequenceID) } == [[SequenceID(1)]])
+        #expect(s.pageWaitTotal == 1 && s.preemptionTotal == 0)
+        complete(second.jobs[0], &s)
+        s.finish(SequenceID(3), reason: .length)               // a page comes free while a's lane is busy
+        try s.add(sequence(5, b, prompt: 8, maxTokens: 20))
+        let fourth = s.schedule()
+        #expect(!fourth.jobs.contains { $0.phase == .prefill }, "a prompt was admitted before the waiting decode")
+        #expect(s.waitingCount(b) == 1 && s.kvCache.freePageCount == 1)
+        complete(third.jobs[0], &s)
+        let fifth = s.schedule()
+        #expect(fifth.jobs.contains { $0.model == a && $0.sequences.contains { $0.sequenceID == SequenceID(2) } })
+        #expect(s.kvCache.freePageCount == 0 && s.preemptionTotal == 0)
     }
 
     @Test func abortOfAnInFlightSequenceFreesItsPagesWhenItsJobEnds() throws {
