@@ -120,6 +120,11 @@ extension Scheduler {
         let need = kvCache.pagesNeeded(tokens: tokens, model: model)
         // Pages that come free go to running sequences waiting for one first.
         if policy == .spatial ? pageWaiters.contains(where: { sequences[$0]?.model == model }) : !pageWaiters.isEmpty { return false }
+        // A model runs at most as many sequences as one of its jobs can carry: decode jobs take
+        // them oldest first, so beyond that the newest would get no token until older ones end.
+        // (A mixed step admits only within its own sequence limit anyway; `mux`'s prefill lane
+        // admitted past it beside the decode lane: 8B TPOT p99 125 ms at 60 requests/s on an H100.)
+        guard runningCount(model) < limits.maxSequencesPerStep else { return false }
         switch rule {
         case .pool:
             return true

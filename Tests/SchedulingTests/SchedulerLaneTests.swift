@@ -213,6 +213,24 @@ import Testing
         #expect(s.kvCache.freePageCount == 0 && s.preemptionTotal == 0)
     }
 
+    /// A model never runs more sequences than a job carries (16 here): `mux`'s prefill lane
+    /// admitted past that beside the decode lane, and the newest sequences then got no decode
+    /// step until older ones ended. The 17th waits and is admitted when one ends.
+    @Test func muxAdmitsNoMoreSequencesThanADecodeJobCarries() throws {
+        var s = scheduler(.mux, pages: 400, maxTokens: 256)
+        for id in 1...16 { try s.add(sequence(UInt64(id), a, prompt: 4)) }
+        for job in s.schedule().jobs { complete(job, &s) }     // 16 decoding
+        try s.add(sequence(17, a, prompt: 4))
+        let plan = s.schedule()
+        #expect(plan.jobs.map(\.phase) == [.decode] && plan.jobs[0].sequences.count == 16)
+        #expect(s.schedule().jobs.isEmpty, "admitted beside the busy decode lane")
+        #expect(s.waitingCount(a) == 1 && s.runningCount(a) == 16)
+        s.finish(SequenceID(1), reason: .abort)                   // its pages wait for the job
+        let next = s.schedule()
+        #expect(next.jobs.map(\.phase) == [.prefill] && next.jobs[0].sequences.map(\.sequenceID) == [SequenceID(17)])
+        complete(plan.jobs[0], &s)
+    }
+
     @Test func abortOfAnInFlightSequenceFreesItsPagesWhenItsJobEnds() throws {
         var s = scheduler(.mux, pages: 20, maxTokens: 256)
         try s.add(sequence(1, a, prompt: 20))
