@@ -9,6 +9,7 @@ extension Scheduler {
     public mutating func schedule(now: Double = 0) -> StepPlan {
         scheduledTokens = [:]
         chosen = []
+        laneStart = 0
         var budget = limits.maxTokensPerStep
         switch policy {
         case .temporal:
@@ -31,6 +32,7 @@ extension Scheduler {
         case .spatial:
             // A lane per model: one model's long job never holds back another's.
             for model in models where !isBusy(.model(model)) {
+                startLane()
                 var share = spatialTokenBudget[model]!
                 scheduleDecodes(of: model, budget: &share, victims: .sameModel)
                 schedulePrefills(of: model, budget: &share, admission: .strictQuota, victims: .sameModel)
@@ -39,8 +41,10 @@ extension Scheduler {
             quotas.adapt(now: now, interval: limits.quotaInterval, usedPages: kvCache.usedPagesByModel)
             // A decode lane per model: decode steps go on while the prefill lane is busy.
             for model in models where !isBusy(.decode(model)) {
+                startLane()
                 scheduleDecodes(of: model, budget: &budget, victims: .overQuotaFirst)
             }
+            startLane()
             if !isBusy(.prefill) { scheduleMuxPrefills(budget: &budget) }
         }
         var plan = makePlan(splitPhases: policy == .mux || (policy == .temporal && limits.separatesTemporalPhases))
@@ -50,6 +54,17 @@ extension Scheduler {
         chosen = []
         return plan
     }
+
+    /// Marks where the next lane's sequences start in `chosen`. On an asynchronous executor each
+    /// lane's job runs on its own, so the sequence limit holds per job: a full decode job of one
+    /// model must not leave the other lanes planned in the same call empty. A synchronous
+    /// executor runs the whole plan as one step, which the limit then bounds.
+    private mutating func startLane() {
+        if asynchronous { laneStart = chosen.count }
+    }
+
+    /// Whether the job being planned can take another sequence.
+    private var jobHasRoom: Bool { chosen.count - laneStart < limits.maxSequencesPerStep }
 
     /// The prefill lane of `mux`: the budget goes round-robin, the first model with prompt work
     /// gets first call on it. On an asynchronous executor only that model's job is planned (the
@@ -81,7 +96,7 @@ extension Scheduler {
     /// One token for each decoding sequence of `model` not in flight, in arrival order.
     private mutating func scheduleDecodes(of model: ModelID, budget: inout Int, victims: VictimRule) {
         for id in running where sequences[id]?.model == model && sequences[id]!.isDecoding {
-            guard budget > 0, chosen.count < limits.maxSequencesPerStep else { return }
+            guard budget > 0, jobHasRoom else { return }
             guard sequences[id]?.status == .running, ticketBySequence[id] == nil else { continue }  // preempted meanwhile, or busy
             guard reserveOrPreempt(id, tokens: sequences[id]!.computedCount + 1, victims: victims) else { continue }
             choose(id, tokens: 1)
@@ -93,7 +108,7 @@ extension Scheduler {
     private mutating func schedulePrefills(of model: ModelID, budget: inout Int, admission: AdmissionRule, victims: VictimRule) {
         let prefilling = running.filter { sequences[$0]?.model == model && !sequences[$0]!.isDecoding }
         for id in prefilling + Array(waiting[model]!) {
-            guard budget > 0, chosen.count < limits.maxSequencesPerStep else { return }
+            guard budget > 0, jobHasRoom else { return }
             guard let sequence = sequences[id], scheduledTokens[id] == nil, ticketBySequence[id] == nil else { continue }
             let chunk = min(sequence.pendingCount, budget)
             let tokens = sequence.computedCount + chunk

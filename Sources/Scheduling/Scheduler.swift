@@ -44,6 +44,9 @@ public struct Scheduler: Sendable {
     var scheduledTokens: [SequenceID: Int] = [:]
     /// Sequences chosen for the plan being built, in order (empty between calls to `schedule`).
     var chosen: [SequenceID] = []
+    /// Where the sequences of the lane being planned start in `chosen` (0 when the whole plan
+    /// runs as one step).
+    var laneStart = 0
     /// Where the next `mux` prefill round starts.
     var roundRobinStart = 0
     /// The ticket of the next job.

@@ -231,6 +231,18 @@ import Testing
         complete(plan.jobs[0], &s)
     }
 
+    /// On an asynchronous executor the sequence limit holds per job: a's full decode job (16
+    /// sequences, the limit) does not leave b's decode lane, planned in the same call, empty.
+    @Test func aFullDecodeJobLeavesOtherLanesTheirSequences() throws {
+        var s = scheduler(.mux, pages: 400)
+        for id in 1...16 { try s.add(sequence(UInt64(id), a, prompt: 4)) }
+        for id in 17...18 { try s.add(sequence(UInt64(id), b, prompt: 4)) }
+        for _ in 0..<2 { for job in s.schedule().jobs { complete(job, &s) } }   // a's prompts, then b's
+        let plan = s.schedule()
+        #expect(plan.jobs.map(\.phase) == [.decode, .decode])
+        #expect(plan.jobs.map(\.model) == [a, b] && plan.jobs.map(\.sequences.count) == [16, 2])
+    }
+
     @Test func abortOfAnInFlightSequenceFreesItsPagesWhenItsJobEnds() throws {
         var s = scheduler(.mux, pages: 20, maxTokens: 256)
         try s.add(sequence(1, a, prompt: 20))
