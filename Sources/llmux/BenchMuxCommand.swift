@@ -131,8 +131,9 @@ struct BenchMuxCommand: ParsableCommand {
                                         expectedRates: expected)
                 if let problem = engine.partitionError { report("no SM partitions: \(problem)") }
                 if !engine.partitionings.isEmpty { report("SM partitionings: \(engine.partitionings)") }
-                let (records, elapsed, steps) = try MuxDriver.run(engine: engine, models: ids, workload: workload, profiles: profiles,
-                                                                  timeLimit: duration * 4 + 30, tracer: tracer)
+                let outcome = try MuxDriver.run(engine: engine, models: ids, workload: workload, profiles: profiles,
+                                                timeLimit: duration * 4 + 30, window: duration, tracer: tracer)
+                let (records, elapsed, steps) = (outcome.records, outcome.seconds, outcome.trace)
                 if let trace, tracer != nil {
                     try StepTraceWriter.write(steps, to: StepTraceWriter.path(directory: trace, prefix: "bench", policy: policy.name, rate: rate))
                 }
@@ -142,7 +143,8 @@ struct BenchMuxCommand: ParsableCommand {
                                        LatencySummary(records.filter { $0.modelIndex == index }, duration: elapsed)
                                    }, preemptions: engine.schedulerState.preemptionTotal,
                                    preemptedTokens: engine.schedulerState.preemptedTokenTotal,
-                                   pageWaits: engine.schedulerState.pageWaitTotal))
+                                   pageWaits: engine.schedulerState.pageWaitTotal,
+                                   windowTokensPerSecond: Double(outcome.windowTokens) / duration))
                 report(MuxBenchResult.row(runs.last!))
                 _ = try save(runs)   // kept current, so a run cut short still leaves its results
             }

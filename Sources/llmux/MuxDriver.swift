@@ -42,9 +42,23 @@ struct SoloProfile: Codable {
 
 /// Replays a workload against an engine in real time: arrivals are added between steps.
 enum MuxDriver {
-    /// Returns the records, the run's seconds and, with a `tracer` (the engine's executor), every step.
+    /// What one replay gives.
+    struct Outcome {
+        /// One record per request.
+        var records: [RequestRecord] = []
+        /// Seconds from the first arrival's clock start to the end of the run.
+        var seconds = 0.0
+        /// Output tokens produced before `window` seconds.
+        var windowTokens = 0
+        /// Every step, with a tracer.
+        var trace: [StepTraceEntry] = []
+    }
+
+    /// Replays `workload`; tokens produced in the first `window` seconds (the arrival window) are
+    /// counted apart. With a `tracer` (the engine's executor) every step is recorded.
     static func run(engine: EngineCore, models: [ModelID], workload: [WorkloadRequest], profiles: [SoloProfile],
-                    timeLimit: Double, tracer: TracingExecutor? = nil) throws -> ([RequestRecord], Double, [StepTraceEntry]) {
+                    timeLimit: Double, window: Double, tracer: TracingExecutor? = nil) throws -> Outcome {
+        var windowTokens = 0
         var trace: [StepTraceEntry] = []
         var records: [RequestRecord] = []
         var indexBySequence: [SequenceID: Int] = [:]
@@ -83,6 +97,7 @@ enum MuxDriver {
                 guard let index = indexBySequence[event.sequenceID] else { continue }
                 if event.token != nil {
                     records[index].outputTokens += 1
+                    if stamp <= window { windowTokens += 1 }
                     if records[index].firstToken == nil { records[index].firstToken = stamp }
                 }
                 if event.finishReason != nil { records[index].finish = stamp }
@@ -93,7 +108,7 @@ enum MuxDriver {
         // is idle for the next run.
         for id in indexBySequence.keys { _ = engine.abort(id) }
         while engine.hasWork { _ = engine.step() }
-        return (records, Date().timeIntervalSince(start), trace)
+        return Outcome(records: records, seconds: Date().timeIntervalSince(start), windowTokens: windowTokens, trace: trace)
     }
 }
 
@@ -112,6 +127,12 @@ struct MuxRun: Codable {
     /// Times a running sequence waited a step for a free page, keeping its cache; nil in results
     /// written before they were counted.
     var pageWaits: Int?
+    /// Output tokens per second produced while arrivals lasted (the first `duration` seconds): the
+    /// rate the unit served at under load. Unlike `overall.tokensPerSecond` (all tokens over the
+    /// whole run) it is not set by the last long request decoding alone after the queue drained.
+    /// Where every policy keeps up it equals the offered load; above that it is the capacity.
+    /// Nil in results written before it was counted.
+    var windowTokensPerSecond: Double?
 }
 
 /// The whole `bench mux` run.
@@ -145,11 +166,12 @@ struct MuxBenchResult: Codable {
         let failed = o.failed > 0 ? " (\(o.failed) failed)" : ""
         let preempted = run.preemptions.map { String(format: " | %5d / %7d", $0, run.preemptedTokens ?? 0) } ?? ""
         let waits = run.pageWaits.map { String(format: " | %10d", $0) } ?? ""
-        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%%@%@%@",
+        let window = run.windowTokensPerSecond.map { String(format: " | %13.1f", $0) } ?? ""
+        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%%@%@%@%@",
                       run.alpha, run.policy.padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
                       o.requestsPerSecond, o.tokensPerSecond,
                       o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100,
-                      preempted, waits, failed)
+                      preempted, waits, window, failed)
     }
 
     /// Width of the policy column (`temporal-split`).
@@ -159,7 +181,7 @@ struct MuxBenchResult: Codable {
         var lines = checks.flatMap { [$0.summary] + $0.errors.prefix(8).map { "  " + $0 } }
         lines.append("device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))")
         lines.append("alpha | " + "policy".padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0)
-                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10 | preempted / tokens | page waits")
+                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10 | preempted / tokens | page waits | window tok/s")
         lines += runs.map(Self.row)
         lines.append("per model (req/s, SLO@5):")
         for run in runs {
@@ -176,7 +198,11 @@ struct MuxBenchResult: Codable {
                 let pairs = runs.filter { $0.policy == other && $0.alpha == alpha }.compactMap { run -> String? in
                     guard let mux = runs.first(where: { $0.policy == "mux" && $0.rate == run.rate && $0.alpha == alpha }),
                           run.overall.tokensPerSecond > 0 else { return nil }
-                    return String(format: "%.1f/s: %.2fx", run.rate, mux.overall.tokensPerSecond / run.overall.tokensPerSecond)
+                    var pair = String(format: "%.1f/s: %.2fx", run.rate, mux.overall.tokensPerSecond / run.overall.tokensPerSecond)
+                    if let muxWindow = mux.windowTokensPerSecond, let window = run.windowTokensPerSecond, window > 0 {
+                        pair += String(format: " (while arrivals last %.2fx)", muxWindow / window)
+                    }
+                    return pair
                 }
                 if !pairs.isEmpty { lines.append(String(format: "α=%.1f mux throughput over %@: ", alpha, other) + pairs.joined(separator: ", ")) }
             }
