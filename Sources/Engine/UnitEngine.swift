@@ -173,6 +173,10 @@ public struct UnitStats: Sendable, Equatable {
     public var totalPages = 0
     /// Pages of the pool each model draws from (its unit's pool).
     public var poolPages: [ModelID: Int] = [:]
+    /// Sequences preempted (cache dropped, recomputed later) since the unit started.
+    public var preemptions: [ModelID: Int] = [:]
+    /// Times a running sequence waited a step for a free KV page since the unit started.
+    public var pageWaits: [ModelID: Int] = [:]
 
     /// Empty statistics.
     public init() {}
@@ -184,6 +188,8 @@ public struct UnitStats: Sendable, Equatable {
             waiting[model.id] = scheduler.waitingCount(model.id)
             usedPages[model.id] = scheduler.kvCache.usedPagesByModel[model.id] ?? 0
             poolPages[model.id] = scheduler.kvCache.pool.pageCount
+            preemptions[model.id] = scheduler.preemptionsByModel[model.id] ?? 0
+            pageWaits[model.id] = scheduler.pageWaitsByModel[model.id] ?? 0
         }
         totalPages = scheduler.kvCache.pool.pageCount
     }

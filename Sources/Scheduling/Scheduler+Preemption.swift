@@ -31,7 +31,7 @@ extension Scheduler {
                 let roomLater = !releaseOnCompletion.isEmpty || pickVictim(for: id, rule: victims, includeInFlight: true) != nil
                 if roomLater {
                     pageWaiters.insert(id)
-                    pageWaitTotal += 1
+                    pageWaitsByModel[model, default: 0] += 1
                 } else {
                     preempt(id)
                 }

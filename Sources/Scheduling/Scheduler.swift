@@ -64,10 +64,14 @@ public struct Scheduler: Sendable {
     /// beside a busy decode lane could take each page that comes free, and the waiting sequence
     /// stall step after step.
     var pageWaiters: Set<SequenceID> = []
-    /// Times a running sequence waited a step for a page (for metrics and tests).
-    public internal(set) var pageWaitTotal = 0
-    /// Preemptions since the scheduler was made (for metrics and tests).
-    public internal(set) var preemptionTotal = 0
+    /// Times a running sequence of each model waited a step for a page (for metrics and tests).
+    public internal(set) var pageWaitsByModel: [ModelID: Int] = [:]
+    /// Preemptions of each model's sequences since the scheduler was made (for metrics and tests).
+    public internal(set) var preemptionsByModel: [ModelID: Int] = [:]
+    /// Times a running sequence waited a step for a page, all models.
+    public var pageWaitTotal: Int { pageWaitsByModel.values.reduce(0, +) }
+    /// Preemptions since the scheduler was made, all models.
+    public var preemptionTotal: Int { preemptionsByModel.values.reduce(0, +) }
     /// Tokens whose cache preemptions dropped (computed again when the sequences come back).
     public internal(set) var preemptedTokenTotal = 0
     /// Steps planned ahead of the samples of the step before (`scheduleAhead`), for tests and traces.
@@ -153,7 +157,7 @@ public struct Scheduler: Sendable {
         sequences[id]!.computedCount = 0
         sequences[id]!.status = .waiting
         sequences[id]!.preemptionCount += 1
-        preemptionTotal += 1
+        preemptionsByModel[sequences[id]!.model, default: 0] += 1
         waiting[sequences[id]!.model]!.prepend(id)
     }
 }

@@ -104,6 +104,10 @@ public final class ServerMetrics: Sendable {
         }
         header("llmux_kv_cache_used_pages", "gauge", "KV pages held by the model.")
         for model in all { out += "llmux_kv_cache_used_pages{\(label(model))} \(stats?.usedPages[ModelID(model)] ?? 0)\n" }
+        header("llmux_preemptions_total", "counter", "Sequences whose KV cache was dropped to make room (recomputed when they resume).")
+        for model in all { out += "llmux_preemptions_total{\(label(model))} \(stats?.preemptions[ModelID(model)] ?? 0)\n" }
+        header("llmux_kv_page_waits_total", "counter", "Steps a running sequence waited for a free KV page, keeping its cache.")
+        for model in all { out += "llmux_kv_page_waits_total{\(label(model))} \(stats?.pageWaits[ModelID(model)] ?? 0)\n" }
         header("llmux_kv_cache_pages", "gauge", "Pages in the shared KV pools of all units.")
         out += "llmux_kv_cache_pages \(total)\n"
         header("llmux_http_responses_total", "counter", "HTTP answers of the API routes by status.")

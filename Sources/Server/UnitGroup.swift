@@ -36,6 +36,8 @@ public final class UnitGroup: GenerationBackend {
             merged.waiting.merge(stats.waiting) { $0 + $1 }
             merged.usedPages.merge(stats.usedPages) { $0 + $1 }
             merged.poolPages.merge(stats.poolPages) { $0 + $1 }
+            merged.preemptions.merge(stats.preemptions) { $0 + $1 }
+            merged.pageWaits.merge(stats.pageWaits) { $0 + $1 }
             merged.totalPages += stats.totalPages
         }
         return merged

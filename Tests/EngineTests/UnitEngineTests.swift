@@ -66,6 +66,24 @@ import Testing
         unit.shutdown()
     }
 
+    /// The published statistics count each model's preemptions and page waits: twelve requests
+    /// that grow to 10 pages each on a 24-page pool cannot all keep their caches.
+    @Test func statsCountPreemptionsByModel() async throws {
+        let unit = UnitEngine(core: EngineCore(executor: FakeExecutor(models: Self.models, pageCount: 24), tokenizers: [:]))
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<12 {
+                let request = GenerationRequest(model: "a", promptTokens: (0..<10).map { TokenID($0 + index + 1) },
+                                                parameters: SamplingParameters(maxTokens: 30))
+                group.addTask { try await collect(unit.submit(request)).count }
+            }
+            for try await count in group { #expect(count == 30) }
+        }
+        let stats = unit.stats
+        #expect((stats.preemptions[ModelID("a")] ?? 0) > 0, "the pool was meant to force preemption")
+        #expect(stats.preemptions[ModelID("b")] == 0 && stats.pageWaits[ModelID("b")] == 0)
+        unit.shutdown()
+    }
+
     @Test func shutdownDrainsThenRefuses() async throws {
         let unit = UnitEngine(core: EngineCore(executor: FakeExecutor(models: Self.models, pageCount: 40), tokenizers: [:]))
         let running = unit.submit(GenerationRequest(model: "a", promptTokens: [1], parameters: SamplingParameters(maxTokens: 20)))
