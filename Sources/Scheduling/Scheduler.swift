@@ -62,7 +62,7 @@ public struct Scheduler: Sendable {
     /// wait for one (jobs in flight will free pages or victims). New sequences are not admitted
     /// while any waits (under `spatial`, any of the same model): otherwise a prompt admitted
     /// beside a busy decode lane could take each page that comes free, and the waiting sequence
-    /// stall step after step.
+    /// would stall step after step.
     var pageWaiters: Set<SequenceID> = []
     /// Times a running sequence of each model waited a step for a page (for metrics and tests).
     public internal(set) var pageWaitsByModel: [ModelID: Int] = [:]
