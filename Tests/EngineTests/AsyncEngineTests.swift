@@ -194,6 +194,11 @@ import Testing
         #expect(engine.schedulerState.kvCache.freePageCount == executor.pageCount, "pages leaked")
         #expect(finished.count == workload.prompts.count)
         #expect(engine.schedulerState.preemptionTotal > 0, "the workload was meant to force preemption")
+        if policy == .mux {
+            // Other lanes' jobs are in flight when a decode finds the pool full: the sequence waits
+            // for a page (holding back admissions) rather than preempting; that path is exercised.
+            #expect(engine.schedulerState.pageWaitTotal > 0, "no sequence ever waited for a page")
+        }
         for index in workload.prompts.indices where finished[index] != .abort {
             #expect(outputs[index] ?? [] == expected[index], "request \(index) differs from its synchronous solo run")
             #expect(finished[index] == .length)
