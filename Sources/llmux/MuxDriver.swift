@@ -167,7 +167,7 @@ struct MuxBenchResult: Codable {
         let preempted = run.preemptions.map { String(format: " | %5d / %7d", $0, run.preemptedTokens ?? 0) } ?? ""
         let waits = run.pageWaits.map { String(format: " | %10d", $0) } ?? ""
         let window = run.windowTokensPerSecond.map { String(format: " | %13.1f", $0) } ?? ""
-        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %4.0f%% | %4.0f%%%@%@%@%@",
+        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %5.1f%% | %5.1f%%%@%@%@%@",
                       run.alpha, run.policy.padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
                       o.requestsPerSecond, o.tokensPerSecond,
                       o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100,
@@ -181,7 +181,7 @@ struct MuxBenchResult: Codable {
         var lines = checks.flatMap { [$0.summary] + $0.errors.prefix(8).map { "  " + $0 } }
         lines.append("device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))")
         lines.append("alpha | " + "policy".padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0)
-                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms | SLO@5 | SLO@10 | preempted / tokens | page waits | window tok/s")
+                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms |  SLO@5 | SLO@10 | preempted / tokens | page waits | window tok/s")
         lines += runs.map(Self.row)
         lines.append("per model (req/s, SLO@5):")
         for run in runs {
