@@ -34,6 +34,8 @@ struct BenchMuxCommand: ParsableCommand {
     @Option(help: "Seconds of arrivals per run.") var duration = 20.0
     @Option(help: "Mean prompt length (ShareGPT: about 160).") var promptMean = 160.0
     @Option(help: "Mean output length (ShareGPT: about 340).") var outputMean = 340.0
+    @Option(help: "Longest prompt plus output of a request, in tokens (default: the smallest context of the models; MuxServe's evaluation kept ShareGPT requests of at most 2048).")
+    var maxTotalTokens: Int?
     @Option(help: "cpu or cuda[:N].") var device: DeviceChoice = .cpu
     @Option(help: "KV-cache memory of the unit (default 256MiB on the CPU, 16GiB on CUDA).") var kvCacheMemory: ByteSize?
     @Option(help: "Token budget of one step (default 512 on the CPU, 2048 on CUDA).") var maxTokensPerStep: Int?
@@ -68,7 +70,11 @@ struct BenchMuxCommand: ParsableCommand {
         if let partitioned { executor = partitioned } else if let tracer { executor = tracer } else { executor = runner }
         let limits = SchedulerLimits(maxTokensPerStep: stepTokens, maxSequencesPerStep: 256)
         let ids = checkpoints.map(\.0)
-        let maxTotal = checkpoints.map { $0.1.config.maxPositionEmbeddings }.min()!
+        let contextLimit = checkpoints.map { $0.1.config.maxPositionEmbeddings }.min()!
+        if let maxTotalTokens, maxTotalTokens < 2 || maxTotalTokens > contextLimit {
+            throw ValidationError("--max-total-tokens must be between 2 and the smallest context of the models (\(contextLimit))")
+        }
+        let maxTotal = maxTotalTokens ?? contextLimit
 
         let policyList = try policies.split(separator: ",").map { try BenchPolicy(String($0), limits: limits) }
         var checks: [MuxCheck.Outcome] = []
