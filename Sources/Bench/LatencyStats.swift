@@ -81,6 +81,25 @@ public struct LatencySummary: Sendable, Codable, Equatable {
     }
 }
 
+/// MuxServe's aggregate throughput (Duan et al. 2024; `benchmark/chatlmsys/plot.py` in
+/// hao-ai-lab/MuxServe): each model's throughput is its completed requests over its last finish
+/// time (seconds from run start), and the models' throughputs are averaged weighted by their
+/// request rates, Σ rᵢ·tptᵢ / Σ rᵢ. Unlike requests over the whole run, a model whose requests
+/// all end early is not charged for the time another model's last request takes. `rateShares`
+/// holds each model's rate (or share of the total rate), by model index; models without a
+/// completed request count as 0.
+public func muxServeThroughput(_ records: [RequestRecord], rateShares: [Double]) -> Double {
+    let totalRate = rateShares.reduce(0, +)
+    guard totalRate > 0 else { return 0 }
+    var weighted = 0.0
+    for (model, rate) in rateShares.enumerated() {
+        let done = records.filter { $0.modelIndex == model && !$0.failed }.compactMap(\.finish)
+        guard let last = done.max(), last > 0 else { continue }
+        weighted += rate * Double(done.count) / last
+    }
+    return weighted / totalRate
+}
+
 /// The p-th quantile by linear interpolation between order statistics (numpy's default); 0 for no data.
 public func percentile(_ values: [Double], _ p: Double) -> Double {
     guard !values.isEmpty else { return 0 }

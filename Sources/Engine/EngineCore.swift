@@ -95,7 +95,8 @@ public final class EngineCore {
         if parameters.seed == nil { parameters.seed = UInt64.random(in: 0...UInt64.max) }
         let id = SequenceID(nextSequence)
         nextSequence += 1
-        try scheduler.add(SequenceState(id: id, model: request.model, promptTokens: request.promptTokens, parameters: parameters))
+        try scheduler.add(SequenceState(id: id, model: request.model, promptTokens: request.promptTokens, parameters: parameters,
+                                        arrivalTime: secondsSinceStart(clock.now)))
         let detokenizer = tokenizers[request.model]?.makeDetokenizer(skipSpecialTokens: true)
         trackers[id] = OutputTracker(
             detokenizer: detokenizer, parameters: parameters, eosTokenIDs: model.eosTokenIDs,

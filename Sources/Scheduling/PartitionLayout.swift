@@ -98,16 +98,22 @@ public enum PartitionLayout {
         return prefill + decode
     }
 
-    /// The index (into `partitionings`) of the two-partition split of least `muxSplitCost`, the
-    /// first on ties; nil when `partitionings` holds no split after the whole device.
-    public static func bestMuxSplit(partitionings: [[Int]], waitingPrefillRequests: Int, decodingSequences: Int) -> Int? {
+    /// The index (into `partitionings`) of the two-partition split of least cost, the first on
+    /// ties; nil when `partitionings` holds no split after the whole device. The cost is
+    /// `muxSplitCost` with its prefill and decode terms multiplied by `prefillWeight` and
+    /// `decodeWeight` (how far each phase is behind its latency targets; 1 without targets).
+    public static func bestMuxSplit(partitionings: [[Int]], waitingPrefillRequests: Int, decodingSequences: Int,
+                                    prefillWeight: Double = 1, decodeWeight: Double = 1) -> Int? {
         guard partitionings.count > 1 else { return nil }
         let n = partitionings[0].reduce(0, +)
         var best: (index: Int, cost: Double)?
         for index in 1..<partitionings.count where partitionings[index].count == 2 {
             let split = partitionings[index]
-            let cost = muxSplitCost(waitingPrefillRequests: waitingPrefillRequests, decodingSequences: decodingSequences,
-                                    multiprocessorCount: n, prefillSMs: split[0], decodeSMs: split[1])
+            let prefill = muxSplitCost(waitingPrefillRequests: waitingPrefillRequests, decodingSequences: 0,
+                                       multiprocessorCount: n, prefillSMs: split[0], decodeSMs: split[1])
+            let decode = muxSplitCost(waitingPrefillRequests: 0, decodingSequences: decodingSequences,
+                                      multiprocessorCount: n, prefillSMs: split[0], decodeSMs: split[1])
+            let cost = prefillWeight * prefill + decodeWeight * decode
             if best == nil || cost < best!.cost { best = (index, cost) }
         }
         return best?.index

@@ -46,7 +46,9 @@ extension Scheduler {
         }
         guard !jobs.isEmpty else { return nil }
         var plan = StepPlan(jobs: jobs)
-        assignPartitions(&plan)
+        // Decode jobs only: they take the split in flight, which no latency pressure moves, so the
+        // time does not matter here.
+        assignPartitions(&plan, now: 0)
         register(&plan)
         plannedAheadTotal += 1
         return plan

@@ -52,14 +52,17 @@ extension Scheduler {
     /// - `mux`: prefill and decode of colocated models on different SM shares at once, as in
     ///   MuxServe (Duan et al. 2024). A prefill job launched while there is decode work takes
     ///   partition 0 of the split that `PartitionLayout.bestMuxSplit` picks for the prompt work
-    ///   that can start (`runnablePromptWorkCount`); decode jobs launched while it runs (or
+    ///   that can start (`runnablePromptWork`); decode jobs launched while it runs (or
     ///   planned with it) take partition 1 of the same split, so the split stays fixed until the
     ///   prefill job ends. With no decode work the
     ///   prefill job gets the whole device, and with no prefill job in flight decode jobs do too:
     ///   a partition nobody uses would be wasted SMs. (A decode job already running on the whole
     ///   device when a prefill job starts on a split overlaps it until it ends; the next decode
     ///   jobs take the split's decode partition.)
-    mutating func assignPartitions(_ plan: inout StepPlan) {
+    ///
+    /// With latency targets (`SchedulerLimits.latencyTargets`) the split's cost also weighs how
+    /// far prompts and decode steps are behind them at `now` (`latencyPressure`).
+    mutating func assignPartitions(_ plan: inout StepPlan, now: Double) {
         for index in plan.jobs.indices { (plan.jobs[index].partitioning, plan.jobs[index].partition) = (0, 0) }
         guard partitionings.count > 1 else { return }
         switch policy {
@@ -76,8 +79,15 @@ extension Scheduler {
             if plan.jobs.contains(where: { $0.phase == .prefill }) {
                 let decodeInFlight = inFlight.values.contains { $0.phase == .decode }
                 let decodeWork = decodeInFlight || plan.jobs.contains { $0.phase == .decode } || decodingCount > 0
-                split = decodeWork ? PartitionLayout.bestMuxSplit(
-                    partitionings: partitionings, waitingPrefillRequests: runnablePromptWorkCount, decodingSequences: decodingCount) : nil
+                if decodeWork {
+                    let runnable = runnablePromptWork
+                    let pressure = latencyPressure(now: now, runnable: runnable)
+                    split = PartitionLayout.bestMuxSplit(partitionings: partitionings, waitingPrefillRequests: runnable.count,
+                                                         decodingSequences: decodingCount,
+                                                         prefillWeight: pressure.prefill, decodeWeight: pressure.decode)
+                } else {
+                    split = nil
+                }
                 for index in plan.jobs.indices where plan.jobs[index].phase == .prefill {
                     if let split { (plan.jobs[index].partitioning, plan.jobs[index].partition) = (split, 0) }
                 }
@@ -92,24 +102,28 @@ extension Scheduler {
     /// Running sequences past their prompt (in flight or not): the decode load.
     var decodingCount: Int { running.count { sequences[$0]?.isDecoding == true } }
 
-    /// The prefill load that a larger prefill partition would serve sooner: sequences admitted
-    /// mid-prompt (those of the prefill job being planned included) and the waiting ones, in each
-    /// model's queue order, whose whole prompts fit in the pages still free. Requests waiting for
-    /// pages do not count: more SMs would not start them sooner, and under a full pool a queue of
-    /// hundreds of them would move every decode job onto the smallest decode partition.
-    var runnablePromptWorkCount: Int {
+    /// The prompt work that a larger prefill partition would serve sooner: sequences admitted
+    /// mid-prompt (those of the prefill job being planned included) and the waiting ones that
+    /// `admits` would take now, in each model's queue order: while their whole prompts fit in
+    /// the pages still free, their model runs fewer sequences than a job carries, and no running
+    /// sequence waits for a page (`admissionOpen`). Requests that cannot start do not count: more
+    /// SMs would not start them sooner, and under a full pool a queue of hundreds of them would
+    /// move every decode job onto the smallest decode partition.
+    var runnablePromptWork: [SequenceID] {
         var free = kvCache.freePageCount
-        var count = sequences.values.count { $0.status == .running && !$0.isDecoding }
-        for model in models {
+        var work = sequences.values.filter { $0.status == .running && !$0.isDecoding }.map(\.id)
+        for model in models where admissionOpen(model) {
+            var admitted = runningCount(model)
             for id in waiting[model] ?? [] {
-                guard let sequence = sequences[id] else { continue }
+                guard let sequence = sequences[id], admitted < limits.maxSequencesPerStep else { break }
                 let need = kvCache.pagesNeeded(tokens: sequence.tokenCount, model: model)
                 guard need <= free else { break }
                 free -= need
-                count += 1
+                admitted += 1
+                work.append(id)
             }
         }
-        return count
+        return work
     }
 }
 

@@ -48,8 +48,9 @@ extension Scheduler {
             if !isBusy(.prefill) { scheduleMuxPrefills(budget: &budget) }
         }
         var plan = makePlan(splitPhases: policy == .mux || (policy == .temporal && limits.separatesTemporalPhases))
-        assignPartitions(&plan)
+        assignPartitions(&plan, now: now)
         register(&plan)
+        if policy == .mux { noteDecodeLaunches(plan, now: now) }
         scheduledTokens = [:]
         chosen = []
         return plan
@@ -133,13 +134,7 @@ extension Scheduler {
         // Like vLLM, admission looks at the pages of this chunk only; growth past the share is
         // handled by preemption, which keeps memory busy at the price of occasional recompute.
         let need = kvCache.pagesNeeded(tokens: tokens, model: model)
-        // Pages that come free go to running sequences waiting for one first.
-        if policy == .spatial ? pageWaiters.contains(where: { sequences[$0]?.model == model }) : !pageWaiters.isEmpty { return false }
-        // A model runs at most as many sequences as one of its jobs can carry: decode jobs take
-        // them oldest first, so beyond that the newest would get no token until older ones end.
-        // (A mixed step admits only within its own sequence limit anyway; `mux`'s prefill lane
-        // admitted past it beside the decode lane: 8B TPOT p99 125 ms at 60 requests/s on an H100.)
-        guard runningCount(model) < limits.maxSequencesPerStep else { return false }
+        guard admissionOpen(model), runningCount(model) < limits.maxSequencesPerStep else { return false }
         switch rule {
         case .pool:
             return true
@@ -150,6 +145,17 @@ extension Scheduler {
             quotas.noteBlocked(model)
             return false
         }
+    }
+
+    /// Whether `model` may admit a sequence at all now (`admits`, and the prompt work the `mux`
+    /// split counts). Pages that come free go to running sequences waiting for one first (under
+    /// `spatial`, to those of the same model). Callers also hold a model to fewer running
+    /// sequences than one job carries: decode jobs take them oldest first, so beyond that the
+    /// newest would get no token until older ones end. (A mixed step admits only within its own
+    /// sequence limit anyway; `mux`'s prefill lane admitted past it beside the decode lane: 8B
+    /// TPOT p99 125 ms at 60 requests/s on an H100.)
+    func admissionOpen(_ model: ModelID) -> Bool {
+        policy == .spatial ? !pageWaiters.contains { sequences[$0]?.model == model } : pageWaiters.isEmpty
     }
 
     private mutating func choose(_ id: SequenceID, tokens: Int) {

@@ -74,6 +74,11 @@ public struct Scheduler: Sendable {
     public var preemptionTotal: Int { preemptionsByModel.values.reduce(0, +) }
     /// Tokens whose cache preemptions dropped (computed again when the sequences come back).
     public internal(set) var preemptedTokenTotal = 0
+    /// When each model's last decode job launched under `mux`, while its decode work goes on.
+    var lastDecodeLaunch: [ModelID: Double] = [:]
+    /// Seconds between each model's last two decode job launches under `mux`: the time its
+    /// sequences wait per token now (`latencyPressure`).
+    public internal(set) var decodeTokenInterval: [ModelID: Double] = [:]
     /// Steps planned ahead of the samples of the step before (`scheduleAhead`), for tests and traces.
     public internal(set) var plannedAheadTotal = 0
 

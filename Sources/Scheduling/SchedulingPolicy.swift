@@ -26,12 +26,29 @@ public struct SchedulerLimits: Sendable, Equatable {
     /// `gen_temporal_cfg_from_muxserve_cfg` in hao-ai-lab/MuxServe).
     /// Off by default: a mixed job reads the weights once for both, the stronger baseline.
     public var separatesTemporalPhases: Bool
+    /// Latency targets by model, which `mux` weighs when it picks an SM split (a model without
+    /// one, or a target not yet missed, leaves the split to the queue lengths).
+    public var latencyTargets: [ModelID: LatencyTargets]
     /// Limits; the defaults suit the CPU backend.
     public init(maxTokensPerStep: Int = 512, maxSequencesPerStep: Int = 64, quotaInterval: Double = 2,
-                separatesTemporalPhases: Bool = false) {
+                separatesTemporalPhases: Bool = false, latencyTargets: [ModelID: LatencyTargets] = [:]) {
         self.maxTokensPerStep = maxTokensPerStep
         self.maxSequencesPerStep = maxSequencesPerStep
         self.quotaInterval = quotaInterval
         self.separatesTemporalPhases = separatesTemporalPhases
+        self.latencyTargets = latencyTargets
+    }
+}
+
+/// A model's latency objectives (its SLO), in seconds.
+public struct LatencyTargets: Sendable, Equatable, Codable {
+    /// Time from a request's arrival to its first token.
+    public var timeToFirstToken: Double?
+    /// Time between output tokens.
+    public var timePerOutputToken: Double?
+    /// Targets; nil leaves that one unset.
+    public init(timeToFirstToken: Double? = nil, timePerOutputToken: Double? = nil) {
+        self.timeToFirstToken = timeToFirstToken
+        self.timePerOutputToken = timePerOutputToken
     }
 }

@@ -28,13 +28,17 @@ public struct SequenceState: Sendable {
     public internal(set) var status: SequenceStatus = .waiting
     /// How many times the sequence was preempted (its cache dropped and recomputed).
     public internal(set) var preemptionCount = 0
+    /// When it arrived, in the clock of `Scheduler.schedule(now:)`: its wait for a first token
+    /// counts from here.
+    public let arrivalTime: Double
 
-    /// A waiting sequence.
-    public init(id: SequenceID, model: ModelID, promptTokens: [TokenID], parameters: SamplingParameters) {
+    /// A waiting sequence that arrived at `arrivalTime` (seconds, the clock `schedule(now:)` gets).
+    public init(id: SequenceID, model: ModelID, promptTokens: [TokenID], parameters: SamplingParameters, arrivalTime: Double = 0) {
         self.id = id
         self.model = model
         self.promptTokens = promptTokens
         self.parameters = parameters
+        self.arrivalTime = arrivalTime
     }
 
     /// Prompt plus output.

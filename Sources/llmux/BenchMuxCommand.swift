@@ -27,7 +27,7 @@ struct BenchMuxCommand: ParsableCommand {
 
     @Option(name: .customLong("model"), help: "NAME=PATH of a checkpoint (repeat); default: four built-in sizes.")
     var models: [String] = []
-    @Option(help: "Comma-separated policies: mux, spatial, temporal, and temporal-split (temporal with prompt and decode work in separate jobs, as MuxServe's evaluation ran its temporal baseline).")
+    @Option(help: "Comma-separated policies: mux, spatial, temporal, temporal-split (temporal with prompt and decode work in separate jobs, as MuxServe's evaluation ran its temporal baseline), and mux-slo (mux given each model's latency targets at the SLO scale of 5: 5x its solo first-token time for a mean prompt and 5x its solo decode step, which its SM split then weighs).")
     var policies = "mux,spatial,temporal"
     @Option(help: "Comma-separated total request rates (requests/s over all models).") var rates = "1,2,4"
     @Option(help: "Comma-separated power-law exponents of model popularity (one sweep of rates each).") var alpha = "2.1"
@@ -133,7 +133,13 @@ struct BenchMuxCommand: ParsableCommand {
             for policy in policyList {
                 report("alpha \(alpha), policy \(policy.name), rate \(rate)/s: \(workload.count) requests …")
                 let expected = Dictionary(uniqueKeysWithValues: zip(ids, spec.rateShares.map { $0 * rate }))
-                let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy.policy, limits: policy.limits,
+                var policyLimits = policy.limits
+                if policy.followsLatencyTargets {
+                    policyLimits.latencyTargets = Dictionary(uniqueKeysWithValues: zip(ids, profiles.map {
+                        $0.latencyTargets(scale: BenchPolicy.targetScale, promptLength: Int(promptMean))
+                    }))
+                }
+                let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy.policy, limits: policyLimits,
                                         expectedRates: expected)
                 if let problem = engine.partitionError { report("no SM partitions: \(problem)") }
                 if !engine.partitionings.isEmpty { report("SM partitionings: \(engine.partitionings)") }
@@ -150,7 +156,8 @@ struct BenchMuxCommand: ParsableCommand {
                                    }, preemptions: engine.schedulerState.preemptionTotal,
                                    preemptedTokens: engine.schedulerState.preemptedTokenTotal,
                                    pageWaits: engine.schedulerState.pageWaitTotal,
-                                   windowTokensPerSecond: Double(outcome.windowTokens) / duration))
+                                   windowTokensPerSecond: Double(outcome.windowTokens) / duration,
+                                   muxServeRequestsPerSecond: muxServeThroughput(records, rateShares: spec.rateShares)))
                 report(MuxBenchResult.row(runs.last!))
                 _ = try save(runs)   // kept current, so a run cut short still leaves its results
             }
@@ -169,17 +176,24 @@ struct BenchMuxCommand: ParsableCommand {
         let policy: SchedulingPolicy
         /// The scheduler's limits under it.
         let limits: SchedulerLimits
+        /// The scheduler gets each model's latency targets (at `targetScale`, from the solo profiles).
+        var followsLatencyTargets = false
+        /// The SLO scale of `mux-slo`'s targets: the tighter of the two the table reports.
+        static let targetScale = 5.0
 
-        /// `name` is a policy's raw value, or `temporal-split`.
+        /// `name` is a policy's raw value, `temporal-split` or `mux-slo`.
         init(_ name: String, limits: SchedulerLimits) throws {
             var limits = limits
             if name == "temporal-split" {
                 policy = .temporal
                 limits.separatesTemporalPhases = true
+            } else if name == "mux-slo" {
+                policy = .mux
+                followsLatencyTargets = true
             } else if let known = SchedulingPolicy(rawValue: name) {
                 policy = known
             } else {
-                throw ValidationError("unknown policy \(name) (mux, spatial, temporal, temporal-split)")
+                throw ValidationError("unknown policy \(name) (mux, spatial, temporal, temporal-split, mux-slo)")
             }
             self.name = name
             self.limits = limits

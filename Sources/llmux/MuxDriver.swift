@@ -17,6 +17,13 @@ struct SoloProfile: Codable {
         prefillBase + prefillPerToken * Double(prompt) + decodeStep * Double(max(0, output - 1))
     }
 
+    /// Latency targets at `scale` times the solo latencies: the first token of a `promptLength`
+    /// prompt, and one decode step.
+    func latencyTargets(scale: Double, promptLength: Int) -> LatencyTargets {
+        LatencyTargets(timeToFirstToken: scale * (prefillBase + prefillPerToken * Double(promptLength)),
+                       timePerOutputToken: scale * decodeStep)
+    }
+
     static func measure(runner: ModelRunner, model: ModelID, promptMean: Int) throws -> SoloProfile {
         func time(prompt: Int, output: Int) throws -> (first: Double, total: Double) {
             let engine = EngineCore(executor: runner, tokenizers: [:], limits: SchedulerLimits(maxTokensPerStep: 8192))
@@ -133,6 +140,10 @@ struct MuxRun: Codable {
     /// Where every policy keeps up it equals the offered load; above that it is the capacity.
     /// Nil in results written before it was counted.
     var windowTokensPerSecond: Double?
+    /// MuxServe's aggregate throughput (`muxServeThroughput`): each model's completed requests
+    /// over its own last finish, averaged weighted by rate. Nil in results written before it was
+    /// counted.
+    var muxServeRequestsPerSecond: Double?
 }
 
 /// The whole `bench mux` run.
@@ -167,11 +178,12 @@ struct MuxBenchResult: Codable {
         let preempted = run.preemptions.map { String(format: " | %5d / %7d", $0, run.preemptedTokens ?? 0) } ?? ""
         let waits = run.pageWaits.map { String(format: " | %10d", $0) } ?? ""
         let window = run.windowTokensPerSecond.map { String(format: " | %13.1f", $0) } ?? ""
-        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %5.1f%% | %5.1f%%%@%@%@%@",
+        let muxServe = run.muxServeRequestsPerSecond.map { String(format: " | %13.2f", $0) } ?? ""
+        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %5.1f%% | %5.1f%%%@%@%@%@%@",
                       run.alpha, run.policy.padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
                       o.requestsPerSecond, o.tokensPerSecond,
                       o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100,
-                      preempted, waits, window, failed)
+                      preempted, waits, window, muxServe, failed)
     }
 
     /// Width of the policy column (`temporal-split`).
@@ -181,7 +193,7 @@ struct MuxBenchResult: Codable {
         var lines = checks.flatMap { [$0.summary] + $0.errors.prefix(8).map { "  " + $0 } }
         lines.append("device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))")
         lines.append("alpha | " + "policy".padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0)
-                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms |  SLO@5 | SLO@10 | preempted / tokens | page waits | window tok/s")
+                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms |  SLO@5 | SLO@10 | preempted / tokens | page waits | window tok/s | MuxServe req/s")
         lines += runs.map(Self.row)
         lines.append("per model (req/s, SLO@5):")
         for run in runs {
@@ -201,6 +213,9 @@ struct MuxBenchResult: Codable {
                     var pair = String(format: "%.1f/s: %.2fx", run.rate, mux.overall.tokensPerSecond / run.overall.tokensPerSecond)
                     if let muxWindow = mux.windowTokensPerSecond, let window = run.windowTokensPerSecond, window > 0 {
                         pair += String(format: " (while arrivals last %.2fx)", muxWindow / window)
+                    }
+                    if let muxServe = mux.muxServeRequestsPerSecond, let other = run.muxServeRequestsPerSecond, other > 0 {
+                        pair += String(format: " (MuxServe's metric %.2fx)", muxServe / other)
                     }
                     return pair
                 }

@@ -43,4 +43,27 @@ import Testing
         #expect(abs(summary.ttftP50 - 1.25) < 1e-12)  // ttfts 0.5 and 2.0
         #expect(abs(percentile([1, 2, 3, 4], 0.5) - 2.5) < 1e-12)
     }
+
+    /// MuxServe's metric: per model, completed requests over that model's last finish, weighted
+    /// by rate; computed by hand for three models.
+    @Test func muxServeThroughputWeighsEachModelsOwnMakespanByRate() {
+        func record(_ model: Int, finish: Double?, failed: Bool = false) -> RequestRecord {
+            var record = RequestRecord(modelIndex: model, arrival: 0, promptTokens: 4, soloLatency: 1)
+            record.finish = finish
+            record.failed = failed
+            return record
+        }
+        let records = [
+            record(0, finish: 2), record(0, finish: 4), record(0, finish: 8),  // 3 requests / 8 s
+            record(1, finish: 1), record(1, finish: 2), record(1, finish: 30, failed: true),  // 2 / 2 s; the failed one does not count
+            record(2, finish: nil),  // nothing completed: 0
+        ]
+        let perModel: [Double] = [3.0 / 8, 2.0 / 2, 0]
+        let expected: Double = (3 * perModel[0] + 1 * perModel[1] + 1 * perModel[2]) / 5
+        #expect(abs(muxServeThroughput(records, rateShares: [3, 1, 1]) - expected) < 1e-12)
+        // Only the ratio of the rates matters.
+        #expect(abs(muxServeThroughput(records, rateShares: [0.6, 0.2, 0.2]) - expected) < 1e-12)
+        // Requests over the whole run would give 5 / 30 for the same records: a different figure.
+        #expect(abs(muxServeThroughput(records, rateShares: [3, 1, 1]) - 5.0 / 30) > 0.1)
+    }
 }

@@ -73,6 +73,22 @@ import Testing
                                              prefillSMs: 96, decodeSMs: 32) == 2)
     }
 
+    /// Latency weights multiply the two terms of the cost (132 SMs: splits [64, 64], [80, 48],
+    /// [96, 32], [112, 16]). Two prompts and two decoding sequences pick 80 prefill SMs; doubling
+    /// the decode term picks 64, tripling the prefill term 96; weights of 1 change nothing.
+    @Test func latencyWeightsMoveTheSplitTowardTheLaggingPhase() throws {
+        let partitionings = [[132]] + PartitionLayout.muxSplits(multiprocessorCount: 132)
+        func prefillSMs(prefillWeight: Double = 1, decodeWeight: Double = 1) throws -> Int {
+            let index = try #require(PartitionLayout.bestMuxSplit(partitionings: partitionings, waitingPrefillRequests: 2, decodingSequences: 2,
+                                                                  prefillWeight: prefillWeight, decodeWeight: decodeWeight))
+            return partitionings[index][0]
+        }
+        #expect(try prefillSMs() == 80)
+        #expect(try prefillSMs(decodeWeight: 2) == 64)
+        #expect(try prefillSMs(prefillWeight: 3) == 96)
+        #expect(try prefillSMs(prefillWeight: 2, decodeWeight: 2) == 80)
+    }
+
     @Test func muxSplitChoiceFollowsTheLoad() throws {
         let partitionings = [[132]] + PartitionLayout.muxSplits(multiprocessorCount: 132)
         func prefillSMs(waiting: Int, decoding: Int) throws -> Int {

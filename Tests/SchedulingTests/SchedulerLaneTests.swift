@@ -8,16 +8,17 @@ import Testing
 @Suite struct SchedulerLaneTests {
     let a = ModelID("a"), b = ModelID("b")
 
-    func scheduler(_ policy: SchedulingPolicy, pages: Int = 100, maxTokens: Int = 64, multiprocessors: Int = 132,
-                   separatesTemporalPhases: Bool = false) -> Scheduler {
+    func scheduler(_ policy: SchedulingPolicy, pages: Int = 100, maxTokens: Int = 64, maxSequences: Int = 16, multiprocessors: Int = 132,
+                   separatesTemporalPhases: Bool = false, latencyTargets: [ModelID: LatencyTargets] = [:]) -> Scheduler {
         let models = [a, b].map {
             ModelDescriptor(id: $0, contextLength: 4096, vocabularySize: 100, eosTokenIDs: [],
                             kvShape: KVCacheShape(layerCount: 1, kvHeadCount: 1, headDim: 1, bytesPerElement: 4))
         }
         let layouts = multiprocessors > 0
             ? PartitionLayout.layouts(policy: policy, multiprocessorCount: multiprocessors, models: models, expectedRates: [:]) : []
-        return Scheduler(policy: policy, limits: SchedulerLimits(maxTokensPerStep: maxTokens, maxSequencesPerStep: 16, quotaInterval: 0,
-                                                                 separatesTemporalPhases: separatesTemporalPhases),
+        return Scheduler(policy: policy, limits: SchedulerLimits(maxTokensPerStep: maxTokens, maxSequencesPerStep: maxSequences, quotaInterval: 0,
+                                                                 separatesTemporalPhases: separatesTemporalPhases,
+                                                                 latencyTargets: latencyTargets),
                          kvCache: KVCacheManager(pageCount: pages, tokensPerPageByModel: [a: 8, b: 8]),
                          partitionings: layouts, asynchronous: true)
     }
@@ -71,6 +72,89 @@ import Testing
         let alone = try split(blockedPrompts: 0)
         #expect(alone.count == 2)
         #expect(try split(blockedPrompts: 200) == alone)
+    }
+
+    /// Prompts of a model that runs a full job's worth of sequences cannot start either (the
+    /// same rule as admission, `admissionOpen` and the sequence limit): 10 of a's waiting
+    /// beside b's one leave the split where b's prompt alone puts it. Counted, they would give
+    /// prefill 96 of 132 SMs instead of 64.
+    @Test func muxSplitIgnoresPromptsOfAModelAtItsSequenceLimit() throws {
+        func prefillSMs(blockedPrompts: Int) throws -> Int {
+            var s = scheduler(.mux, pages: 400, maxSequences: 2)
+            for id in 1...2 { try s.add(sequence(UInt64(id), a, prompt: 4)) }
+            for job in s.schedule().jobs { complete(job, &s) }     // a runs 2 sequences: its limit
+            try s.add(sequence(10, b, prompt: 4))
+            for index in 0..<blockedPrompts { try s.add(sequence(UInt64(100 + index), a, prompt: 4)) }
+            let plan = s.schedule()
+            let prefill = try #require(plan.jobs.first { $0.phase == .prefill })
+            #expect(prefill.model == b && s.waitingCount(a) == blockedPrompts)
+            return s.partitionings[prefill.partitioning][0]
+        }
+        #expect(try prefillSMs(blockedPrompts: 0) == 64)
+        #expect(try prefillSMs(blockedPrompts: 10) == 64)
+    }
+
+    /// A prompt waiting past its model's first-token target pulls the split toward prefill: one
+    /// prompt beside four decoding sequences gets half the device, but 2 s into a wait with a
+    /// 0.1 s target (weight 20 on the prefill term) it gets 96 of 132 SMs.
+    @Test func muxSplitLeansTowardPrefillForPromptsPastTheirFirstTokenTarget() throws {
+        func prefillSMs(targets: [ModelID: LatencyTargets]) throws -> Int {
+            var s = scheduler(.mux, latencyTargets: targets)
+            for id in 1...4 { try s.add(sequence(UInt64(id), b, prompt: 4)) }
+            for job in s.schedule(now: 0).jobs { complete(job, &s) }    // b: 4 sequences decoding
+            try s.add(SequenceState(id: SequenceID(10), model: a, promptTokens: [1, 1, 1, 1],
+                                    parameters: SamplingParameters(maxTokens: 10), arrivalTime: 0))
+            let plan = s.schedule(now: 2)
+            let prefill = try #require(plan.jobs.first { $0.phase == .prefill })
+            #expect(prefill.model == a)
+            return s.partitionings[prefill.partitioning][0]
+        }
+        #expect(try prefillSMs(targets: [:]) == 64)
+        #expect(try prefillSMs(targets: [a: LatencyTargets(timeToFirstToken: 0.1)]) == 96)
+        // A target the wait has not passed changes nothing, nor does one for another model.
+        #expect(try prefillSMs(targets: [a: LatencyTargets(timeToFirstToken: 5)]) == 64)
+        #expect(try prefillSMs(targets: [b: LatencyTargets(timeToFirstToken: 0.1)]) == 64)
+    }
+
+    /// Decode steps slower than a model's per-token target pull the split toward decode: four
+    /// prompts beside one decoding sequence get 96 SMs, but when b's decode jobs launch 0.1 s
+    /// apart against a 0.01 s target (weight 10 on the decode term) prefill gets half.
+    @Test func muxSplitLeansTowardDecodeWhenTokensComeSlowerThanTheirTarget() throws {
+        func prefillSMs(targets: [ModelID: LatencyTargets]) throws -> Int {
+            var s = scheduler(.mux, latencyTargets: targets)
+            try s.add(sequence(1, b, prompt: 4))
+            for job in s.schedule(now: 0).jobs { complete(job, &s) }    // b's prompt
+            for now in [0.0, 0.1] {                                     // two decode steps 0.1 s apart
+                let plan = s.schedule(now: now)
+                #expect(plan.jobs.map(\.phase) == [.decode])
+                for job in plan.jobs { complete(job, &s) }
+            }
+            #expect(abs((s.decodeTokenInterval[b] ?? 0) - 0.1) < 1e-12)
+            for id in 10...13 { try s.add(sequence(UInt64(id), a, prompt: 4)) }
+            let plan = s.schedule(now: 0.2)
+            let prefill = try #require(plan.jobs.first { $0.phase == .prefill })
+            #expect(prefill.sequences.count == 4)
+            return s.partitionings[prefill.partitioning][0]
+        }
+        #expect(try prefillSMs(targets: [:]) == 96)
+        #expect(try prefillSMs(targets: [b: LatencyTargets(timePerOutputToken: 0.01)]) == 64)
+        #expect(try prefillSMs(targets: [b: LatencyTargets(timePerOutputToken: 1)]) == 96)
+    }
+
+    /// An idle gap in a model's decode work is not read as a slow token: once its decode lane is
+    /// free with nothing to decode, the next launch starts a new measurement.
+    @Test func decodeTokenIntervalRestartsAfterTheDecodeWorkStops() throws {
+        var s = scheduler(.mux)
+        try s.add(sequence(1, b, prompt: 4, maxTokens: 3))
+        for now in [0.0, 0.1, 0.2] { for job in s.schedule(now: now).jobs { complete(job, &s) } }  // prompt, two decodes
+        #expect(s.sequences[SequenceID(1)]?.outputTokens.count == 3)
+        s.finish(SequenceID(1), reason: .length)
+        #expect(abs((s.decodeTokenInterval[b] ?? 0) - 0.1) < 1e-12)
+        #expect(s.schedule(now: 5).jobs.isEmpty)
+        #expect(s.decodeTokenInterval[b] == nil)
+        try s.add(sequence(2, b, prompt: 4))
+        for now in [9.0, 9.5, 9.52] { for job in s.schedule(now: now).jobs { complete(job, &s) } }
+        #expect(abs((s.decodeTokenInterval[b] ?? 0) - 0.02) < 1e-12, "measured from the first launch after the gap")
     }
 
     @Test func muxLongPrefillDoesNotHoldBackAnotherModelsDecodes() throws {
