@@ -48,6 +48,12 @@ struct ServeCommand: AsyncParsableCommand {
     var maxSequencesPerStep = 64
     @Option(help: "CPU threads for the kernels (default: all cores).")
     var threads: Int?
+    @Option(help: ArgumentHelp("Time-to-first-token target of every model, in ms (a model's slo_ttft_ms in --config overrides it).",
+                               discussion: "Under --policy mux on a GPU, prompts waiting past their target give prefill jobs a larger SM partition."))
+    var sloTtftMs: Double?
+    @Option(help: ArgumentHelp("Time-per-output-token target of every model, in ms (a model's slo_tpot_ms in --config overrides it).",
+                               discussion: "Under --policy mux on a GPU, a model whose tokens come slower than its target gives decode jobs a larger SM partition."))
+    var sloTpotMs: Double?
 
     func validate() throws {
         if config != nil {
@@ -68,6 +74,9 @@ struct ServeCommand: AsyncParsableCommand {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
         if let maxTokensPerStep, maxTokensPerStep < 1 { throw ValidationError("--max-tokens-per-step must be at least 1") }
+        for (flag, value) in [("--slo-ttft-ms", sloTtftMs), ("--slo-tpot-ms", sloTpotMs)] {
+            if let value, !(value > 0) { throw ValidationError("\(flag) must be a positive number of milliseconds") }
+        }
     }
 
     func run() async throws {
@@ -91,15 +100,19 @@ struct ServeCommand: AsyncParsableCommand {
                                   policy: SchedulingPolicy(rawValue: policy)!)]
         }
         let (tokensPerStep, sequencesPerStep, threads) = (maxTokensPerStep, maxSequencesPerStep, self.threads)
+        let (ttft, tpot) = (sloTtftMs, sloTpotMs)
         try await LLMuxServer.run(configuration: configuration) {
-            try loadUnits(units, tokensPerStep: tokensPerStep, sequencesPerStep: sequencesPerStep, threads: threads)
+            try loadUnits(units, tokensPerStep: tokensPerStep, sequencesPerStep: sequencesPerStep, threads: threads,
+                          defaultTargets: (ttft, tpot))
         }
     }
 }
 
 /// Opens every unit's checkpoints and tokenizers and starts one engine loop per unit.
 /// `tokensPerStep` nil: each unit's device default (`DeviceChoice.defaultTokensPerStep`).
-private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPerStep: Int, threads: Int?) throws -> ServerState.Loaded {
+/// `defaultTargets` (milliseconds) apply to models whose entry sets no latency target of its own.
+private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPerStep: Int, threads: Int?,
+                       defaultTargets: (ttft: Double?, tpot: Double?)) throws -> ServerState.Loaded {
     var engines: [any GenerationBackend] = []
     var served: [ServedModel] = []
     var modelsByUnit: [[ModelID]] = []
@@ -125,7 +138,21 @@ private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPe
         let rates = Dictionary(uniqueKeysWithValues: unit.models.compactMap { model in model.rate.map { (ModelID(model.name), $0) } })
         // On a GPU the unit runs jobs asynchronously on SM partitions chosen by the policy.
         let executor: any ModelExecutor = PartitionedRunner.wrapping(runner) ?? runner
-        let limits = SchedulerLimits(maxTokensPerStep: tokensPerStep ?? device.defaultTokensPerStep, maxSequencesPerStep: sequencesPerStep)
+        let targets = Dictionary(uniqueKeysWithValues: unit.models.compactMap { model in
+            model.latencyTargets(defaultTTFTMilliseconds: defaultTargets.ttft, defaultTPOTMilliseconds: defaultTargets.tpot)
+                .map { (ModelID(model.name), $0) }
+        })
+        let limits = SchedulerLimits(maxTokensPerStep: tokensPerStep ?? device.defaultTokensPerStep, maxSequencesPerStep: sequencesPerStep,
+                                     latencyTargets: targets)
+        if !targets.isEmpty {
+            let listed = targets.sorted { $0.key.name < $1.key.name }.map { model, target in
+                let parts = [target.timeToFirstToken.map { "TTFT \(Int(($0 * 1000).rounded())) ms" },
+                             target.timePerOutputToken.map { "TPOT \(Int(($0 * 1000).rounded())) ms" }].compactMap { $0 }
+                return "\(model.name) \(parts.joined(separator: ", "))"
+            }
+            let use = unit.policy == .mux ? "mux weighs them in its SM split on a GPU" : "only --policy mux uses them"
+            report("unit \(index) latency targets (\(use)): \(listed.joined(separator: "; "))")
+        }
         let core = EngineCore(executor: executor, tokenizers: tokenizers, policy: unit.policy, limits: limits, expectedRates: rates)
         if let problem = core.partitionError {
             report("warning: unit \(index) runs without SM partitions (every job on the whole device): \(problem)")

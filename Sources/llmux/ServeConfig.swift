@@ -13,7 +13,8 @@ import Yams
 /// kv_cache_memory: 1GiB    # default KV pool of each unit
 /// models:
 ///   - {name: llama, path: /models/llama, rate: 2.0}   # rate: expected requests/s (initial quotas)
-///   - {name: qwen, path: /models/qwen, rate: 0.5}
+///   - {name: qwen, path: /models/qwen, rate: 0.5, slo_ttft_ms: 500, slo_tpot_ms: 50}
+///     # slo_*: latency targets (first token, per output token) that mux's SM split weighs
 /// units:                   # optional; default: one unit with every model
 ///   - {devices: [cpu], models: [llama, qwen], kv_cache_memory: 512MiB, policy: mux}
 /// ```
@@ -22,7 +23,12 @@ struct ServeConfig: Decodable, Equatable {
         var name: String
         var path: String
         var rate: Double?
-        enum CodingKeys: String, CodingKey { case name, path, rate, expectedRate = "expected_rate" }
+        /// Latency targets in milliseconds (nil: the command line's, if any).
+        var sloTTFTMilliseconds: Double?
+        var sloTPOTMilliseconds: Double?
+        enum CodingKeys: String, CodingKey {
+            case name, path, rate, expectedRate = "expected_rate", sloTTFTMilliseconds = "slo_ttft_ms", sloTPOTMilliseconds = "slo_tpot_ms"
+        }
 
         init(name: String, path: String, rate: Double?) {
             self.name = name
@@ -36,6 +42,16 @@ struct ServeConfig: Decodable, Equatable {
             name = try container.decode(String.self, forKey: .name)
             path = try container.decode(String.self, forKey: .path)
             rate = try container.decodeIfPresent(Double.self, forKey: .rate) ?? container.decodeIfPresent(Double.self, forKey: .expectedRate)
+            sloTTFTMilliseconds = try container.decodeIfPresent(Double.self, forKey: .sloTTFTMilliseconds)
+            sloTPOTMilliseconds = try container.decodeIfPresent(Double.self, forKey: .sloTPOTMilliseconds)
+        }
+
+        /// The model's latency targets in seconds, each from the entry or else from `defaults`
+        /// (milliseconds, the command line's); nil when neither sets one.
+        func latencyTargets(defaultTTFTMilliseconds: Double?, defaultTPOTMilliseconds: Double?) -> LatencyTargets? {
+            let ttft = sloTTFTMilliseconds ?? defaultTTFTMilliseconds, tpot = sloTPOTMilliseconds ?? defaultTPOTMilliseconds
+            guard ttft != nil || tpot != nil else { return nil }
+            return LatencyTargets(timeToFirstToken: ttft.map { $0 / 1000 }, timePerOutputToken: tpot.map { $0 / 1000 })
         }
     }
 
@@ -129,6 +145,9 @@ struct ServeConfig: Decodable, Equatable {
             guard !model.name.isEmpty else { throw fail("models[\(index)].name is empty") }
             guard names.insert(model.name).inserted else { throw fail("model name '\(model.name)' appears twice in 'models'") }
             if let rate = model.rate, !(rate >= 0) { throw fail("models[\(index)].rate must be >= 0") }
+            for (key, value) in [("slo_ttft_ms", model.sloTTFTMilliseconds), ("slo_tpot_ms", model.sloTPOTMilliseconds)] {
+                if let value, !(value > 0) { throw fail("models[\(index)].\(key) must be > 0 (milliseconds), got \(value)") }
+            }
         }
         if let port, !(0...65535).contains(port) { throw fail("'port' must be in 0...65535") }
         for (key, value) in [("policy", policy)] + (units ?? []).enumerated().map({ ("units[\($0.offset)].policy", $0.element.policy) }) {

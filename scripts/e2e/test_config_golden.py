@@ -22,7 +22,7 @@ def two_units(tmp_path_factory):
 policy: mux
 kv_cache_memory: 64MiB
 models:
-  - {{name: llama, path: {GOLDEN}/llama-bf16, rate: 2.0}}
+  - {{name: llama, path: {GOLDEN}/llama-bf16, rate: 2.0, slo_ttft_ms: 400, slo_tpot_ms: 40}}
   - {{name: qwen, path: {GOLDEN}/qwen2-bf16, rate: 0.5}}
   - {{name: mistral, path: {GOLDEN}/mistral-f16}}
 units:
@@ -62,6 +62,25 @@ def test_completions_match_transformers(two_units, model, fixture):
 def test_models_of_every_unit_are_listed(two_units):
     client = openai.OpenAI(base_url=two_units.url + "/v1", api_key="unused", max_retries=0)
     assert sorted(m.id for m in client.models.list().data) == ["llama", "mistral", "qwen"]
+
+
+def test_latency_targets_are_taken_per_model(two_units):
+    """llama's targets reach its unit (the config's slo_*_ms); the other models set none."""
+    lines = [line for line in two_units.stderr_lines if "latency targets" in line]
+    assert len(lines) == 1, "".join(two_units.stderr_lines[-20:])
+    assert "unit 0" in lines[0] and "llama TTFT 400 ms, TPOT 40 ms" in lines[0]
+    assert "qwen" not in lines[0] and "mistral" not in lines[0]
+
+
+def test_bad_latency_target_names_file_and_key(tmp_path):
+    import subprocess
+    from conftest import llmux_binary
+    config = tmp_path / "slo.yaml"
+    config.write_text(f"models:\n  - {{name: a, path: {GOLDEN}/llama-bf16, slo_tpot_ms: -5}}\n")
+    result = subprocess.run([llmux_binary(), "serve", "--config", str(config), "--port", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "slo.yaml" in result.stderr and "models[0].slo_tpot_ms must be > 0" in result.stderr
 
 
 def test_bad_config_names_file_and_key(tmp_path):
