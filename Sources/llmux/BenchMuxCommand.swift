@@ -78,21 +78,38 @@ struct BenchMuxCommand: ParsableCommand {
 
         let policyList = try policies.split(separator: ",").map { try BenchPolicy(String($0), limits: limits) }
         var checks: [MuxCheck.Outcome] = []
+        let checker = MuxCheck()
+        let references = check ? try checker.references(executor: runner, limits: limits) : []
+        /// Compares `policy`'s outputs with the references, under the limits it runs with.
+        func runCheck(_ policy: BenchPolicy, limits: SchedulerLimits) throws {
+            let outcome = try checker.compare(executor: executor, policy: policy.policy, name: policy.name,
+                                              limits: limits, references: references)
+            checks.append(outcome)
+            // On standard error at once (standard output to a pipe is buffered); the table repeats it.
+            report(outcome.summary)
+            for error in outcome.errors.prefix(8) { report("  \(error)") }
+        }
         if check {
             report("checking outputs under each policy against each model alone …")
-            let checker = MuxCheck()
-            let references = try checker.references(executor: runner, limits: limits)
-            for policy in policyList {
-                let outcome = try checker.compare(executor: executor, policy: policy.policy, name: policy.name,
-                                                  limits: policy.limits, references: references)
-                checks.append(outcome)
-                // On standard error at once (standard output to a pipe is buffered); the table repeats it.
-                report(outcome.summary)
-                for error in outcome.errors.prefix(8) { report("  \(error)") }
-            }
+            for policy in policyList where !policy.followsLatencyTargets { try runCheck(policy, limits: policy.limits) }
         }
+        // The SLO references are profiled after the check (which warms every shape up), as in
+        // every recorded run; policies that follow latency targets are checked after it, with them.
         report("profiling each model alone …")
         let profiles = try ids.map { try SoloProfile.measure(runner: runner, model: $0, promptMean: Int(promptMean)) }
+        /// The scheduler limits of `policy`, with its latency targets where it follows them.
+        func schedulerLimits(_ policy: BenchPolicy) -> SchedulerLimits {
+            var limits = policy.limits
+            if policy.followsLatencyTargets {
+                limits.latencyTargets = Dictionary(uniqueKeysWithValues: zip(ids, profiles.map {
+                    $0.latencyTargets(scale: BenchPolicy.targetScale, promptLength: Int(promptMean))
+                }))
+            }
+            return limits
+        }
+        if check {
+            for policy in policyList where policy.followsLatencyTargets { try runCheck(policy, limits: schedulerLimits(policy)) }
+        }
         let rateList = rates.split(separator: ",").compactMap { Double($0) }
         guard !rateList.isEmpty else { throw ValidationError("--rates must list numbers") }
 
@@ -133,13 +150,7 @@ struct BenchMuxCommand: ParsableCommand {
             for policy in policyList {
                 report("alpha \(alpha), policy \(policy.name), rate \(rate)/s: \(workload.count) requests …")
                 let expected = Dictionary(uniqueKeysWithValues: zip(ids, spec.rateShares.map { $0 * rate }))
-                var policyLimits = policy.limits
-                if policy.followsLatencyTargets {
-                    policyLimits.latencyTargets = Dictionary(uniqueKeysWithValues: zip(ids, profiles.map {
-                        $0.latencyTargets(scale: BenchPolicy.targetScale, promptLength: Int(promptMean))
-                    }))
-                }
-                let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy.policy, limits: policyLimits,
+                let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy.policy, limits: schedulerLimits(policy),
                                         expectedRates: expected)
                 if let problem = engine.partitionError { report("no SM partitions: \(problem)") }
                 if !engine.partitionings.isEmpty { report("SM partitionings: \(engine.partitionings)") }

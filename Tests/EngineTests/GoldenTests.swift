@@ -103,6 +103,16 @@ import Testing
             maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0, separatesTemporalPhases: true))
     }
 
+    /// `mux` with latency targets far below what the CPU reaches (1 µs), so both terms of every
+    /// split's cost are weighted: the split moves, the outputs do not.
+    @Test(arguments: [Execution.partitioned, .partitionedSliced])
+    func muxWithLatencyTargetsMatchesTransformers(_ execution: Execution) throws {
+        let tight = LatencyTargets(timeToFirstToken: 1e-6, timePerOutputToken: 1e-6)
+        try checkColocated(.mux, execution: execution, limits: SchedulerLimits(
+            maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0,
+            latencyTargets: [ModelID("llama"): tight, ModelID("qwen"): tight]))
+    }
+
     private func checkColocated(_ policy: SchedulingPolicy, execution: Execution, limits: SchedulerLimits) throws {
         let partitioned = execution != .direct
         let (llama, llamaGolden) = try Golden.load("llama-bf16")
@@ -128,7 +138,9 @@ import Testing
         }
         var outputs: [SequenceID: [TokenID]] = [:]
         var steps = 0
+        var decodeIntervalsSeen = false
         while engine.hasWork {
+            decodeIntervalsSeen = decodeIntervalsSeen || !engine.schedulerState.decodeTokenInterval.isEmpty
             for event in engine.step() {
                 if let token = event.token { outputs[event.sequenceID, default: []].append(token.tokenID) }
                 #expect(event.finishReason != .error, "\(event.errorMessage ?? "")")
@@ -141,6 +153,7 @@ import Testing
         let state = engine.schedulerState
         #expect(state.kvCache.freePageCount == state.kvCache.pool.pageCount && state.kvCache.isConsistent())
         #expect(state.preemptionTotal > 0, "the pool was meant to force preemption under \(policy)")
+        if !limits.latencyTargets.isEmpty { #expect(decodeIntervalsSeen, "no decode token interval was measured to weigh") }
     }
 }
 

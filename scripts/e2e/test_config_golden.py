@@ -72,26 +72,26 @@ def test_latency_targets_are_taken_per_model(two_units):
     assert "qwen" not in lines[0] and "mistral" not in lines[0]
 
 
-def test_bad_latency_target_names_file_and_key(tmp_path):
+def serve_refuses(config_path, text):
+    """Writes `text` to `config_path`, runs `llmux serve --config` on it, and returns its standard
+    error after checking that it exited with failure."""
     import subprocess
     from conftest import llmux_binary
-    config = tmp_path / "slo.yaml"
-    config.write_text(f"models:\n  - {{name: a, path: {GOLDEN}/llama-bf16, slo_tpot_ms: -5}}\n")
-    result = subprocess.run([llmux_binary(), "serve", "--config", str(config), "--port", "0"],
+    config_path.write_text(text)
+    result = subprocess.run([llmux_binary(), "serve", "--config", str(config_path), "--port", "0"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "slo.yaml" in result.stderr and "models[0].slo_tpot_ms must be > 0" in result.stderr
+    return result.stderr
+
+
+def test_bad_latency_target_names_file_and_key(tmp_path):
+    stderr = serve_refuses(tmp_path / "slo.yaml", f"models:\n  - {{name: a, path: {GOLDEN}/llama-bf16, slo_tpot_ms: -5}}\n")
+    assert "slo.yaml" in stderr and "models[0].slo_tpot_ms must be > 0" in stderr
 
 
 def test_bad_config_names_file_and_key(tmp_path):
-    import subprocess
-    from conftest import llmux_binary
-    config = tmp_path / "bad.yaml"
-    config.write_text(f"models:\n  - {{name: a, path: {GOLDEN}/llama-bf16}}\nunits:\n  - {{models: [a, b]}}\n")
-    result = subprocess.run([llmux_binary(), "serve", "--config", str(config), "--port", "0"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
-    assert "bad.yaml" in result.stderr and "'b'" in result.stderr
+    stderr = serve_refuses(tmp_path / "bad.yaml", f"models:\n  - {{name: a, path: {GOLDEN}/llama-bf16}}\nunits:\n  - {{models: [a, b]}}\n")
+    assert "bad.yaml" in stderr and "'b'" in stderr
 
 
 def test_plan_emitted_config_format_is_served(tmp_path):
