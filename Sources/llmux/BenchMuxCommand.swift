@@ -79,6 +79,7 @@ struct BenchMuxCommand: ParsableCommand {
         let policyList = try policies.split(separator: ",").map { try BenchPolicy(String($0), limits: limits) }
         var checks: [MuxCheck.Outcome] = []
         let checker = MuxCheck()
+        if check { report("checking outputs under each policy against each model alone …") }
         let references = check ? try checker.references(executor: runner, limits: limits) : []
         /// Compares `policy`'s outputs with the references, under the limits it runs with.
         func runCheck(_ policy: BenchPolicy, limits: SchedulerLimits) throws {
@@ -90,7 +91,6 @@ struct BenchMuxCommand: ParsableCommand {
             for error in outcome.errors.prefix(8) { report("  \(error)") }
         }
         if check {
-            report("checking outputs under each policy against each model alone …")
             for policy in policyList where !policy.followsLatencyTargets { try runCheck(policy, limits: policy.limits) }
         }
         // The SLO references are profiled after the check (which warms every shape up), as in
