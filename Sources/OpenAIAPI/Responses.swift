@@ -215,26 +215,74 @@ public struct ChatResponseMessage: Encodable, Sendable, Equatable {
     }
 }
 
-/// One choice of a chat completion.
-public struct ChatChoice: Encodable, Sendable, Equatable {
+/// What a chat choice carries, and under which key: the whole `message` of a completion or the
+/// `delta` of a streamed chunk.
+public protocol ChatChoiceContent: Encodable, Sendable, Equatable {
+    /// The JSON key of the content in a choice.
+    static var choiceKey: String { get }
+}
+
+extension ChatResponseMessage: ChatChoiceContent {
+    /// `message`.
+    public static var choiceKey: String { "message" }
+}
+
+extension ChatDelta: ChatChoiceContent {
+    /// `delta`.
+    public static var choiceKey: String { "delta" }
+}
+
+/// One choice of a chat answer: `index`, the content under its key, `logprobs` and
+/// `finish_reason`, the last two written as null when unset (OpenAI sends them).
+public struct ChatChoiceOf<Content: ChatChoiceContent>: Encodable, Sendable, Equatable {
     public var index: Int
-    public var message: ChatResponseMessage
+    public var content: Content
     public var logprobs: ChatLogprobs?
     public var finishReason: String?
-    public init(index: Int, message: ChatResponseMessage, logprobs: ChatLogprobs?, finishReason: String?) {
+    /// A choice.
+    public init(index: Int, content: Content, logprobs: ChatLogprobs?, finishReason: String?) {
         self.index = index
-        self.message = message
+        self.content = content
         self.logprobs = logprobs
         self.finishReason = finishReason
     }
-    enum CodingKeys: String, CodingKey { case index, message, logprobs, finishReason = "finish_reason" }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(index, forKey: .index)
-        try container.encode(message, forKey: .message)
-        try container.encode(logprobs, forKey: .logprobs)
-        try container.encode(finishReason, forKey: .finishReason)
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ string: String) { stringValue = string }
+        init?(stringValue: String) { self.init(stringValue) }
+        init?(intValue: Int) { nil }
     }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(index, forKey: Key("index"))
+        try container.encode(content, forKey: Key(Content.choiceKey))
+        try container.encode(logprobs, forKey: Key("logprobs"))
+        try container.encode(finishReason, forKey: Key("finish_reason"))
+    }
+}
+
+/// One choice of a chat completion.
+public typealias ChatChoice = ChatChoiceOf<ChatResponseMessage>
+/// One choice of a chat chunk.
+public typealias ChatChunkChoice = ChatChoiceOf<ChatDelta>
+
+extension ChatChoiceOf where Content == ChatResponseMessage {
+    /// A choice of a chat completion.
+    public init(index: Int, message: ChatResponseMessage, logprobs: ChatLogprobs?, finishReason: String?) {
+        self.init(index: index, content: message, logprobs: logprobs, finishReason: finishReason)
+    }
+    /// The assistant's message.
+    public var message: ChatResponseMessage { content }
+}
+
+extension ChatChoiceOf where Content == ChatDelta {
+    /// A choice of a streamed chat chunk.
+    public init(index: Int, delta: ChatDelta, logprobs: ChatLogprobs? = nil, finishReason: String? = nil) {
+        self.init(index: index, content: delta, logprobs: logprobs, finishReason: finishReason)
+    }
+    /// What this chunk adds.
+    public var delta: ChatDelta { content }
 }
 
 /// `POST /v1/chat/completions` answer.
@@ -268,28 +316,6 @@ public struct ChatDelta: Encodable, Sendable, Equatable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encodeIfPresent(role, forKey: .role)
         try container.encodeIfPresent(content, forKey: .content)
-    }
-}
-
-/// One choice of a chat chunk.
-public struct ChatChunkChoice: Encodable, Sendable, Equatable {
-    public var index: Int
-    public var delta: ChatDelta
-    public var logprobs: ChatLogprobs?
-    public var finishReason: String?
-    public init(index: Int, delta: ChatDelta, logprobs: ChatLogprobs? = nil, finishReason: String? = nil) {
-        self.index = index
-        self.delta = delta
-        self.logprobs = logprobs
-        self.finishReason = finishReason
-    }
-    enum CodingKeys: String, CodingKey { case index, delta, logprobs, finishReason = "finish_reason" }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(index, forKey: .index)
-        try container.encode(delta, forKey: .delta)
-        try container.encode(logprobs, forKey: .logprobs)
-        try container.encode(finishReason, forKey: .finishReason)
     }
 }
 
