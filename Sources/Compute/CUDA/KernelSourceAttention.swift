@@ -9,6 +9,28 @@ __device__ __forceinline__ int sequence_of(const int* query_starts, int sequence
     }
     return lo;
 }
+// The keys of flat-batch row t that split `split` of `splits` covers, [begin, end), and the row's
+// sequence s. Each sequence spreads its own context over the splits (so a recorded graph serves
+// any length); end stops at the row's last visible key.
+struct KeySplit { int s, begin, end; };
+// Where head kvh of key (or value) j of a sequence starts in the paged cache, through the
+// sequence's page table.
+__device__ __forceinline__ long long paged_offset(const int* table, int j, int tokens_per_page, long long page_stride,
+                                                  int kv_dim, int kvh, int head_dim) {
+    return (long long)table[j / tokens_per_page] * page_stride + (long long)(j % tokens_per_page) * kv_dim
+         + (long long)kvh * head_dim;
+}
+__device__ __forceinline__ KeySplit key_split(const int* query_starts, const int* context_lengths, int sequences,
+                                              int t, int split, int splits) {
+    KeySplit r;
+    r.s = sequence_of(query_starts, sequences, t);
+    const int q_count = query_starts[r.s + 1] - query_starts[r.s];
+    const int visible = context_lengths[r.s] - q_count + (t - query_starts[r.s]) + 1;
+    const int split_len = (context_lengths[r.s] + splits - 1) / splits;
+    r.begin = split * split_len;
+    r.end = min(visible, r.begin + split_len);
+    return r;
+}
 
 // head_dim <= 128 (MAXDPL * 32), heads per kv head <= 8 (MAXG).
 // One query token (all query heads of one kv head) against one split of its visible context
@@ -36,13 +58,8 @@ extern "C" __global__ void attn_decode(const act* q, int q_stride, const act* k_
     __shared__ float sm_acc[4][MAXG][MAXDPL * 32];
     const int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int s = sequence_of(query_starts, sequences, t);
-    const int q_count = query_starts[s + 1] - query_starts[s];
-    const int visible = context_lengths[s] - q_count + (t - query_starts[s]) + 1;
-    // Each sequence spreads its own context over the splits (so a recorded graph serves any length).
-    const int split_len = (context_lengths[s] + splits - 1) / splits;
-    const int begin = split * split_len;
-    const int end = min(visible, begin + split_len);
+    const KeySplit keys = key_split(query_starts, context_lengths, sequences, t, split, splits);
+    const int s = keys.s, begin = keys.begin, end = keys.end;
     const int group = heads / kv_heads, h0 = kvh * group;
     const int dpl = (head_dim + 31) / 32, d0 = lane * dpl;
     const int kv_dim = kv_heads * head_dim;
@@ -68,8 +85,7 @@ extern "C" __global__ void attn_decode(const act* q, int q_stride, const act* k_
         for (int u = 0; u < 2; u++) {
             const int j = j0 + 4 * u;
             const bool live = j < end;
-            const long long base = live ? (long long)table[j / tokens_per_page] * page_stride
-                                          + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim : 0;
+            const long long base = live ? paged_offset(table, j, tokens_per_page, page_stride, kv_dim, kvh, head_dim) : 0;
             if (whole_rows && live) {
                 load4(k_cache + base + d0, kr[u]);
                 load4(v_cache + base + d0, vr[u]);
@@ -205,8 +221,7 @@ extern "C" __global__ void attn_prefill(const act* q, int q_stride, const act* k
             const int j = k0 + c;
             float kv = 0.0f;
             if (j < last_key) {
-                const long long base = (long long)table[j / tokens_per_page] * page_stride
-                                     + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim + d;
+                const long long base = paged_offset(table, j, tokens_per_page, page_stride, kv_dim, kvh, head_dim) + d;
                 kv = a2f(k_cache[base]);
             }
             kt[d * 65 + c] = kv;
@@ -262,8 +277,7 @@ extern "C" __global__ void attn_prefill(const act* q, int q_stride, const act* k
             const int j = k0 + c;
             float vv = 0.0f;
             if (j < last_key) {
-                const long long base = (long long)table[j / tokens_per_page] * page_stride
-                                     + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * head_dim + d;
+                const long long base = paged_offset(table, j, tokens_per_page, page_stride, kv_dim, kvh, head_dim) + d;
                 vv = a2f(v_cache[base]);
             }
             vs[c * head_dim + d] = vv;
@@ -391,8 +405,7 @@ __device__ __forceinline__ void attn_prefill_tc_body(const bf16* q, int q_stride
             const int j = k0 + c;
             uint4 kv = zero4, vv = zero4;
             if (j < last_key) {
-                const long long base = (long long)table[j / tokens_per_page] * page_stride
-                                     + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * HD + d;
+                const long long base = paged_offset(table, j, tokens_per_page, page_stride, kv_dim, kvh, HD) + d;
                 kv = *(const uint4*)(k_cache + base);
                 vv = *(const uint4*)(v_cache + base);
             }

@@ -21,12 +21,8 @@ __device__ __forceinline__ void attn_decode_tc_body(const bf16* q, int q_stride,
     // token_rows (mixed steps): block x serves flat-batch row token_rows[x]; partials stay by x.
     const int t = token_rows ? token_rows[blockIdx.x] : blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-    const int s = sequence_of(query_starts, sequences, t);
-    const int q_count = query_starts[s + 1] - query_starts[s];
-    const int visible = context_lengths[s] - q_count + (t - query_starts[s]) + 1;
-    const int split_len = (context_lengths[s] + splits - 1) / splits;
-    const int begin = split * split_len;
-    const int end = min(visible, begin + split_len);
+    const KeySplit keys = key_split(query_starts, context_lengths, sequences, t, split, splits);
+    const int s = keys.s, begin = keys.begin, end = keys.end;
     const int group = heads / kv_heads, h0 = kvh * group;
     const int kv_dim = kv_heads * HD;
     const int* table = page_tables + (long long)s * max_pages;
@@ -57,8 +53,7 @@ __device__ __forceinline__ void attn_decode_tc_body(const bf16* q, int q_stride,
             const int c = idx / VPR, d = (idx % VPR) * 8;
             const int j = k0 + c;
             const bool live = j < end;
-            const long long base = live ? (long long)table[j / tokens_per_page] * page_stride
-                                          + (long long)(j % tokens_per_page) * kv_dim + (long long)kvh * HD + d : 0;
+            const long long base = live ? paged_offset(table, j, tokens_per_page, page_stride, kv_dim, kvh, HD) + d : 0;
             cp_async16(kd + c * QS + d, k_cache + base, live ? 16 : 0);
             cp_async16(vd + c * QS + d, v_cache + base, live ? 16 : 0);
         }

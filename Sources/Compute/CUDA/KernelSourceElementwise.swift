@@ -39,17 +39,20 @@ __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
-// Sum over the block (any multiple of 32 threads up to 1024); every thread gets the result.
-__device__ float block_sum(float v) {
+// Sum (MAX false) or maximum (MAX true) over the block (any multiple of 32 threads up to 1024);
+// every thread gets the result.
+template <bool MAX> __device__ float block_reduce(float v) {
     __shared__ float partial[32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-    v = warp_sum(v);
+    v = MAX ? warp_max(v) : warp_sum(v);
     __syncthreads();
     if (lane == 0) partial[warp] = v;
     __syncthreads();
-    v = lane < warps ? partial[lane] : 0.0f;
-    return warp_sum(v);
+    v = lane < warps ? partial[lane] : (MAX ? -__int_as_float(0x7f800000) : 0.0f);
+    return MAX ? warp_max(v) : warp_sum(v);
 }
+__device__ __forceinline__ float block_sum(float v) { return block_reduce<false>(v); }
+__device__ __forceinline__ float block_max(float v) { return block_reduce<true>(v); }
 """#
 
     static let elementwise = #"""

@@ -26,16 +26,6 @@ __device__ double splitmix_uniform(unsigned long long seed, unsigned long long c
     z ^= z >> 31;
     return (double)(z >> 11) * (1.0 / 9007199254740992.0);
 }
-__device__ float block_max(float v) {
-    __shared__ float partial[32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    v = lane < warps ? partial[lane] : -__int_as_float(0x7f800000);
-    return warp_max(v);
-}
 // Exclusive prefix sum over the block (1,024 threads) and the total; same result every run.
 __device__ unsigned long long block_scan_u64(unsigned long long v, unsigned long long* total) {
     __shared__ unsigned long long warp_sums[32];
