@@ -113,19 +113,24 @@ public struct CompletionChoice: Encodable, Sendable, Equatable {
     }
 }
 
-/// `POST /v1/completions` answer, and each streamed chunk (same `object`, as OpenAI does).
-public struct CompletionResponse: Encodable, Sendable, Equatable {
+/// An answer or streamed chunk that lists choices: `id`, `object`, `created`, `model`, `choices`
+/// and `usage` (left out when nil, unless `encodesNullUsage`: streamed chunks with
+/// `include_usage` write `"usage": null` until the last).
+public struct ChoiceList<Choice: Encodable & Sendable & Equatable>: Encodable, Sendable, Equatable {
     public var id: String
-    public var object = "text_completion"
+    /// What OpenAI calls the object (`text_completion`, `chat.completion.chunk`).
+    public var object: String
     public var created: Int
     public var model: String
-    public var choices: [CompletionChoice]
+    public var choices: [Choice]
     public var usage: Usage?
-    /// Writes `"usage": null` when `usage` is nil (streamed chunks with `include_usage`).
+    /// Writes `"usage": null` when `usage` is nil.
     public var encodesNullUsage: Bool
 
-    public init(id: String, created: Int, model: String, choices: [CompletionChoice], usage: Usage?, encodesNullUsage: Bool = false) {
+    /// A list of choices.
+    public init(id: String, object: String, created: Int, model: String, choices: [Choice], usage: Usage?, encodesNullUsage: Bool) {
         self.id = id
+        self.object = object
         self.created = created
         self.model = model
         self.choices = choices
@@ -143,6 +148,17 @@ public struct CompletionResponse: Encodable, Sendable, Equatable {
         try container.encode(model, forKey: .model)
         try container.encode(choices, forKey: .choices)
         if usage != nil || encodesNullUsage { try container.encode(usage, forKey: .usage) }
+    }
+}
+
+/// `POST /v1/completions` answer, and each streamed chunk (same `object`, as OpenAI does).
+public typealias CompletionResponse = ChoiceList<CompletionChoice>
+
+extension ChoiceList where Choice == CompletionChoice {
+    /// A completion (or one of its streamed chunks).
+    public init(id: String, created: Int, model: String, choices: [CompletionChoice], usage: Usage?, encodesNullUsage: Bool = false) {
+        self.init(id: id, object: "text_completion", created: created, model: model, choices: choices, usage: usage,
+                  encodesNullUsage: encodesNullUsage)
     }
 }
 
@@ -320,32 +336,13 @@ public struct ChatDelta: Encodable, Sendable, Equatable {
 }
 
 /// One streamed chat chunk.
-public struct ChatCompletionChunk: Encodable, Sendable, Equatable {
-    public var id: String
-    public var object = "chat.completion.chunk"
-    public var created: Int
-    public var model: String
-    public var choices: [ChatChunkChoice]
-    public var usage: Usage?
-    /// Writes `"usage": null` when `usage` is nil (with `include_usage`).
-    public var encodesNullUsage: Bool
+public typealias ChatCompletionChunk = ChoiceList<ChatChunkChoice>
+
+extension ChoiceList where Choice == ChatChunkChoice {
+    /// A chat chunk.
     public init(id: String, created: Int, model: String, choices: [ChatChunkChoice], usage: Usage? = nil, encodesNullUsage: Bool = false) {
-        self.id = id
-        self.created = created
-        self.model = model
-        self.choices = choices
-        self.usage = usage
-        self.encodesNullUsage = encodesNullUsage
-    }
-    enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(object, forKey: .object)
-        try container.encode(created, forKey: .created)
-        try container.encode(model, forKey: .model)
-        try container.encode(choices, forKey: .choices)
-        if usage != nil || encodesNullUsage { try container.encode(usage, forKey: .usage) }
+        self.init(id: id, object: "chat.completion.chunk", created: created, model: model, choices: choices, usage: usage,
+                  encodesNullUsage: encodesNullUsage)
     }
 }
 
