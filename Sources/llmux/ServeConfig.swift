@@ -23,8 +23,9 @@ struct ServeConfig: Decodable, Equatable {
         var name: String
         var path: String
         var rate: Double?
-        /// Latency targets in milliseconds (nil: the command line's, if any).
+        /// Time-to-first-token target in milliseconds (nil: the command line's, if any).
         var sloTTFTMilliseconds: Double?
+        /// Time-per-output-token target in milliseconds (nil: the command line's, if any).
         var sloTPOTMilliseconds: Double?
         enum CodingKeys: String, CodingKey {
             case name, path, rate, expectedRate = "expected_rate", sloTTFTMilliseconds = "slo_ttft_ms", sloTPOTMilliseconds = "slo_tpot_ms"
@@ -46,8 +47,8 @@ struct ServeConfig: Decodable, Equatable {
             sloTPOTMilliseconds = try container.decodeIfPresent(Double.self, forKey: .sloTPOTMilliseconds)
         }
 
-        /// The model's latency targets in seconds, each from the entry or else from `defaults`
-        /// (milliseconds, the command line's); nil when neither sets one.
+        /// The model's latency targets in seconds, each from the entry or else from the default
+        /// given (milliseconds, the command line's); nil when neither sets one.
         func latencyTargets(defaultTTFTMilliseconds: Double?, defaultTPOTMilliseconds: Double?) -> LatencyTargets? {
             let ttft = sloTTFTMilliseconds ?? defaultTTFTMilliseconds, tpot = sloTPOTMilliseconds ?? defaultTPOTMilliseconds
             guard ttft != nil || tpot != nil else { return nil }
