@@ -178,7 +178,8 @@ public struct ClusterSimulator {
                 let prompt = [TokenID](repeating: 3, count: request.promptLength)
                 do {
                     try scheduler.add(SequenceState(id: id, model: model, promptTokens: prompt,
-                                                    parameters: SamplingParameters(seed: 1, maxTokens: request.outputLength, stopAtEOS: false)))
+                                                    parameters: SamplingParameters(seed: 1, maxTokens: request.outputLength, stopAtEOS: false),
+                                                    arrivalTime: request.arrival))
                     recordBySequence[id] = index
                     target[id] = request.outputLength
                 } catch {
