@@ -41,7 +41,7 @@ public struct SchedulerLimits: Sendable, Equatable {
 }
 
 /// A model's latency objectives (its SLO), in seconds.
-public struct LatencyTargets: Sendable, Equatable, Codable {
+public struct LatencyTargets: Sendable, Equatable {
     /// Time from a request's arrival to its first token.
     public var timeToFirstToken: Double?
     /// Time between output tokens.

@@ -153,11 +153,11 @@ final class CUDAContext: @unchecked Sendable {
     func releaseStaging() { ring.release() }
 
     /// The ring offset of `bytes` fresh bytes for the current stream (nil: a held launch is in
-    /// the way, see `StagingFences.reserve`). Bytes staged one lap
-    /// earlier are reused only once the work that read them is done: when fences cover them
-    /// (`fenceStaging`, one per job) it waits for those events, which jobs of hundreds of steps
-    /// ago have long passed, so a lap costs nothing; bytes no fence covers (an engine that does
-    /// not fence) need every stream idle, as before fences.
+    /// the way, see `StagingFences.reserve`). Bytes staged one lap earlier are reused only once
+    /// the work that read them is done: when fences cover them (`fenceStaging`, one per job) it
+    /// waits for those events, which jobs of hundreds of steps ago have long passed, so a lap
+    /// costs nothing; bytes no fence covers (an engine that does not fence) need every stream
+    /// idle, as before fences.
     private func reserveRing(_ bytes: Int) throws -> Int? {
         try ring.reserve(bytes, ringBytes: ringBytes, stream: stream, waitForFence: { events in
             try stalls.measure(.wait) {
