@@ -6,7 +6,8 @@ import NIOPosix
 
 /// The load client of `llmux bench gateway`: `concurrency` workers each send requests back to
 /// back from a fixed mix for a fixed time, streaming the answers, and time the first body byte
-/// and the end of every request.
+/// and the end of every request (`LoadWorker`). `makeClient` and `probe` (AsyncHTTPClient) are
+/// for readiness checks and tests.
 public enum BenchLoad {
     public struct Settings: Sendable {
         public var url: String
@@ -14,6 +15,11 @@ public enum BenchLoad {
         public var concurrency = 64
         public var warmup = Duration.seconds(1)
         public var duration = Duration.seconds(5)
+        /// Event-loop threads of the client (one keeps the instrument's share of a small
+        /// machine's cores small).
+        public var eventLoops = 1
+        /// How long after the window a worker still waits for the answer in flight.
+        public var answerTimeout = Duration.seconds(60)
         public init(url: String) { self.url = url }
     }
 
@@ -60,67 +66,47 @@ public enum BenchLoad {
         return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
     }
 
-    public static func run(_ settings: Settings, client: HTTPClient) async -> Result {
-        let mix = Self.mix(model: settings.model)
-        let streamedFlags = mix.map { String(buffer: $0.body).contains("\"stream\":true") }
-        let clock = ContinuousClock()
-        let start = clock.now
-        let windowStart = start + settings.warmup
-        let windowEnd = windowStart + settings.duration
-        let results = await withTaskGroup(of: Result.self) { group in
-            for worker in 0..<settings.concurrency {
-                group.addTask {
-                    var local = Result()
-                    var n = worker
-                    while clock.now < windowEnd {
-                        let (path, body) = mix[n % mix.count]
-                        let streamed = streamedFlags[n % mix.count]
-                        n += 1
-                        var request = HTTPClientRequest(url: settings.url + path)
-                        request.method = .POST
-                        request.headers.add(name: "content-type", value: "application/json")
-                        request.body = .bytes(body)
-                        let sent = clock.now
-                        var firstAt: ContinuousClock.Instant?
-                        do {
-                            let response = try await client.execute(request, timeout: .seconds(120))
-                            guard response.status == .ok else {
-                                let text = try await response.body.collect(upTo: 1 << 20)
-                                throw BenchError("status \(response.status.code): \(String(buffer: text).prefix(200))")
-                            }
-                            var bytes = 0
-                            for try await chunk in response.body {
-                                if firstAt == nil { firstAt = clock.now }
-                                bytes += chunk.readableBytes
-                            }
-                            let end = clock.now
-                            if sent >= windowStart && sent < windowEnd {
-                                if streamed { local.firstByte.append(Self.seconds((firstAt ?? end) - sent)) }
-                                local.total.append(Self.seconds(end - sent))
-                            }
-                            if end >= windowStart && end < windowEnd { local.completedInWindow += 1 }
-                        } catch {
-                            local.errors += 1
-                            if local.firstError == nil { local.firstError = "\(error)" }
-                            try? await Task.sleep(for: .milliseconds(10))
-                        }
-                    }
-                    return local
-                }
-            }
-            var all = Result()
-            for await part in group {
-                all.firstByte += part.firstByte
-                all.total += part.total
-                all.completedInWindow += part.completedInWindow
-                all.errors += part.errors
-                if all.firstError == nil { all.firstError = part.firstError }
-            }
-            return all
+    /// Runs the load: `settings.concurrency` workers, each on its own keep-alive connection,
+    /// spread over `settings.eventLoops` event-loop threads (NIO directly, see `LoadWorker`).
+    public static func run(_ settings: Settings) async throws -> Result {
+        guard let url = URL(string: settings.url), let host = url.host, url.scheme == "http" else {
+            throw BenchError("not an http URL: \(settings.url)")
         }
-        var result = results
-        result.windowSeconds = Self.seconds(settings.duration)
-        return result
+        let address = try SocketAddress.makeAddressResolvingHost(host, port: url.port ?? 80)
+        let hostHeader = url.port.map { "\(host):\($0)" } ?? host
+        let prefix = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
+        let requests = mix(model: settings.model).map { path, body in
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: prefix + path)
+            head.headers.add(name: "host", value: hostHeader)
+            head.headers.add(name: "content-type", value: "application/json")
+            head.headers.add(name: "content-length", value: String(body.readableBytes))
+            return (head: head, body: body, streamed: String(buffer: body).contains("\"stream\":true"))
+        }
+        let start = NIODeadline.now()
+        let windowStart = start + .nanoseconds(Int64(seconds(settings.warmup) * 1e9))
+        let windowEnd = windowStart + .nanoseconds(Int64(seconds(settings.duration) * 1e9))
+        let plan = LoadWorker.Plan(address: address, requests: requests, windowStart: windowStart, windowEnd: windowEnd,
+                                   giveUpAt: windowEnd + .nanoseconds(Int64(seconds(settings.answerTimeout) * 1e9)))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, settings.eventLoops))
+        let loops = Array(group.makeIterator())
+        let futures = (0..<settings.concurrency).map { worker in
+            let loop = loops[worker % loops.count]
+            let done = loop.makePromise(of: Result.self)
+            loop.execute { LoadWorker(plan: plan, worker: worker, eventLoop: loop, done: done).start() }
+            return done.futureResult
+        }
+        var all = Result()
+        for future in futures {
+            let part = try await future.get()
+            all.firstByte += part.firstByte
+            all.total += part.total
+            all.completedInWindow += part.completedInWindow
+            all.errors += part.errors
+            if all.firstError == nil { all.firstError = part.firstError }
+        }
+        try await group.shutdownGracefully()
+        all.windowSeconds = seconds(settings.duration)
+        return all
     }
 
     /// The status of `GET url`, or nil when it cannot be reached.

@@ -26,12 +26,35 @@ struct BenchGatewayCommand: AsyncParsableCommand {
     @Option(help: "nginx binary.") var nginx: String?
     @Option(help: "smg binary (pip install smg).") var smg: String?
     @Option(help: "Write all results as JSON here.") var json: String?
+    @Option(help: "Runs of every target at each concurrency, in rotating order; the table reports each figure's median over them (added latency: the median of each run's difference to direct in the same repetition).")
+    var repeats = 1
+    @Option(help: "Event-loop threads of the load client.") var clientThreads = 1
     @Option(name: .customLong("gateway-arg"), parsing: .unconditionalSingleValue, help: "Extra argument for llmux gateway (repeatable).")
     var gatewayArgs: [String] = []
     @Option(name: .customLong("url"), help: "NAME=URL of an endpoint already running, measured too (repeatable).")
     var urls: [String] = []
     @Flag(help: .hidden) var stub = false
     @Option(help: .hidden) var port = 0
+
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        guard clientThreads >= 1 else { throw ValidationError("--client-threads must be at least 1") }
+        guard duration > 0, warmup >= 0 else { throw ValidationError("--duration must be positive and --warmup not negative") }
+        let levels = concurrency.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !levels.isEmpty, levels.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("--concurrency takes positive whole numbers separated by commas, got \(concurrency)")
+        }
+    }
+
+    /// The load client's settings for one run against `url`.
+    private func loadSettings(url: String, concurrency level: Int) -> BenchLoad.Settings {
+        var settings = BenchLoad.Settings(url: url)
+        settings.concurrency = level
+        settings.eventLoops = clientThreads
+        settings.warmup = .microseconds(Int64(warmup * 1e6))
+        settings.duration = .microseconds(Int64(duration * 1e6))
+        return settings
+    }
 
     func run() async throws {
         LLMuxGateway.prepareProcess()
@@ -56,13 +79,7 @@ struct BenchGatewayCommand: AsyncParsableCommand {
             for entry in urls { let parts = entry.split(separator: "=", maxSplits: 1).map(String.init); endpoints.append((parts[0], parts[1])) }
             for level in levels {
                 for (name, url) in endpoints {
-                    let client = BenchLoad.makeClient(concurrency: level)
-                    var settings = BenchLoad.Settings(url: url)
-                    settings.concurrency = level
-                    settings.warmup = .microseconds(Int64(warmup * 1e6))
-                    settings.duration = .microseconds(Int64(duration * 1e6))
-                    let r = await BenchLoad.run(settings, client: client)
-                    try? await client.shutdown()
+                    let r = try await BenchLoad.run(loadSettings(url: url, concurrency: level))
                     print(String(format: "%@ @%d: TTFB p50 %.2f p99 %.2f ms, total p50 %.2f p99 %.2f ms, %.0f req/s, %d errors", name, level,
                                  BenchLoad.quantile(r.firstByte, 0.5) * 1000, BenchLoad.quantile(r.firstByte, 0.99) * 1000,
                                  BenchLoad.quantile(r.total, 0.5) * 1000, BenchLoad.quantile(r.total, 0.99) * 1000, r.requestsPerSecond, r.errors))
@@ -116,31 +133,31 @@ struct BenchGatewayCommand: AsyncParsableCommand {
 
         var rows: [GatewayBenchRow] = []
         for level in levels {
-            for endpoint in endpoints {
-                report("bench gateway: \(endpoint.name) at \(level) streams …")
-                let client = BenchLoad.makeClient(concurrency: level)
-                var settings = BenchLoad.Settings(url: endpoint.url)
-                settings.concurrency = level
-                settings.warmup = .microseconds(Int64(warmup * 1e6))
-                settings.duration = .microseconds(Int64(duration * 1e6))
-                let cpuBefore = endpoint.pid.map(cpuSeconds) ?? 0
-                let result = await BenchLoad.run(settings, client: client)
-                let cpuAfter = endpoint.pid.map(cpuSeconds) ?? 0
-                try? await client.shutdown()
-                let requests = Double(result.completedInWindow)
-                rows.append(GatewayBenchRow(
-                    target: endpoint.name, concurrency: level,
-                    firstByteP50Ms: BenchLoad.quantile(result.firstByte, 0.5) * 1000, firstByteP99Ms: BenchLoad.quantile(result.firstByte, 0.99) * 1000,
-                    totalP50Ms: BenchLoad.quantile(result.total, 0.5) * 1000, totalP99Ms: BenchLoad.quantile(result.total, 0.99) * 1000,
-                    requestsPerSecond: result.requestsPerSecond, requests: result.total.count, errors: result.errors, firstError: result.firstError,
-                    proxyCPUMsPerRequest: endpoint.name == "direct" || requests == 0 ? nil : (cpuAfter - cpuBefore) * 1000 / Double(result.total.count)))
-                try? await Task.sleep(for: .milliseconds(300))
+            for repetition in 1...repeats {
+                // Each repetition starts one target later, so no target always runs first or
+                // right after another one.
+                let order = endpoints.indices.map { endpoints[($0 + repetition - 1) % endpoints.count] }
+                for endpoint in order {
+                    report("bench gateway: \(endpoint.name) at \(level) streams" + (repeats > 1 ? " (repetition \(repetition) of \(repeats))" : "") + " …")
+                    let cpuBefore = endpoint.pid.map(cpuSeconds) ?? 0
+                    let result = try await BenchLoad.run(loadSettings(url: endpoint.url, concurrency: level))
+                    let cpuAfter = endpoint.pid.map(cpuSeconds) ?? 0
+                    let requests = Double(result.completedInWindow)
+                    rows.append(GatewayBenchRow(
+                        target: endpoint.name, concurrency: level, repetition: repetition,
+                        firstByteP50Ms: BenchLoad.quantile(result.firstByte, 0.5) * 1000, firstByteP99Ms: BenchLoad.quantile(result.firstByte, 0.99) * 1000,
+                        totalP50Ms: BenchLoad.quantile(result.total, 0.5) * 1000, totalP99Ms: BenchLoad.quantile(result.total, 0.99) * 1000,
+                        requestsPerSecond: result.requestsPerSecond, requests: result.total.count, errors: result.errors, firstError: result.firstError,
+                        proxyCPUMsPerRequest: endpoint.name == "direct" || requests == 0 ? nil : (cpuAfter - cpuBefore) * 1000 / Double(result.total.count)))
+                    try? await Task.sleep(for: .milliseconds(300))
+                }
             }
         }
         let output = GatewayBenchResult(
             command: CommandLine.arguments.joined(separator: " "), gitRevision: gitRevision(), date: ISO8601DateFormatter().string(from: Date()),
             machine: machineDescription(), loadAverageBefore: loadBefore, loadAverageAfter: loadAverage(),
-            tokens: tokens, intervalMs: intervalMs, durationSeconds: duration, warmupSeconds: warmup, notes: notes, rows: rows)
+            tokens: tokens, intervalMs: intervalMs, durationSeconds: duration, warmupSeconds: warmup, repeats: repeats,
+            clientThreads: clientThreads, notes: notes, rows: rows)
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -186,6 +203,8 @@ struct BenchGatewayCommand: AsyncParsableCommand {
 struct GatewayBenchRow: Codable {
     let target: String
     let concurrency: Int
+    /// Which of `--repeats` runs (from 1).
+    let repetition: Int
     let firstByteP50Ms: Double
     let firstByteP99Ms: Double
     let totalP50Ms: Double
@@ -209,30 +228,66 @@ struct GatewayBenchResult: Codable {
     let intervalMs: Double
     let durationSeconds: Double
     let warmupSeconds: Double
+    let repeats: Int
+    let clientThreads: Int
     let notes: [String]
     let rows: [GatewayBenchRow]
+
+    /// The median of `values` (the mean of the middle two for an even count); nil when empty.
+    static func median(_ values: [Double]) -> Double? {
+        let sorted = values.filter { !$0.isNaN }.sorted()
+        guard !sorted.isEmpty else { return nil }
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// The direct run of the same concurrency and repetition as `row`.
+    func direct(for row: GatewayBenchRow) -> GatewayBenchRow? {
+        rows.first { $0.concurrency == row.concurrency && $0.repetition == row.repetition && $0.target == "direct" }
+    }
 
     func table() -> String {
         var lines = [
             "machine: \(machine); load average before \(loadAverageBefore), after \(loadAverageAfter)",
-            "stub: \(tokens) tokens, \(intervalMs) ms apart; \(durationSeconds) s measured after \(warmupSeconds) s warm-up per run",
-            "added = the target's percentile minus direct's at the same concurrency (first byte | whole request)",
+            "stub: \(tokens) tokens, \(intervalMs) ms apart; \(durationSeconds) s measured after \(warmupSeconds) s warm-up per run; load client on \(clientThreads) event loop(s)",
+            "added = the target's percentile minus direct's at the same concurrency (first byte | whole request)"
+                + (repeats > 1 ? "; every figure is the median of \(repeats) runs (added: of each run's difference to direct in the same repetition)" : ""),
             "| streams | target | TTFB p50 ms | TTFB p99 ms | added TTFB p50/p99 ms | total p50 ms | total p99 ms | added total p50/p99 ms | req/s | vs direct | proxy CPU ms/req | errors |",
             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for row in rows {
-            let direct = rows.first { $0.concurrency == row.concurrency && $0.target == "direct" }
-            func added(_ a: Double, _ b: Double?) -> String { b.map { String(format: "%+.2f", a - $0) } ?? "–" }
+        func format(_ value: Double?, _ pattern: String) -> String { value.map { String(format: pattern, $0) } ?? "–" }
+        var groups: [(concurrency: Int, target: String)] = []
+        for row in rows where !groups.contains(where: { $0 == (row.concurrency, row.target) }) { groups.append((row.concurrency, row.target)) }
+        for (level, target) in groups {
+            let runs = rows.filter { $0.concurrency == level && $0.target == target }
+            func median(_ value: (GatewayBenchRow) -> Double?) -> Double? { Self.median(runs.compactMap(value)) }
+            func added(_ value: @escaping (GatewayBenchRow) -> Double) -> String {
+                format(median { row in direct(for: row).map { value(row) - value($0) } }, "%+.2f")
+            }
             lines.append(String(
-                format: "| %d | %@ | %.2f | %.2f | %@ / %@ | %.2f | %.2f | %@ / %@ | %.0f | %@ | %@ | %d |",
-                row.concurrency, row.target, row.firstByteP50Ms, row.firstByteP99Ms,
-                added(row.firstByteP50Ms, direct?.firstByteP50Ms), added(row.firstByteP99Ms, direct?.firstByteP99Ms),
-                row.totalP50Ms, row.totalP99Ms, added(row.totalP50Ms, direct?.totalP50Ms), added(row.totalP99Ms, direct?.totalP99Ms),
-                row.requestsPerSecond, direct.map { String(format: "%.2f", row.requestsPerSecond / max($0.requestsPerSecond, 1e-9)) } ?? "–",
-                row.proxyCPUMsPerRequest.map { String(format: "%.3f", $0) } ?? "–", row.errors))
+                format: "| %d | %@ | %@ | %@ | %@ / %@ | %@ | %@ | %@ / %@ | %@ | %@ | %@ | %d |",
+                level, target, format(median(\.firstByteP50Ms), "%.2f"), format(median(\.firstByteP99Ms), "%.2f"),
+                added(\.firstByteP50Ms), added(\.firstByteP99Ms),
+                format(median(\.totalP50Ms), "%.2f"), format(median(\.totalP99Ms), "%.2f"), added(\.totalP50Ms), added(\.totalP99Ms),
+                format(median(\.requestsPerSecond), "%.0f"),
+                format(median { row in direct(for: row).map { row.requestsPerSecond / max($0.requestsPerSecond, 1e-9) } }, "%.2f"),
+                format(median(\.proxyCPUMsPerRequest), "%.3f"), runs.map(\.errors).reduce(0, +)))
+        }
+        if repeats > 1 {
+            lines += ["", "each run (added TTFB p50 / p99 ms, req/s):", "| streams | target | " + (1...repeats).map { "run \($0)" }.joined(separator: " | ") + " |",
+                      "|---:|---|" + String(repeating: "---|", count: repeats)]
+            for (level, target) in groups where target != "direct" {
+                let cells = (1...repeats).map { repetition -> String in
+                    guard let row = rows.first(where: { $0.concurrency == level && $0.target == target && $0.repetition == repetition }),
+                          let direct = direct(for: row) else { return "–" }
+                    return String(format: "%+.2f / %+.2f, %.0f", row.firstByteP50Ms - direct.firstByteP50Ms,
+                                  row.firstByteP99Ms - direct.firstByteP99Ms, row.requestsPerSecond)
+                }
+                lines.append("| \(level) | \(target) | " + cells.joined(separator: " | ") + " |")
+            }
         }
         for row in rows where row.errors > 0 {
-            lines.append("\(row.target) @\(row.concurrency): first error: \(row.firstError ?? "?")")
+            lines.append("\(row.target) @\(row.concurrency) run \(row.repetition): first error: \(row.firstError ?? "?")")
         }
         lines += notes.map { "note: \($0)" }
         return lines.joined(separator: "\n")
