@@ -64,12 +64,14 @@ public struct GatewayConfiguration: Sendable, Equatable {
     /// Event-loop threads serving client and upstream connections; 0 picks `autoEventLoops`.
     public var eventLoops = 0
 
-    /// Half the cores, at least one. Every event costs a wakeup per loop that sleeps, so fewer
-    /// loops than cores means more events per `epoll_wait` and fewer context switches; on the
-    /// 2-core bench machine one loop took 15–20 % less CPU per request than two at the same
-    /// throughput up to 1024 streams (docs/BENCHMARKS.md, Gateway r6). Larger machines are
-    /// unmeasured; set `event_loops` there.
-    public static var autoEventLoops: Int { max(1, ProcessInfo.processInfo.activeProcessorCount / 2) }
+    /// One per core, as NIO's own default and nginx's `worker_processes auto`. A loop per core
+    /// costs a little more CPU per request than fewer loops (more wakeups, fewer events per
+    /// `epoll_wait`), but once the cores are full the kernel shares them per thread, and a
+    /// gateway with fewer threads than its neighbours gets less than its share: on the 2-core
+    /// bench machine at 1,024 streams two loops served 3,263 requests/s against one loop's 3,081
+    /// and nginx's 3,182, at the same latency below saturation (docs/BENCHMARKS.md, Gateway r9;
+    /// r6 had found one loop better against a load client that itself ran several threads).
+    public static var autoEventLoops: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// The number of event loops to run: `eventLoops`, or `autoEventLoops` when it is 0.
     public var resolvedEventLoops: Int { eventLoops > 0 ? eventLoops : Self.autoEventLoops }

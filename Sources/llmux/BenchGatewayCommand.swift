@@ -131,6 +131,12 @@ struct BenchGatewayCommand: AsyncParsableCommand {
             }
         }
 
+        for entry in urls {
+            // Endpoints started by hand (another gateway build or setting), measured beside the others.
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--url takes NAME=URL, got \(entry)") }
+            endpoints.append((parts[0], parts[1], nil))
+        }
         var rows: [GatewayBenchRow] = []
         for level in levels {
             for repetition in 1...repeats {
@@ -148,7 +154,7 @@ struct BenchGatewayCommand: AsyncParsableCommand {
                         firstByteP50Ms: BenchLoad.quantile(result.firstByte, 0.5) * 1000, firstByteP99Ms: BenchLoad.quantile(result.firstByte, 0.99) * 1000,
                         totalP50Ms: BenchLoad.quantile(result.total, 0.5) * 1000, totalP99Ms: BenchLoad.quantile(result.total, 0.99) * 1000,
                         requestsPerSecond: result.requestsPerSecond, requests: result.total.count, errors: result.errors, firstError: result.firstError,
-                        proxyCPUMsPerRequest: endpoint.name == "direct" || requests == 0 ? nil : (cpuAfter - cpuBefore) * 1000 / Double(result.total.count)))
+                        proxyCPUMsPerRequest: endpoint.name == "direct" || endpoint.pid == nil || requests == 0 ? nil : (cpuAfter - cpuBefore) * 1000 / Double(result.total.count)))
                     try? await Task.sleep(for: .milliseconds(300))
                 }
             }

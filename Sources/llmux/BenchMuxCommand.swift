@@ -50,6 +50,25 @@ struct BenchMuxCommand: ParsableCommand {
     @Option(help: "Write every engine step (start, seconds, the executor's seconds, each model's tokens) as JSON lines into this folder, one file per policy and rate (bench-POLICY-rRATE.jsonl), to compare with `llmux simulate --trace`. CPU only.")
     var trace: String?
 
+    /// Parsed `--policies`, `--rates` and `--alpha`, checked before any model is loaded.
+    private func parsedLists(limits: SchedulerLimits) throws -> (policies: [BenchPolicy], rates: [Double], alphas: [Double]) {
+        func numbers(_ text: String, option: String, zeroAllowed: Bool = false) throws -> [Double] {
+            let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0.map { $0 > 0 || (zeroAllowed && $0 == 0) } ?? false }) else {
+                throw ValidationError("\(option) takes \(zeroAllowed ? "non-negative" : "positive") numbers separated by commas, got \(text)")
+            }
+            return values.compactMap { $0 }
+        }
+        let policyList = try policies.split(separator: ",").map { try BenchPolicy(String($0).trimmingCharacters(in: .whitespaces), limits: limits) }
+        guard !policyList.isEmpty else { throw ValidationError("--policies must name at least one policy") }
+        return (policyList, try numbers(rates, option: "--rates"), try numbers(alpha, option: "--alpha", zeroAllowed: true))
+    }
+
+    func validate() throws {
+        _ = try parsedLists(limits: SchedulerLimits(maxTokensPerStep: 1))
+        guard duration > 0 else { throw ValidationError("--duration must be positive") }
+    }
+
     func run() throws {
         let backend = emulateMultiprocessors > 0 && !device.isCUDA
             ? CPUBackend(threads: threads, emulatedMultiprocessors: emulateMultiprocessors) : try device.makeBackend(threads: threads)
@@ -76,7 +95,7 @@ struct BenchMuxCommand: ParsableCommand {
         }
         let maxTotal = maxTotalTokens ?? contextLimit
 
-        let policyList = try policies.split(separator: ",").map { try BenchPolicy(String($0), limits: limits) }
+        let (policyList, rateList, alphaList) = try parsedLists(limits: limits)
         var checks: [MuxCheck.Outcome] = []
         let checker = MuxCheck()
         if check { report("checking outputs under each policy against each model alone …") }
@@ -110,10 +129,6 @@ struct BenchMuxCommand: ParsableCommand {
         if check {
             for policy in policyList where policy.followsLatencyTargets { try runCheck(policy, limits: schedulerLimits(policy)) }
         }
-        let rateList = rates.split(separator: ",").compactMap { Double($0) }
-        guard !rateList.isEmpty else { throw ValidationError("--rates must list numbers") }
-
-        let alphaList = alpha.split(separator: ",").compactMap { Double($0) }
         /// Writes the JSON and the plot of the runs so far; returns the result.
         func save(_ runs: [MuxRun]) throws -> MuxBenchResult {
             let result = MuxBenchResult(
@@ -140,7 +155,6 @@ struct BenchMuxCommand: ParsableCommand {
             }
             return result
         }
-        guard !alphaList.isEmpty else { throw ValidationError("--alpha must list numbers") }
         var runs: [MuxRun] = []
         for alpha in alphaList {
         for rate in rateList {
@@ -168,7 +182,10 @@ struct BenchMuxCommand: ParsableCommand {
                                    preemptedTokens: engine.schedulerState.preemptedTokenTotal,
                                    pageWaits: engine.schedulerState.pageWaitTotal,
                                    windowTokensPerSecond: Double(outcome.windowTokens) / duration,
-                                   muxServeRequestsPerSecond: muxServeThroughput(records, rateShares: spec.rateShares)))
+                                   muxServeRequestsPerSecond: muxServeThroughput(records, rateShares: spec.rateShares),
+                                   soloMakespan: workload.map {
+                                       $0.arrival + profiles[$0.modelIndex].latency(prompt: $0.promptLength, output: $0.outputLength)
+                                   }.max()))
                 report(MuxBenchResult.row(runs.last!))
                 _ = try save(runs)   // kept current, so a run cut short still leaves its results
             }

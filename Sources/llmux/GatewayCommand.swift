@@ -33,7 +33,7 @@ struct GatewayCommand: AsyncParsableCommand {
     var retries: Int?
     @Option(help: "Seconds of upstream silence before a request fails.")
     var readTimeout: Int?
-    @Option(help: "Event-loop threads (0: half the cores, at least one).")
+    @Option(help: "Event-loop threads (0: one per core).")
     var eventLoops: Int?
     @Option(name: .customLong("api-key"), help: "Key the gateway accepts (repeatable); without one, requests pass with their Authorization forwarded.")
     var apiKeys: [String] = []

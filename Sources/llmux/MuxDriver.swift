@@ -144,6 +144,11 @@ struct MuxRun: Codable {
     /// over its own last finish, averaged weighted by rate. Nil in results written before it was
     /// counted.
     var muxServeRequestsPerSecond: Double?
+    /// When the last request would end if every request were served alone from its arrival (its
+    /// solo latency from the profile), in seconds from the start: a lower bound on `seconds` that
+    /// no policy can beat, set by the workload's longest requests. Nil in results written before
+    /// it was reported.
+    var soloMakespan: Double?
 }
 
 /// The whole `bench mux` run.
@@ -179,11 +184,12 @@ struct MuxBenchResult: Codable {
         let waits = run.pageWaits.map { String(format: " | %10d", $0) } ?? ""
         let window = run.windowTokensPerSecond.map { String(format: " | %13.1f", $0) } ?? ""
         let muxServe = run.muxServeRequestsPerSecond.map { String(format: " | %13.2f", $0) } ?? ""
-        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %5.1f%% | %5.1f%%%@%@%@%@%@",
+        let makespan = run.soloMakespan.map { String(format: " | %6.1f / %6.1f", run.seconds, $0) } ?? ""
+        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %5.1f%% | %5.1f%%%@%@%@%@%@%@",
                       run.alpha, run.policy.padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
                       o.requestsPerSecond, o.tokensPerSecond,
                       o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100,
-                      preempted, waits, window, muxServe, failed)
+                      preempted, waits, window, muxServe, makespan, failed)
     }
 
     /// Width of the policy column (`temporal-split`).
@@ -193,7 +199,7 @@ struct MuxBenchResult: Codable {
         var lines = checks.flatMap { [$0.summary] + $0.errors.prefix(8).map { "  " + $0 } }
         lines.append("device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))")
         lines.append("alpha | " + "policy".padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0)
-                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms |  SLO@5 | SLO@10 | preempted / tokens | page waits | window tok/s | MuxServe req/s")
+                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms |  SLO@5 | SLO@10 | preempted / tokens | page waits | window tok/s | MuxServe req/s | end s / solo end s")
         lines += runs.map(Self.row)
         lines.append("per model (req/s, SLO@5):")
         for run in runs {
