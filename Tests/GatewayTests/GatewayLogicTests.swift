@@ -156,7 +156,7 @@ import Testing
             """)
         #expect(config.port == 9100 && config.healthIntervalMs == 100 && config.retries == 1)
         #expect(config.eventLoops == 3 && config.resolvedEventLoops == 3)
-        #expect(GatewayConfiguration().resolvedEventLoops == max(1, ProcessInfo.processInfo.activeProcessorCount / 2))
+        #expect(GatewayConfiguration().resolvedEventLoops == ProcessInfo.processInfo.activeProcessorCount)
         #expect(config.models.map(\.name) == ["demo", "other"])
         #expect(config.models[0].policy == .prefix && config.models[1].policy == .leastOutstanding)
         #expect(config.models[0].upstreams == ["http://127.0.0.1:8001", "http://127.0.0.1:8002"])

@@ -10,7 +10,7 @@ from conftest import llmux_binary
 @pytest.mark.parametrize("args, message", [
     (["bench", "mux", "--rates", "1,x"], "--rates takes positive numbers"),
     (["bench", "mux", "--rates", "0"], "--rates takes positive numbers"),
-    (["bench", "mux", "--alpha", "-1"], "--alpha takes non-negative numbers"),
+    (["bench", "mux", "--alpha", "2.1,y"], "--alpha takes non-negative numbers"),
     (["bench", "mux", "--policies", "mux,bogus"], "unknown policy bogus"),
     (["bench", "gateway", "--repeats", "0"], "--repeats must be at least 1"),
     (["bench", "gateway", "--concurrency", "64,x"], "--concurrency takes positive whole numbers"),
