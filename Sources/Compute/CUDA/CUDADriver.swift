@@ -16,6 +16,8 @@ final class CUDADriver: @unchecked Sendable {
     let cuDevicePrimaryCtxRetain: @convention(c) (UnsafeMutablePointer<Handle>, Int32) -> Result
     let cuCtxSetCurrent: @convention(c) (Handle) -> Result
     let cuStreamCreate: @convention(c) (UnsafeMutablePointer<Handle>, UInt32) -> Result
+    /// `cuStreamCreateWithPriority(stream*, flags, priority)`: lower numbers run first.
+    let cuStreamCreateWithPriority: @convention(c) (UnsafeMutablePointer<Handle>, UInt32, Int32) -> Result
     let cuStreamSynchronize: @convention(c) (Handle) -> Result
     let cuMemGetInfo: @convention(c) (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> Result
     let cuMemAlloc: @convention(c) (UnsafeMutablePointer<UInt64>, Int) -> Result
@@ -79,6 +81,7 @@ final class CUDADriver: @unchecked Sendable {
         cuDevicePrimaryCtxRetain = try library.function("cuDevicePrimaryCtxRetain")
         cuCtxSetCurrent = try library.function("cuCtxSetCurrent")
         cuStreamCreate = try library.function("cuStreamCreate")
+        cuStreamCreateWithPriority = try library.function("cuStreamCreateWithPriority")
         cuStreamSynchronize = try library.function("cuStreamSynchronize")
         cuMemGetInfo = try library.function("cuMemGetInfo_v2")
         cuMemAlloc = try library.function("cuMemAlloc_v2")

@@ -50,10 +50,19 @@ final class CUDAPartitions {
     /// Green contexts that only hold a remainder between splits (kept while their splits live).
     private var holders: [OpaquePointer?] = []
     private var nextKey = 1
+    /// CUDA priority of stream slot i of every partition (lower runs first; the driver clamps to
+    /// its range, [-5, 0] on Hopper), from `LLMUX_STREAM_PRIORITIES` (comma-separated, one per
+    /// model in the runner's order); 0 for slots it does not name. An experiment knob: where the
+    /// kernels of several models share SMs, the higher-priority stream's blocks are dispatched first.
+    private let streamPriorities: [Int32]
 
     init(context: CUDAContext) {
         self.context = context
+        streamPriorities = (ProcessInfo.processInfo.environment["LLMUX_STREAM_PRIORITIES"] ?? "")
+            .split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
     }
+
+    private func priority(ofSlot slot: Int) -> Int32 { slot < streamPriorities.count ? streamPriorities[slot] : 0 }
 
     /// Replaces the partitionings with `requested` (SM counts per partition), each partition
     /// with `streamsPerPartition` streams. Returns the counts granted.
@@ -66,9 +75,9 @@ final class CUDAPartitions {
             if index == 0 || counts.count <= 1 {
                 // The whole device: plain streams of the primary context.
                 var streams: [StreamSlot] = []
-                for _ in 0..<streamsPerPartition {
+                for slot in 0..<streamsPerPartition {
                     var stream: OpaquePointer?
-                    try driver.check(driver.cuStreamCreate(&stream, 1), "cuStreamCreate")
+                    try driver.check(driver.cuStreamCreateWithPriority(&stream, 1, priority(ofSlot: slot)), "cuStreamCreateWithPriority")
                     streams.append(StreamSlot(stream: stream, key: nextKey))
                     nextKey += 1
                 }
@@ -133,10 +142,10 @@ final class CUDAPartitions {
                              "cuDevSmResourceSplitByCount(\(count) of \(left) SMs)")
             let green = try greenContext(group)
             var streams: [StreamSlot] = []
-            for _ in 0..<streamsPerPartition {
+            for slot in 0..<streamsPerPartition {
                 var stream: OpaquePointer?
                 // CU_STREAM_NON_BLOCKING = 1, required for green-context streams.
-                try driver.check(api.createStream(&stream, green, 1, 0), "cuGreenCtxStreamCreate")
+                try driver.check(api.createStream(&stream, green, 1, priority(ofSlot: slot)), "cuGreenCtxStreamCreate")
                 streams.append(StreamSlot(stream: stream, key: nextKey, smCount: smCount(group)))
                 nextKey += 1
             }
