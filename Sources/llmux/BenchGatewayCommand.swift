@@ -12,8 +12,11 @@ struct BenchGatewayCommand: AsyncParsableCommand {
             Starts a stub upstream (a separate process: `llmux bench gateway --stub`) that streams --tokens
             tokens --interval-ms apart in OpenAI's SSE format, then for each concurrency runs the same fixed
             request mix direct and through every proxy found (nginx from PATH or --nginx, smg from PATH or
-            --smg). Added latency = the proxy's percentile minus the direct one. Prints a table last; --json
-            writes everything.
+            --smg), plus endpoints started by hand (--url; --targets none measures only those). The load
+            client is SwiftNIO on --client-threads event loops, one keep-alive connection per stream. Added
+            latency = the proxy's percentile minus the direct one. With --repeats N every target runs N times
+            in rotating order and the table gives medians, then each run. Prints a table last; --json writes
+            everything.
             """)
 
     @Option(help: "Comma-separated numbers of concurrent streams.") var concurrency = "64,256,1024"
@@ -43,6 +46,18 @@ struct BenchGatewayCommand: AsyncParsableCommand {
         let levels = concurrency.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !levels.isEmpty, levels.allSatisfy({ ($0 ?? 0) > 0 }) else {
             throw ValidationError("--concurrency takes positive whole numbers separated by commas, got \(concurrency)")
+        }
+        _ = try namedURLs()
+    }
+
+    /// `--url NAME=URL` entries, in order.
+    private func namedURLs() throws -> [(name: String, url: String)] {
+        try urls.map { entry in
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, parts[1].hasPrefix("http://") else {
+                throw ValidationError("--url takes NAME=http://HOST:PORT, got \(entry)")
+            }
+            return (parts[0], parts[1])
         }
     }
 
@@ -75,10 +90,8 @@ struct BenchGatewayCommand: AsyncParsableCommand {
         let loadBefore = loadAverage()
 
         if wanted == ["none"] {
-            var endpoints: [(String, String)] = []
-            for entry in urls { let parts = entry.split(separator: "=", maxSplits: 1).map(String.init); endpoints.append((parts[0], parts[1])) }
             for level in levels {
-                for (name, url) in endpoints {
+                for (name, url) in try namedURLs() {
                     let r = try await BenchLoad.run(loadSettings(url: url, concurrency: level))
                     print(String(format: "%@ @%d: TTFB p50 %.2f p99 %.2f ms, total p50 %.2f p99 %.2f ms, %.0f req/s, %d errors", name, level,
                                  BenchLoad.quantile(r.firstByte, 0.5) * 1000, BenchLoad.quantile(r.firstByte, 0.99) * 1000,
@@ -131,12 +144,8 @@ struct BenchGatewayCommand: AsyncParsableCommand {
             }
         }
 
-        for entry in urls {
-            // Endpoints started by hand (another gateway build or setting), measured beside the others.
-            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw ValidationError("--url takes NAME=URL, got \(entry)") }
-            endpoints.append((parts[0], parts[1], nil))
-        }
+        // Endpoints started by hand (another gateway build or setting), measured beside the others.
+        endpoints += try namedURLs().map { ($0.name, $0.url, nil) }
         var rows: [GatewayBenchRow] = []
         for level in levels {
             for repetition in 1...repeats {
