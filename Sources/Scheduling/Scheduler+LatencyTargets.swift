@@ -18,10 +18,9 @@ extension Scheduler {
     ///
     /// - prefill: over prompts that can start now (`runnablePromptWork`) and have no token yet,
     ///   their wait so far (`now - arrivalTime`) over their model's first-token target;
-    /// - decode: over models with decoding sequences, the time their sequences wait per token
-    ///   over their per-token target: the time between their last two decode job launches
-    ///   (`decodeTokenInterval`), or, when longer, the time since the last launch, so that a
-    ///   decode job still running past the target counts before it ends.
+    /// - decode: over models with decoding sequences, the time between their last two decode
+    ///   job launches (`decodeTokenInterval`, what each of their sequences waits per token) over
+    ///   their per-token target.
     func latencyPressure(now: Double, runnable: [SequenceID]) -> (prefill: Double, decode: Double) {
         let targets = limits.latencyTargets
         guard !targets.isEmpty else { return (1, 1) }
@@ -32,11 +31,9 @@ extension Scheduler {
             prefill = max(prefill, (now - sequence.arrivalTime) / target)
         }
         var decode = 1.0
-        let decodingModels = Set(running.compactMap { id in sequences[id].flatMap { $0.isDecoding ? $0.model : nil } })
-        for model in decodingModels {
+        for (model, interval) in decodeTokenInterval {
             guard let target = targets[model]?.timePerOutputToken, target > 0 else { continue }
-            let sinceLaunch = lastDecodeLaunch[model].map { now - $0 } ?? 0
-            decode = max(decode, max(decodeTokenInterval[model] ?? 0, sinceLaunch) / target)
+            decode = max(decode, interval / target)
         }
         return (prefill, decode)
     }

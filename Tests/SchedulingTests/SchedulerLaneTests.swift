@@ -141,30 +141,6 @@ import Testing
         #expect(try prefillSMs(targets: [b: LatencyTargets(timePerOutputToken: 1)]) == 96)
     }
 
-    /// A decode job still running past its model's per-token target counts before it ends: b's
-    /// jobs launched 5 ms apart (within a 10 ms target), but the one launched at 5 ms is still
-    /// running at 0.2 s, so four prompts of a get half the device instead of 96 SMs.
-    @Test func aDecodeJobRunningPastItsTargetPullsTheSplitBeforeItEnds() throws {
-        func prefillSMs(targets: [ModelID: LatencyTargets], at now: Double) throws -> Int {
-            var s = scheduler(.mux, latencyTargets: targets)
-            try s.add(sequence(1, b, prompt: 4))
-            for job in s.schedule(now: 0).jobs { complete(job, &s) }    // b's prompt
-            for job in s.schedule(now: 0).jobs { complete(job, &s) }    // a decode launched at 0
-            let running = s.schedule(now: 0.005)                        // launched at 5 ms, not completed
-            #expect(running.jobs.map(\.phase) == [.decode])
-            #expect(abs((s.decodeTokenInterval[b] ?? 0) - 0.005) < 1e-12)
-            for id in 10...13 { try s.add(sequence(UInt64(id), a, prompt: 4)) }
-            let plan = s.schedule(now: now)
-            let prefill = try #require(plan.jobs.first { $0.phase == .prefill })
-            #expect(prefill.sequences.count == 4 && plan.jobs.count == 1, "b's decode lane is still busy")
-            return s.partitionings[prefill.partitioning][0]
-        }
-        #expect(try prefillSMs(targets: [:], at: 0.2) == 96)
-        #expect(try prefillSMs(targets: [b: LatencyTargets(timePerOutputToken: 0.01)], at: 0.2) == 64)
-        // Still within the target at 8 ms: the split is the queue-length one.
-        #expect(try prefillSMs(targets: [b: LatencyTargets(timePerOutputToken: 0.01)], at: 0.008) == 96)
-    }
-
     /// An idle gap in a model's decode work is not read as a slow token: once its decode lane is
     /// free with nothing to decode, the next launch starts a new measurement.
     @Test func decodeTokenIntervalRestartsAfterTheDecodeWorkStops() throws {
