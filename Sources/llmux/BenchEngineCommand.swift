@@ -13,8 +13,8 @@ struct BenchEngineCommand: ParsableCommand {
         commandName: "engine",
         abstract: "Measure prefill and decode tokens/s against memory-bandwidth and matmul rooflines.",
         discussion: """
-            Decode roofline: batch tokens per max(weight bytes / bandwidth, step FLOPs / matmul rate), the
-            bandwidth from a multithreaded read of a 512 MiB buffer (on CUDA, a device copy). Prefill roofline: the model's matmul FLOPs at the rate numpy's BLAS reaches
+            Decode roofline: batch tokens per max(weight bytes / bandwidth, step FLOPs / matmul rate), the \
+            bandwidth from a multithreaded read of a 512 MiB buffer (on CUDA, a device copy). Prefill roofline: the model's matmul FLOPs at the rate numpy's BLAS reaches \
             on the model's own shape (python3 with numpy; skipped if absent). The table is printed last.
             """)
 

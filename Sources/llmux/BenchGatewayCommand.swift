@@ -9,13 +9,13 @@ struct BenchGatewayCommand: AsyncParsableCommand {
         commandName: "gateway",
         abstract: "Measure what a gateway adds: direct to a stub upstream vs through llmux gateway, nginx and smg.",
         discussion: """
-            Starts a stub upstream (a separate process: `llmux bench gateway --stub`) that streams --tokens
-            tokens --interval-ms apart in OpenAI's SSE format, then for each concurrency runs the same fixed
-            request mix direct and through every proxy found (nginx from PATH or --nginx, smg from PATH or
-            --smg), plus endpoints started by hand (--url; --targets none measures only those). The load
-            client is SwiftNIO on --client-threads event loops, one keep-alive connection per stream. Added
-            latency = the proxy's percentile minus the direct one. With --repeats N every target runs N times
-            in rotating order and the table gives medians, then each run. Prints a table last; --json writes
+            Starts a stub upstream (a separate process: `llmux bench gateway --stub`) that streams --tokens \
+            tokens --interval-ms apart in OpenAI's SSE format, then for each concurrency runs the same fixed \
+            request mix direct and through every proxy found (nginx from PATH or --nginx, smg from PATH or \
+            --smg), plus endpoints started by hand (--url; --targets none measures only those). The load \
+            client is SwiftNIO on --client-threads event loops, one keep-alive connection per stream. Added \
+            latency = the proxy's percentile minus the direct one. With --repeats N every target runs N times \
+            in rotating order and the table gives medians, then each run. Prints a table last; --json writes \
             everything.
             """)
 

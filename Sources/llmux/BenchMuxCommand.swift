@@ -14,14 +14,14 @@ struct BenchMuxCommand: ParsableCommand {
         commandName: "mux",
         abstract: "Compare the mux, spatial and temporal policies on colocated models.",
         discussion: """
-            Each request's SLO reference is its latency when served alone, predicted from a per-model profile
-            measured in the same run (prefill time as a line in prompt length, decode step time at batch 1).
-            Without --model, four random-weight models are written to the cache folder: small ones of
-            different architectures on the CPU; on CUDA the shapes of Llama-3-8B, Llama-3.2-3B, Llama-3.2-1B
-            and Qwen2.5-0.5B (about 26 GB of bf16 weights). On CUDA every policy runs on SM partitions (green
-            contexts): mux gives prefill jobs a large partition and decode jobs the rest, spatial gives each
-            model a fixed partition, temporal runs one job at a time on the whole GPU. --check first verifies
-            that each model's greedy outputs under every policy equal its outputs when served alone.
+            Each request's SLO reference is its latency when served alone, predicted from a per-model profile \
+            measured in the same run (prefill time as a line in prompt length, decode step time at batch 1). \
+            Without --model, four random-weight models are written to the cache folder: small ones of \
+            different architectures on the CPU; on CUDA the shapes of Llama-3-8B, Llama-3.2-3B, Llama-3.2-1B \
+            and Qwen2.5-0.5B (about 26 GB of bf16 weights). On CUDA every policy runs on SM partitions (green \
+            contexts): mux gives prefill jobs a large partition and decode jobs the rest, spatial gives each \
+            model a fixed partition, temporal runs one job at a time on the whole GPU. --check first verifies \
+            that each model's greedy outputs under every policy equal its outputs when served alone. \
             Prints a table last; --json and --plot (SVG) write the full results.
             """)
 

@@ -9,8 +9,8 @@ struct BenchPlacementCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "placement", abstract: "Compare placement algorithms on MuxServe's synthetic setup, in simulation.",
         discussion: """
-            19 models (12 × 7B, 4 × 13B, 2 × 30B, 1 × 65B LLaMA shapes, in that order) on hosts × GPUs; model i gets
-            max-rate × (i + 1)^-alpha requests/s. Every algorithm plans from the same cost model (the device's roofline
+            19 models (12 × 7B, 4 × 13B, 2 × 30B, 1 × 65B LLaMA shapes, in that order) on hosts × GPUs; model i gets \
+            max-rate × (i + 1)^-alpha requests/s. Every algorithm plans from the same cost model (the device's roofline \
             unless --cost), and every plan is simulated under the same Poisson workload with the real scheduler.
             """)
 

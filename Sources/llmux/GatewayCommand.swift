@@ -8,10 +8,10 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "gateway",
         abstract: "Route OpenAI requests by model to llmux serve processes (replicas, health checks, retries).",
         discussion: """
-            Serves /v1/completions, /v1/chat/completions and /v1/models (merged from the upstreams), /health
-            and /metrics. Bodies are forwarded untouched (the gateway only scans them for `model` and the prompt)
-            and answers are streamed through chunk by chunk. Policies: round_robin, least_outstanding,
-            power_of_two (load from the upstreams' /load), prefix (same prompt prefix, same replica unless it is
+            Serves /v1/completions, /v1/chat/completions and /v1/models (merged from the upstreams), /health \
+            and /metrics. Bodies are forwarded untouched (the gateway only scans them for `model` and the prompt) \
+            and answers are streamed through chunk by chunk. Policies: round_robin, least_outstanding, \
+            power_of_two (load from the upstreams' /load), prefix (same prompt prefix, same replica unless it is \
             overloaded). Options given here override the --config file.
             """)
 

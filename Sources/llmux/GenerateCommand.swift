@@ -13,8 +13,8 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate a completion for one prompt.",
         discussion: """
-            With --json it prints {"prompt_token_ids", "token_ids", "text", "logprobs", "finish_reason"}.
-            Greedy unless --temperature is above 0. Stops at the model's EOS tokens (generation_config.json),
+            With --json it prints {"prompt_token_ids", "token_ids", "text", "logprobs", "finish_reason"}. \
+            Greedy unless --temperature is above 0. Stops at the model's EOS tokens (generation_config.json), \
             --stop strings, or --max-tokens.
             """)
 

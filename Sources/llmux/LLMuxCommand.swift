@@ -7,8 +7,8 @@ struct LLMuxCommand: AsyncParsableCommand {
         commandName: "llmux",
         abstract: "Serve many LLMs at once on shared devices.",
         discussion: """
-            Start with `llmux generate --demo --prompt "def fibonacci(n):"` (a small built-in model trained on Python code),
-            or point `--model` at a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
+            Start with `llmux generate --demo --prompt "def fibonacci(n):"` (a small built-in model trained on Python code), \
+            or point `--model` at a Hugging Face directory (config.json, *.safetensors, tokenizer.json). \
             `llmux make-model` writes random-weight checkpoints of real architectures and sizes.
             """,
         subcommands: [ServeCommand.self, GatewayCommand.self, GenerateCommand.self, PerplexityCommand.self, MakeModelCommand.self, BenchCommand.self,

@@ -10,10 +10,10 @@ struct PerplexityCommand: ParsableCommand {
         commandName: "perplexity",
         abstract: "Compute a model's perplexity on a text or on token ids.",
         discussion: """
-            The ids are cut into consecutive windows of --context tokens (the last may be shorter); every
-            token after the first of a window is scored given the window before it; the perplexity is
-            exp(mean NLL) over all scored tokens, as scripts/train/train_demo_model.py computes it with
-            PyTorch. A --text-file is tokenized as a completion prompt is (special tokens added). With
+            The ids are cut into consecutive windows of --context tokens (the last may be shorter); every \
+            token after the first of a window is scored given the window before it; the perplexity is \
+            exp(mean NLL) over all scored tokens, as scripts/train/train_demo_model.py computes it with \
+            PyTorch. A --text-file is tokenized as a completion prompt is (special tokens added). With \
             --json it prints {"perplexity", "mean_nll", "scored_tokens", "windows", "context", "device"}.
             """)
 

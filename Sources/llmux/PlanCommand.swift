@@ -7,9 +7,11 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan", abstract: "Place models on GPU meshes (which models share which GPUs, KV quotas, SM shares).",
         discussion: """
-            cluster.yaml: hosts, gpus_per_host, gpu_memory (e.g. 80GB), device (h100|h200|cpu), optionally
+            cluster.yaml: hosts, gpus_per_host, gpu_memory (e.g. 80GB), device (h100|h200|cpu), optionally \
             memory_utilization, kv_cache_memory, cost_model (a table from `llmux profile`).
+
             models.yaml: models: [{name, shape (preset or sizes) or path, rate, prompt_mean, output_mean}].
+
             Without a profiled cost table the device's roofline stands in; the plan says which.
             """)
 

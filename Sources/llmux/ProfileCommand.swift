@@ -14,12 +14,12 @@ struct ProfileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "profile", abstract: "Measure job latencies (prefill by tokens, decode by batch and context) into a cost table.",
         discussion: """
-            On the CPU or a CUDA GPU (--device cpu|cuda[:N]), times synthetic step plans through the model runner (the
-            same code `llmux serve` runs). On CUDA every grid point is measured at each of --sm-shares: the job runs on a
-            green-context SM partition of that share of the GPU, as the mux scheduler runs it. The CPU has no SM
-            partitions, so its table has share 1.0 only; instead every CPU point is also measured cold (after reading
-            twice the last-level cache), as a pass right after another model's runs, and the engine's own time per
-            step and per sequence is timed around the executor call. For h100/h200 this writes the analytic roofline instead
+            On the CPU or a CUDA GPU (--device cpu|cuda[:N]), times synthetic step plans through the model runner (the \
+            same code `llmux serve` runs). On CUDA every grid point is measured at each of --sm-shares: the job runs on a \
+            green-context SM partition of that share of the GPU, as the mux scheduler runs it. The CPU has no SM \
+            partitions, so its table has share 1.0 only; instead every CPU point is also measured cold (after reading \
+            twice the last-level cache), as a pass right after another model's runs, and the engine's own time per \
+            step and per sequence is timed around the executor call. For h100/h200 this writes the analytic roofline instead \
             (--model NAME=PRESET or NAME=PATH); the file then says `"source": "roofline"`.
             """)
 

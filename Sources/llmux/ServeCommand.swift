@@ -14,9 +14,9 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve models over the OpenAI API (/v1/completions, /v1/chat/completions, /v1/models).",
         discussion: """
-            With --model/--demo every model shares one KV pool and one engine loop (one unit); --config
-            llmux.yaml groups models into several units, each with its device, KV pool and policy.
-            /health answers 200 once the models are loaded, /metrics gives Prometheus text. SIGINT or
+            With --model/--demo every model shares one KV pool and one engine loop (one unit); --config \
+            llmux.yaml groups models into several units, each with its device, KV pool and policy. \
+            /health answers 200 once the models are loaded, /metrics gives Prometheus text. SIGINT or \
             SIGTERM stops accepting connections, lets in-flight requests finish, then exits.
             """)
 

@@ -10,8 +10,8 @@ struct SimulateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate", abstract: "Simulate a plan under a workload with the real scheduler and the cost model.",
         discussion: """
-            The workload is `llmux bench mux`'s: Poisson arrivals, log-normal lengths. With --alpha the models' rates
-            follow the power law over --total-rate (default: the plan's total), exactly as the bench generates them
+            The workload is `llmux bench mux`'s: Poisson arrivals, log-normal lengths. With --alpha the models' rates \
+            follow the power law over --total-rate (default: the plan's total), exactly as the bench generates them \
             for the same seed; without it each model gets its rate from the plan. Reports what `bench mux` reports.
             """)
 
