@@ -20,7 +20,7 @@ struct BenchGatewayCommand: AsyncParsableCommand {
             """)
 
     @Option(help: "Comma-separated numbers of concurrent streams.") var concurrency = "64,256,1024"
-    @Option(help: "Comma-separated targets: direct, llmux, nginx, smg.") var targets = "direct,llmux,nginx,smg"
+    @Option(help: "Comma-separated targets: direct, llmux, nginx, smg; or none (only the --url endpoints).") var targets = "direct,llmux,nginx,smg"
     @Option(help: "Seconds measured per run (after the warm-up).") var duration = 5.0
     @Option(help: "Seconds of warm-up per run.") var warmup = 1.0
     @Option(help: "Tokens per answer.") var tokens = 16
@@ -46,6 +46,11 @@ struct BenchGatewayCommand: AsyncParsableCommand {
         let levels = concurrency.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !levels.isEmpty, levels.allSatisfy({ ($0 ?? 0) > 0 }) else {
             throw ValidationError("--concurrency takes positive whole numbers separated by commas, got \(concurrency)")
+        }
+        let known: Set<String> = ["direct", "llmux", "nginx", "smg"]
+        let named = targets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if named != ["none"], let unknown = named.first(where: { !known.contains($0) }) {
+            throw ValidationError("--targets takes direct, llmux, nginx and smg separated by commas, or none; got \(unknown)")
         }
         _ = try namedURLs()
     }

@@ -15,6 +15,7 @@ from conftest import llmux_binary
     (["bench", "gateway", "--repeats", "0"], "--repeats must be at least 1"),
     (["bench", "gateway", "--concurrency", "64,x"], "--concurrency takes positive whole numbers"),
     (["bench", "gateway", "--targets", "none", "--url", "gw"], "--url takes NAME=http://HOST:PORT"),
+    (["bench", "gateway", "--targets", "direct,llmx"], "--targets takes direct, llmux, nginx and smg"),
 ])
 def test_bad_bench_lists_are_refused_at_once(args, message, tmp_path):
     # A cache folder of its own: if validation did not stop the command it would start writing
