@@ -7,7 +7,8 @@ extension Scheduler {
     public enum Lane: Hashable, Sendable, CustomStringConvertible {
         /// The whole unit (`temporal`: one job at a time on the whole device).
         case unit
-        /// One model's mixed prefill-and-decode job on its own partition (`spatial`).
+        /// One model's mixed prefill-and-decode job: on its own partition (`spatial`), or on the
+        /// whole device beside the other models' (`mux` with `mixesMuxPhases`).
         case model(ModelID)
         /// The unit's prefill job, models taking turns (`mux`).
         case prefill
@@ -52,6 +53,7 @@ extension Scheduler {
         switch policy {
         case .temporal: return .unit
         case .spatial: return .model(job.model)
+        case .mux where limits.mixesMuxPhases: return .model(job.model)
         case .mux: return job.phase == .prefill ? .prefill : .decode(job.model)
         }
     }

@@ -58,7 +58,8 @@ extension Scheduler {
     ///   prefill job gets the whole device, and with no prefill job in flight decode jobs do too:
     ///   a partition nobody uses would be wasted SMs. (A decode job already running on the whole
     ///   device when a prefill job starts on a split overlaps it until it ends; the next decode
-    ///   jobs take the split's decode partition.)
+    ///   jobs take the split's decode partition.) With `mixesMuxPhases` every model's mixed job
+    ///   runs on the whole device, beside the others'.
     ///
     /// With latency targets (`SchedulerLimits.latencyTargets`) the split's cost also weighs how
     /// far prompts and decode steps are behind them at `now` (`latencyPressure`).
@@ -74,6 +75,8 @@ extension Scheduler {
                 plan.jobs[index].partitioning = 1
                 plan.jobs[index].partition = models.firstIndex(of: plan.jobs[index].model)!
             }
+        case .mux where limits.mixesMuxPhases:
+            return
         case .mux:
             var split = currentMuxSplit
             if plan.jobs.contains(where: { $0.phase == .prefill }) {

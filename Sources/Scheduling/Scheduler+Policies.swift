@@ -37,6 +37,15 @@ extension Scheduler {
                 scheduleDecodes(of: model, budget: &share, victims: .sameModel)
                 schedulePrefills(of: model, budget: &share, admission: .strictQuota, victims: .sameModel)
             }
+        case .mux where limits.mixesMuxPhases:
+            quotas.adapt(now: now, interval: limits.quotaInterval, usedPages: kvCache.usedPagesByModel)
+            // A lane per model with its own budget, as temporal's one job has: the jobs run side by side.
+            for model in models where !isBusy(.model(model)) {
+                startLane()
+                var share = limits.maxTokensPerStep
+                scheduleDecodes(of: model, budget: &share, victims: .overQuotaFirst)
+                schedulePrefills(of: model, budget: &share, admission: .quota, victims: .overQuotaFirst)
+            }
         case .mux:
             quotas.adapt(now: now, interval: limits.quotaInterval, usedPages: kvCache.usedPagesByModel)
             // A decode lane per model: decode steps go on while the prefill lane is busy.
@@ -47,7 +56,8 @@ extension Scheduler {
             startLane()
             if !isBusy(.prefill) { scheduleMuxPrefills(budget: &budget) }
         }
-        var plan = makePlan(splitPhases: policy == .mux || (policy == .temporal && limits.separatesTemporalPhases))
+        let splitPhases = policy == .mux ? !limits.mixesMuxPhases : policy == .temporal && limits.separatesTemporalPhases
+        var plan = makePlan(splitPhases: splitPhases)
         assignPartitions(&plan, now: now)
         register(&plan)
         if policy == .mux { noteDecodeLaunches(plan, now: now) }

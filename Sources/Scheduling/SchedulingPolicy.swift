@@ -26,16 +26,23 @@ public struct SchedulerLimits: Sendable, Equatable {
     /// `gen_temporal_cfg_from_muxserve_cfg` in hao-ai-lab/MuxServe).
     /// Off by default: a mixed job reads the weights once for both, the stronger baseline.
     public var separatesTemporalPhases: Bool
+    /// Under `mux`, each model's prompt chunks and decode tokens go in one mixed job (its own
+    /// lane), and the models' jobs run at once on the whole device, without an SM split.
+    /// An experiment, off by default: a separate prompt job reads the model's weights a second
+    /// time, and on a bandwidth-bound device that read competes with every decode job.
+    public var mixesMuxPhases: Bool
     /// Latency targets by model, which `mux` weighs when it picks an SM split (a model without
     /// one, or a target not yet missed, leaves the split to the queue lengths).
     public var latencyTargets: [ModelID: LatencyTargets]
     /// Limits; the defaults suit the CPU backend.
     public init(maxTokensPerStep: Int = 512, maxSequencesPerStep: Int = 64, quotaInterval: Double = 2,
-                separatesTemporalPhases: Bool = false, latencyTargets: [ModelID: LatencyTargets] = [:]) {
+                separatesTemporalPhases: Bool = false, mixesMuxPhases: Bool = false,
+                latencyTargets: [ModelID: LatencyTargets] = [:]) {
         self.maxTokensPerStep = maxTokensPerStep
         self.maxSequencesPerStep = maxSequencesPerStep
         self.quotaInterval = quotaInterval
         self.separatesTemporalPhases = separatesTemporalPhases
+        self.mixesMuxPhases = mixesMuxPhases
         self.latencyTargets = latencyTargets
     }
 }

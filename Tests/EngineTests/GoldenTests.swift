@@ -103,6 +103,14 @@ import Testing
             maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0, separatesTemporalPhases: true))
     }
 
+    /// `mux` with each model's phases in one job and the models' jobs side by side on the whole
+    /// device (the `mux-mixed` experiment).
+    @Test(arguments: Execution.allCases)
+    func muxWithMixedPhasesMatchesTransformers(_ execution: Execution) throws {
+        try checkColocated(.mux, execution: execution, limits: SchedulerLimits(
+            maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0, mixesMuxPhases: true))
+    }
+
     /// `mux` with latency targets far below what the CPU reaches (1 µs), so both terms of every
     /// split's cost are weighted: the split moves, the outputs do not.
     @Test(arguments: [Execution.partitioned, .partitionedSliced])

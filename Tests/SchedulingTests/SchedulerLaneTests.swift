@@ -9,7 +9,8 @@ import Testing
     let a = ModelID("a"), b = ModelID("b")
 
     func scheduler(_ policy: SchedulingPolicy, pages: Int = 100, maxTokens: Int = 64, maxSequences: Int = 16, multiprocessors: Int = 132,
-                   separatesTemporalPhases: Bool = false, latencyTargets: [ModelID: LatencyTargets] = [:]) -> Scheduler {
+                   separatesTemporalPhases: Bool = false, mixesMuxPhases: Bool = false,
+                   latencyTargets: [ModelID: LatencyTargets] = [:]) -> Scheduler {
         let models = [a, b].map {
             ModelDescriptor(id: $0, contextLength: 4096, vocabularySize: 100, eosTokenIDs: [],
                             kvShape: KVCacheShape(layerCount: 1, kvHeadCount: 1, headDim: 1, bytesPerElement: 4))
@@ -18,7 +19,7 @@ import Testing
             ? PartitionLayout.layouts(policy: policy, multiprocessorCount: multiprocessors, models: models, expectedRates: [:]) : []
         return Scheduler(policy: policy, limits: SchedulerLimits(maxTokensPerStep: maxTokens, maxSequencesPerStep: maxSequences, quotaInterval: 0,
                                                                  separatesTemporalPhases: separatesTemporalPhases,
-                                                                 latencyTargets: latencyTargets),
+                                                                 mixesMuxPhases: mixesMuxPhases, latencyTargets: latencyTargets),
                          kvCache: KVCacheManager(pageCount: pages, tokensPerPageByModel: [a: 8, b: 8]),
                          partitionings: layouts, asynchronous: true)
     }
@@ -267,6 +268,29 @@ import Testing
             complete(plan.jobs[1], &s)
         }
         #expect(s.schedule().jobs.map(\.model) == [b], "then the next model's turn")
+    }
+
+    /// `mux` with mixed phases (the `mux-mixed` experiment): a model's decode tokens and prompt
+    /// chunks go in one job on the whole device, and another model's job starts beside it
+    /// while it runs; a model's next job waits for its own last one only.
+    @Test func muxMixedRunsOneMixedJobPerModelSideBySide() throws {
+        var s = scheduler(.mux, mixesMuxPhases: true)
+        try s.add(sequence(1, a, prompt: 4))
+        for job in s.schedule().jobs { complete(job, &s) }     // 1 decodes from here
+        try s.add(sequence(2, a, prompt: 6))
+        let first = s.schedule()
+        #expect(first.jobs.count == 1 && first.jobs[0].model == a && place(first.jobs[0]) == [0, 0])
+        #expect(first.jobs[0].sequences.map(\.sequenceID).sorted() == [SequenceID(1), SequenceID(2)])
+        #expect(first.jobs[0].phase == .prefill, "a job with any prompt tokens is a prefill job")
+        #expect(s.lane(ofTicket: first.jobs[0].ticket) == .model(a))
+        try s.add(sequence(3, b, prompt: 6))
+        try s.add(sequence(4, a, prompt: 6))
+        let second = s.schedule()
+        #expect(second.jobs.map(\.model) == [b], "b starts beside a's job; a's next prompt waits for it")
+        #expect(second.jobs.allSatisfy { place($0) == [0, 0] })
+        complete(first.jobs[0], &s)
+        let third = s.schedule()
+        #expect(third.jobs.count == 1 && third.jobs[0].sequences.map(\.sequenceID).sorted() == [1, 2, 4].map(SequenceID.init))
     }
 
     /// A decode sequence that finds the pool full while other jobs are in flight keeps its cache
