@@ -36,6 +36,16 @@ struct ServeCommand: AsyncParsableCommand {
     var kvCacheMemory = ByteSize(bytes: 1 << 30)
     @Option(help: "Scheduling policy: mux, spatial or temporal.")
     var policy = "mux"
+    @Option(help: ArgumentHelp("How --policy mux forms its jobs: split or mixed (default split, or the config's mux_jobs).",
+                               discussion: """
+                                   split: a model's prompt work runs as a prefill job on the larger partition of an SM \
+                                   split while the decode jobs of every model share the rest (MuxServe's design). mixed: \
+                                   each model's prompt chunks and decode tokens go in one job, and the models' jobs run \
+                                   side by side on the whole device; on an H100 it served 5-15 % more tokens/s while \
+                                   requests kept arriving and met more SLOs (docs/BENCHMARKS.md, round 10). Latency \
+                                   targets steer only the split.
+                                   """))
+    var muxJobs: String?
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable); without one, no key is needed.")
     var apiKeys: [String] = []
     @Option(help: "Sequences that may wait for their first token; more get 429.")
@@ -72,6 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
             guard names.insert(name).inserted else { throw ValidationError("model name '\(name)' is given twice") }
         }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
+        if let muxJobs, MuxJobs(rawValue: muxJobs) == nil { throw ValidationError("--mux-jobs must be split or mixed, got '\(muxJobs)'") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
         if let maxTokensPerStep, maxTokensPerStep < 1 { throw ValidationError("--max-tokens-per-step must be at least 1") }
         for (flag, value) in [("--slo-ttft-ms", sloTtftMs), ("--slo-tpot-ms", sloTpotMs)] {
@@ -101,18 +112,20 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let (tokensPerStep, sequencesPerStep, threads) = (maxTokensPerStep, maxSequencesPerStep, self.threads)
         let (ttft, tpot) = (sloTtftMs, sloTpotMs)
+        let jobs = MuxJobs(rawValue: muxJobs ?? file?.muxJobs ?? "split")!
         try await LLMuxServer.run(configuration: configuration) {
             try loadUnits(units, tokensPerStep: tokensPerStep, sequencesPerStep: sequencesPerStep, threads: threads,
-                          defaultTargets: (ttft, tpot))
+                          defaultTargets: (ttft, tpot), muxJobs: jobs)
         }
     }
 }
 
 /// Opens every unit's checkpoints and tokenizers and starts one engine loop per unit.
 /// `tokensPerStep` nil: each unit's device default (`DeviceChoice.defaultTokensPerStep`).
-/// `defaultTargets` (milliseconds) apply to models whose entry sets no latency target of its own.
+/// `defaultTargets` (milliseconds) apply to models whose entry sets no latency target of its own;
+/// `muxJobs` applies to the `mux` units.
 private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPerStep: Int, threads: Int?,
-                       defaultTargets: (ttft: Double?, tpot: Double?)) throws -> ServerState.Loaded {
+                       defaultTargets: (ttft: Double?, tpot: Double?), muxJobs: MuxJobs) throws -> ServerState.Loaded {
     var engines: [any GenerationBackend] = []
     var served: [ServedModel] = []
     var modelsByUnit: [[ModelID]] = []
@@ -134,7 +147,8 @@ private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPe
         }
         guard let device = DeviceChoice(argument: unit.device) else { throw CommandFailure("unit \(index): unknown device \(unit.device)") }
         let runner = try ModelRunner(checkpoints: checkpoints, backend: device.makeBackend(threads: threads), kvCacheBytes: unit.kvCacheBytes)
-        report("unit \(index) on \(unit.device) (\(unit.policy.rawValue)): \(checkpoints.map(\.0.name).joined(separator: ", ")); KV cache \(ByteSize(bytes: unit.kvCacheBytes)) in \(runner.pageCount) pages of \(runner.pageBytes) bytes")
+        let mixed = unit.policy == .mux && muxJobs == .mixed
+        report("unit \(index) on \(unit.device) (\(unit.policy.rawValue)\(mixed ? ", mixed jobs" : "")): \(checkpoints.map(\.0.name).joined(separator: ", ")); KV cache \(ByteSize(bytes: unit.kvCacheBytes)) in \(runner.pageCount) pages of \(runner.pageBytes) bytes")
         let rates = Dictionary(uniqueKeysWithValues: unit.models.compactMap { model in model.rate.map { (ModelID(model.name), $0) } })
         // On a GPU the unit runs jobs asynchronously on SM partitions chosen by the policy.
         let executor: any ModelExecutor = PartitionedRunner.wrapping(runner) ?? runner
@@ -143,14 +157,15 @@ private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPe
                 .map { (ModelID(model.name), $0) }
         })
         let limits = SchedulerLimits(maxTokensPerStep: tokensPerStep ?? device.defaultTokensPerStep, maxSequencesPerStep: sequencesPerStep,
-                                     latencyTargets: targets)
+                                     mixesMuxPhases: mixed, latencyTargets: targets)
         if !targets.isEmpty {
             let listed = targets.sorted { $0.key.name < $1.key.name }.map { model, target in
                 let parts = [target.timeToFirstToken.map { "TTFT \(Int(($0 * 1000).rounded())) ms" },
                              target.timePerOutputToken.map { "TPOT \(Int(($0 * 1000).rounded())) ms" }].compactMap { $0 }
                 return "\(model.name) \(parts.joined(separator: ", "))"
             }
-            let use = unit.policy == .mux ? "mux weighs them in its SM split on a GPU" : "only --policy mux uses them"
+            let use = unit.policy != .mux ? "only --policy mux uses them"
+                : mixed ? "only --mux-jobs split uses them" : "mux weighs them in its SM split on a GPU"
             report("unit \(index) latency targets (\(use)): \(listed.joined(separator: "; "))")
         }
         let core = EngineCore(executor: executor, tokenizers: tokenizers, policy: unit.policy, limits: limits, expectedRates: rates)

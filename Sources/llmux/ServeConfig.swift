@@ -10,6 +10,7 @@ import Yams
 /// port: 8000               # optional (default 8000)
 /// api_keys: [secret]       # optional
 /// policy: mux              # default for units: mux | spatial | temporal
+/// mux_jobs: split          # optional: split (default) | mixed, how mux units form their jobs
 /// kv_cache_memory: 1GiB    # default KV pool of each unit
 /// models:
 ///   - {name: llama, path: /models/llama, rate: 2.0}   # rate: expected requests/s (initial quotas)
@@ -94,12 +95,15 @@ struct ServeConfig: Decodable, Equatable {
     var port: Int?
     var apiKeys: [String]?
     var policy: String?
+    /// How `mux` units form their jobs: `split` (prompt jobs on an SM partition of their own) or
+    /// `mixed` (each model's prompt and decode work in one job); nil: the command line's, or split.
+    var muxJobs: String?
     var kvCacheMemory: String?
     var models: [Model]
     var units: [Unit]?
 
     enum CodingKeys: String, CodingKey {
-        case host, port, apiKeys = "api_keys", policy, kvCacheMemory = "kv_cache_memory", models, units
+        case host, port, apiKeys = "api_keys", policy, muxJobs = "mux_jobs", kvCacheMemory = "kv_cache_memory", models, units
     }
 
     /// Reads and checks a file; every problem is an error that names the file and the key.
@@ -154,6 +158,7 @@ struct ServeConfig: Decodable, Equatable {
         for (key, value) in [("policy", policy)] + (units ?? []).enumerated().map({ ("units[\($0.offset)].policy", $0.element.policy) }) {
             if let value, SchedulingPolicy(rawValue: value) == nil { throw fail("'\(key)' must be mux, spatial or temporal, got '\(value)'") }
         }
+        if let muxJobs, MuxJobs(rawValue: muxJobs) == nil { throw fail("'mux_jobs' must be split or mixed, got '\(muxJobs)'") }
         for (key, value) in [("kv_cache_memory", kvCacheMemory)] + (units ?? []).enumerated().map({ ("units[\($0.offset)].kv_cache_memory", $0.element.kvCacheMemory) }) {
             if let value, ByteSize(argument: value) == nil { throw fail("'\(key)' is not a size like 512MiB: '\(value)'") }
         }
@@ -175,6 +180,16 @@ struct ServeConfig: Decodable, Equatable {
             throw fail("models \(missing.joined(separator: ", ")) are in no unit")
         }
     }
+}
+
+/// How `--policy mux` forms its jobs (`llmux serve --mux-jobs`, `mux_jobs` in llmux.yaml).
+enum MuxJobs: String, CaseIterable {
+    /// Prompt work in a prefill job on the larger partition of an SM split, decode jobs of every
+    /// model on the rest (MuxServe's split; the default).
+    case split
+    /// Each model's prompt chunks and decode tokens in one job, the models' jobs side by side on
+    /// the whole device (`SchedulerLimits.mixesMuxPhases`).
+    case mixed
 }
 
 /// One unit as `llmux serve` starts it.

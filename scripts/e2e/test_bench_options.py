@@ -16,6 +16,7 @@ from conftest import llmux_binary
     (["bench", "gateway", "--concurrency", "64,x"], "--concurrency takes positive whole numbers"),
     (["bench", "gateway", "--targets", "none", "--url", "gw"], "--url takes NAME=http://HOST:PORT"),
     (["bench", "gateway", "--targets", "direct,llmx"], "--targets takes direct, llmux, nginx and smg"),
+    (["serve", "--demo", "--mux-jobs", "both"], "--mux-jobs must be split or mixed"),
 ])
 def test_bad_bench_lists_are_refused_at_once(args, message, tmp_path):
     # A cache folder of its own: if validation did not stop the command it would start writing

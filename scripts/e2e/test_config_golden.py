@@ -15,11 +15,13 @@ from conftest import ROOT, Server
 GOLDEN = os.path.join(ROOT, "Tests", "Fixtures", "golden")
 
 
-@pytest.fixture(scope="module")
-def two_units(tmp_path_factory):
+@pytest.fixture(scope="module", params=["split", "mixed"])
+def two_units(request, tmp_path_factory):
+    # The mux unit forms its jobs both ways (`mux_jobs`); the answers must not change.
     config = tmp_path_factory.mktemp("config") / "llmux.yaml"
     config.write_text(f"""
 policy: mux
+mux_jobs: {request.param}
 kv_cache_memory: 64MiB
 models:
   - {{name: llama, path: {GOLDEN}/llama-bf16, rate: 2.0, slo_ttft_ms: 400, slo_tpot_ms: 40}}
@@ -30,6 +32,7 @@ units:
   - {{devices: [cpu], models: [mistral], kv_cache_memory: 16MiB, policy: temporal}}
 """)
     srv = Server("--config", str(config))
+    srv.mux_jobs = request.param
     yield srv
     assert srv.stop() == 0, "".join(srv.stderr_lines[-20:])
 
@@ -70,6 +73,10 @@ def test_latency_targets_are_taken_per_model(two_units):
     assert len(lines) == 1, "".join(two_units.stderr_lines[-20:])
     assert "unit 0" in lines[0] and "llama TTFT 400 ms, TPOT 40 ms" in lines[0]
     assert "qwen" not in lines[0] and "mistral" not in lines[0]
+    mixed = two_units.mux_jobs == "mixed"
+    assert ("only --mux-jobs split uses them" in lines[0]) == mixed
+    unit_line = next(line for line in two_units.stderr_lines if "unit 0 on" in line)
+    assert ("(mux, mixed jobs)" in unit_line) == mixed, unit_line
 
 
 def serve_refuses(config_path, text):
@@ -87,6 +94,11 @@ def serve_refuses(config_path, text):
 def test_bad_latency_target_names_file_and_key(tmp_path):
     stderr = serve_refuses(tmp_path / "slo.yaml", f"models:\n  - {{name: a, path: {GOLDEN}/llama-bf16, slo_tpot_ms: -5}}\n")
     assert "slo.yaml" in stderr and "models[0].slo_tpot_ms must be > 0" in stderr
+
+
+def test_bad_mux_jobs_names_file_and_key(tmp_path):
+    stderr = serve_refuses(tmp_path / "jobs.yaml", f"mux_jobs: fused\nmodels:\n  - {{name: a, path: {GOLDEN}/llama-bf16}}\n")
+    assert "jobs.yaml" in stderr and "'mux_jobs' must be split or mixed, got 'fused'" in stderr
 
 
 def test_bad_config_names_file_and_key(tmp_path):
