@@ -7,10 +7,11 @@ extension Scheduler {
     public enum Lane: Hashable, Sendable, CustomStringConvertible {
         /// The whole unit (`temporal`: one job at a time on the whole device).
         case unit
-        /// One model's mixed prefill-and-decode job: on its own partition (`spatial`), or on the
-        /// whole device beside the other models' (`mux` with `mixesMuxPhases`).
+        /// One model's mixed prefill-and-decode job: on its own partition (`spatial`), or beside
+        /// the other models' (`mux` with `mixesMuxPhases`).
         case model(ModelID)
-        /// The unit's prefill job, models taking turns (`mux`).
+        /// The unit's prefill job, models taking turns (`mux`; with mixed phases, the prompts past
+        /// `mixedPromptTokenLimit` only).
         case prefill
         /// One model's decode job (`mux`).
         case decode(ModelID)
@@ -53,7 +54,9 @@ extension Scheduler {
         switch policy {
         case .temporal: return .unit
         case .spatial: return .model(job.model)
-        case .mux where limits.mixesMuxPhases: return .model(job.model)
+        case .mux where limits.mixesMuxPhases:
+            let prefillLane = job.sequences.first.map { prefillLaneSequences.contains($0.sequenceID) } ?? false
+            return prefillLane ? .prefill : .model(job.model)
         case .mux: return job.phase == .prefill ? .prefill : .decode(job.model)
         }
     }

@@ -16,7 +16,7 @@ extension Scheduler {
             let count = scheduledTokens[id]!
             let start = sequence.computedCount
             let phase: JobPhase = count == 1 && sequence.isDecoding ? .decode : .prefill
-            let key = JobKey(model: sequence.model, phase: splitPhases ? phase : nil)
+            let key = JobKey(model: sequence.model, phase: splitPhases || prefillLaneSequences.contains(id) ? phase : nil)
             let index: Int
             if let existing = indexByKey[key] {
                 index = existing
@@ -76,7 +76,7 @@ extension Scheduler {
                 plan.jobs[index].partition = models.firstIndex(of: plan.jobs[index].model)!
             }
         case .mux where limits.mixesMuxPhases:
-            return
+            assignMixedPartitions(&plan)
         case .mux:
             var split = currentMuxSplit
             if plan.jobs.contains(where: { $0.phase == .prefill }) {
@@ -99,6 +99,28 @@ extension Scheduler {
             for index in plan.jobs.indices where plan.jobs[index].phase == .decode {
                 (plan.jobs[index].partitioning, plan.jobs[index].partition) = (split, 1)
             }
+        }
+    }
+
+    /// `mux` with mixed phases: every job on the whole device, except while a prefill-lane job
+    /// (a prompt past `mixedPromptTokenLimit`) runs beside other work: then it takes partition 0
+    /// of the split of least cost for the long prompts that can start, and the mixed jobs launched
+    /// meanwhile take partition 1, as `split`'s decode jobs do.
+    private mutating func assignMixedPartitions(_ plan: inout StepPlan) {
+        var split = currentMuxSplit
+        if let index = plan.jobs.firstIndex(where: { lane(for: $0) == .prefill }) {
+            let otherWork = inFlight.values.contains { $0.lane != .prefill } || plan.jobs.count > 1 || decodingCount > 0
+            split = nil
+            if otherWork, let limit = limits.mixedPromptTokenLimit {
+                let longPrompts = runnablePromptWork.filter { (sequences[$0]?.pendingCount ?? 0) > limit }
+                split = PartitionLayout.bestMuxSplit(partitionings: partitionings, waitingPrefillRequests: max(1, longPrompts.count),
+                                                     decodingSequences: decodingCount)
+            }
+            if let split { (plan.jobs[index].partitioning, plan.jobs[index].partition) = (split, 0) }
+        }
+        guard let split else { return }
+        for index in plan.jobs.indices where lane(for: plan.jobs[index]) != .prefill {
+            (plan.jobs[index].partitioning, plan.jobs[index].partition) = (split, 1)
         }
     }
 

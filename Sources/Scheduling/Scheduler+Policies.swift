@@ -40,11 +40,21 @@ extension Scheduler {
         case .mux where limits.mixesMuxPhases:
             quotas.adapt(now: now, interval: limits.quotaInterval, usedPages: kvCache.usedPagesByModel)
             // A lane per model with its own budget, as temporal's one job has: the jobs run side by side.
+            let limit = limits.mixedPromptTokenLimit
             for model in models where !isBusy(.model(model)) {
                 startLane()
                 var share = limits.maxTokensPerStep
                 scheduleDecodes(of: model, budget: &share, victims: .overQuotaFirst)
-                schedulePrefills(of: model, budget: &share, admission: .quota, victims: .overQuotaFirst)
+                schedulePrefills(of: model, budget: &share, admission: .quota, victims: .overQuotaFirst,
+                                 pendingTokens: limit.map { 0...$0 })
+            }
+            // Prompts past the limit: the prefill lane, on a split beside the mixed jobs.
+            if let limit, !isBusy(.prefill) {
+                startLane()
+                let start = chosen.count
+                var share = limits.maxTokensPerStep
+                scheduleMuxPrefills(budget: &share, pendingTokens: (limit + 1)...Int.max)
+                prefillLaneSequences = Set(chosen[start...])
             }
         case .mux:
             quotas.adapt(now: now, interval: limits.quotaInterval, usedPages: kvCache.usedPagesByModel)
@@ -60,9 +70,10 @@ extension Scheduler {
         var plan = makePlan(splitPhases: splitPhases)
         assignPartitions(&plan, now: now)
         register(&plan)
-        if policy == .mux { noteDecodeLaunches(plan, now: now) }
+        if policy == .mux && !limits.mixesMuxPhases { noteDecodeLaunches(plan, now: now) }
         scheduledTokens = [:]
         chosen = []
+        prefillLaneSequences = []
         return plan
     }
 
@@ -81,12 +92,13 @@ extension Scheduler {
     /// gets first call on it. On an asynchronous executor only that model's job is planned (the
     /// lane holds one job; the next model's turn comes when it ends); a synchronous one runs the
     /// step's prefill jobs back to back anyway, so it takes as many models as the budget allows.
-    private mutating func scheduleMuxPrefills(budget: inout Int) {
+    /// `pendingTokens` (when given) limits it to prompts with that many tokens left to compute.
+    private mutating func scheduleMuxPrefills(budget: inout Int, pendingTokens: ClosedRange<Int>? = nil) {
         let rotated = models.indices.map { models[($0 + roundRobinStart) % models.count] }
         var first: Int?
         for model in rotated where budget > 0 {
             let before = chosen.count
-            schedulePrefills(of: model, budget: &budget, admission: .quota, victims: .overQuotaFirst)
+            schedulePrefills(of: model, budget: &budget, admission: .quota, victims: .overQuotaFirst, pendingTokens: pendingTokens)
             guard chosen.count > before else { continue }
             if first == nil { first = models.firstIndex(of: model) }
             if asynchronous { break }
@@ -115,12 +127,16 @@ extension Scheduler {
         }
     }
 
-    /// Prompt chunks of `model`: running sequences mid-prompt first, then waiting ones in order.
-    private mutating func schedulePrefills(of model: ModelID, budget: inout Int, admission: AdmissionRule, victims: VictimRule) {
+    /// Prompt chunks of `model`: running sequences mid-prompt first, then waiting ones in order;
+    /// with `pendingTokens`, only prompts with that many tokens left to compute (the others are
+    /// passed over, not waited for).
+    private mutating func schedulePrefills(of model: ModelID, budget: inout Int, admission: AdmissionRule, victims: VictimRule,
+                                           pendingTokens: ClosedRange<Int>? = nil) {
         let prefilling = running.filter { sequences[$0]?.model == model && !sequences[$0]!.isDecoding }
         for id in prefilling + Array(waiting[model]!) {
             guard budget > 0, jobHasRoom else { return }
             guard let sequence = sequences[id], scheduledTokens[id] == nil, ticketBySequence[id] == nil else { continue }
+            if let pendingTokens, !pendingTokens.contains(sequence.pendingCount) { continue }
             let chunk = min(sequence.pendingCount, budget)
             let tokens = sequence.computedCount + chunk
             if sequence.status == .running {

@@ -47,6 +47,9 @@ public struct Scheduler: Sendable {
     /// Where the sequences of the lane being planned start in `chosen` (0 when the whole plan
     /// runs as one step).
     var laneStart = 0
+    /// Sequences the prefill lane took in the plan being built when `mux` mixes its phases (the
+    /// prompts past `mixedPromptTokenLimit`); empty between calls to `schedule`.
+    var prefillLaneSequences: Set<SequenceID> = []
     /// Where the next `mux` prefill round starts.
     var roundRobinStart = 0
     /// The ticket of the next job.

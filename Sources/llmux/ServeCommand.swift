@@ -36,14 +36,15 @@ struct ServeCommand: AsyncParsableCommand {
     var kvCacheMemory = ByteSize(bytes: 1 << 30)
     @Option(help: "Scheduling policy: mux, spatial or temporal.")
     var policy = "mux"
-    @Option(help: ArgumentHelp("How --policy mux forms its jobs: split or mixed (default split, or the config's mux_jobs).",
+    @Option(help: ArgumentHelp("How --policy mux forms its jobs: split, mixed or hybrid (default split, or the config's mux_jobs).",
                                discussion: """
                                    split: a model's prompt work runs as a prefill job on the larger partition of an SM \
                                    split while the decode jobs of every model share the rest (MuxServe's design). mixed: \
                                    each model's prompt chunks and decode tokens go in one job, and the models' jobs run \
                                    side by side on the whole device; on an H100 it served 5-15 % more tokens/s while \
-                                   requests kept arriving and met more SLOs (docs/BENCHMARKS.md, round 10). Latency \
-                                   targets steer only the split.
+                                   requests kept arriving and met more SLOs, but a long prompt delays its model's next \
+                                   tokens (docs/BENCHMARKS.md, round 10). hybrid: mixed, except that prompts of more than \
+                                   256 tokens run as prefill jobs on an SM split. Latency targets steer only split.
                                    """))
     var muxJobs: String?
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable); without one, no key is needed.")
@@ -82,7 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
             guard names.insert(name).inserted else { throw ValidationError("model name '\(name)' is given twice") }
         }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
-        if let muxJobs, MuxJobs(rawValue: muxJobs) == nil { throw ValidationError("--mux-jobs must be split or mixed, got '\(muxJobs)'") }
+        if let muxJobs, MuxJobs(rawValue: muxJobs) == nil { throw ValidationError("--mux-jobs must be split, mixed or hybrid, got '\(muxJobs)'") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
         if let maxTokensPerStep, maxTokensPerStep < 1 { throw ValidationError("--max-tokens-per-step must be at least 1") }
         for (flag, value) in [("--slo-ttft-ms", sloTtftMs), ("--slo-tpot-ms", sloTpotMs)] {
@@ -147,8 +148,8 @@ private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPe
         }
         guard let device = DeviceChoice(argument: unit.device) else { throw CommandFailure("unit \(index): unknown device \(unit.device)") }
         let runner = try ModelRunner(checkpoints: checkpoints, backend: device.makeBackend(threads: threads), kvCacheBytes: unit.kvCacheBytes)
-        let mixed = unit.policy == .mux && muxJobs == .mixed
-        report("unit \(index) on \(unit.device) (\(unit.policy.rawValue)\(mixed ? ", mixed jobs" : "")): \(checkpoints.map(\.0.name).joined(separator: ", ")); KV cache \(ByteSize(bytes: unit.kvCacheBytes)) in \(runner.pageCount) pages of \(runner.pageBytes) bytes")
+        let mixed = unit.policy == .mux && muxJobs != .split
+        report("unit \(index) on \(unit.device) (\(unit.policy.rawValue)\(mixed ? ", \(muxJobs.rawValue) jobs" : "")): \(checkpoints.map(\.0.name).joined(separator: ", ")); KV cache \(ByteSize(bytes: unit.kvCacheBytes)) in \(runner.pageCount) pages of \(runner.pageBytes) bytes")
         let rates = Dictionary(uniqueKeysWithValues: unit.models.compactMap { model in model.rate.map { (ModelID(model.name), $0) } })
         // On a GPU the unit runs jobs asynchronously on SM partitions chosen by the policy.
         let executor: any ModelExecutor = PartitionedRunner.wrapping(runner) ?? runner
@@ -156,8 +157,9 @@ private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPe
             model.latencyTargets(defaultTTFTMilliseconds: defaultTargets.ttft, defaultTPOTMilliseconds: defaultTargets.tpot)
                 .map { (ModelID(model.name), $0) }
         })
-        let limits = SchedulerLimits(maxTokensPerStep: tokensPerStep ?? device.defaultTokensPerStep, maxSequencesPerStep: sequencesPerStep,
-                                     mixesMuxPhases: mixed, latencyTargets: targets)
+        var limits = SchedulerLimits(maxTokensPerStep: tokensPerStep ?? device.defaultTokensPerStep, maxSequencesPerStep: sequencesPerStep,
+                                     latencyTargets: targets)
+        muxJobs.apply(to: &limits, policy: unit.policy)
         if !targets.isEmpty {
             let listed = targets.sorted { $0.key.name < $1.key.name }.map { model, target in
                 let parts = [target.timeToFirstToken.map { "TTFT \(Int(($0 * 1000).rounded())) ms" },

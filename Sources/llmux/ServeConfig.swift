@@ -10,7 +10,7 @@ import Yams
 /// port: 8000               # optional (default 8000)
 /// api_keys: [secret]       # optional
 /// policy: mux              # default for units: mux | spatial | temporal
-/// mux_jobs: split          # optional: split (default) | mixed, how mux units form their jobs
+/// mux_jobs: split          # optional: split (default) | mixed | hybrid, how mux units form their jobs
 /// kv_cache_memory: 1GiB    # default KV pool of each unit
 /// models:
 ///   - {name: llama, path: /models/llama, rate: 2.0}   # rate: expected requests/s (initial quotas)
@@ -95,8 +95,7 @@ struct ServeConfig: Decodable, Equatable {
     var port: Int?
     var apiKeys: [String]?
     var policy: String?
-    /// How `mux` units form their jobs: `split` (prompt jobs on an SM partition of their own) or
-    /// `mixed` (each model's prompt and decode work in one job); nil: the command line's, or split.
+    /// How `mux` units form their jobs (`MuxJobs`); nil: the command line's, or split.
     var muxJobs: String?
     var kvCacheMemory: String?
     var models: [Model]
@@ -158,7 +157,7 @@ struct ServeConfig: Decodable, Equatable {
         for (key, value) in [("policy", policy)] + (units ?? []).enumerated().map({ ("units[\($0.offset)].policy", $0.element.policy) }) {
             if let value, SchedulingPolicy(rawValue: value) == nil { throw fail("'\(key)' must be mux, spatial or temporal, got '\(value)'") }
         }
-        if let muxJobs, MuxJobs(rawValue: muxJobs) == nil { throw fail("'mux_jobs' must be split or mixed, got '\(muxJobs)'") }
+        if let muxJobs, MuxJobs(rawValue: muxJobs) == nil { throw fail("'mux_jobs' must be split, mixed or hybrid, got '\(muxJobs)'") }
         for (key, value) in [("kv_cache_memory", kvCacheMemory)] + (units ?? []).enumerated().map({ ("units[\($0.offset)].kv_cache_memory", $0.element.kvCacheMemory) }) {
             if let value, ByteSize(argument: value) == nil { throw fail("'\(key)' is not a size like 512MiB: '\(value)'") }
         }
@@ -190,6 +189,16 @@ enum MuxJobs: String, CaseIterable {
     /// Each model's prompt chunks and decode tokens in one job, the models' jobs side by side on
     /// the whole device (`SchedulerLimits.mixesMuxPhases`).
     case mixed
+    /// `mixed`, except that a prompt of more than `SchedulerLimits.hybridPromptTokenLimit`
+    /// tokens runs as a prefill job on an SM split while the mixed jobs take the rest.
+    case hybrid
+
+    /// The scheduler's settings for a unit under `policy`.
+    func apply(to limits: inout SchedulerLimits, policy: SchedulingPolicy) {
+        guard policy == .mux, self != .split else { return }
+        limits.mixesMuxPhases = true
+        if self == .hybrid { limits.mixedPromptTokenLimit = SchedulerLimits.hybridPromptTokenLimit }
+    }
 }
 
 /// One unit as `llmux serve` starts it.

@@ -111,6 +111,14 @@ import Testing
             maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0, mixesMuxPhases: true))
     }
 
+    /// `mux-hybrid` with a limit of 4 prompt tokens, so the fixtures' prompts go to the prefill
+    /// lane on a split and their decode tokens to mixed jobs beside it.
+    @Test(arguments: Execution.allCases)
+    func muxHybridMatchesTransformers(_ execution: Execution) throws {
+        try checkColocated(.mux, execution: execution, limits: SchedulerLimits(
+            maxTokensPerStep: 64, maxSequencesPerStep: 8, quotaInterval: 0, mixesMuxPhases: true, mixedPromptTokenLimit: 4))
+    }
+
     /// `mux` with latency targets far below what the CPU reaches (1 µs), so both terms of every
     /// split's cost are weighted: the split moves, the outputs do not.
     @Test(arguments: [Execution.partitioned, .partitionedSliced])

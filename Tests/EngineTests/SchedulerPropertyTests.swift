@@ -46,7 +46,20 @@ import Testing
     /// ahead (`Scheduler.scheduleAhead`) before the samples it depends on are booked.
     @Test(arguments: SchedulingPolicy.allCases, [(1, false), (2, false), (3, false), (4, false), (1, true), (2, true), (5, true)])
     func randomWorkloadsNeverLeakAndMatchSoloRuns(policy: SchedulingPolicy, run: (seed: UInt64, pipelined: Bool)) throws {
-        let (seed, pipelined) = run
+        try checkRandomWorkload(policy: policy, seed: run.seed, pipelined: run.pipelined,
+                                limits: SchedulerLimits(maxTokensPerStep: 32, maxSequencesPerStep: 6, quotaInterval: 0))
+    }
+
+    /// `mux` with mixed jobs (`mux-mixed`), and with prompts past 16 tokens on the prefill lane
+    /// (`mux-hybrid`): the same invariants.
+    @Test(arguments: [nil, 16] as [Int?], [(1, false), (2, false), (3, true)])
+    func randomWorkloadsUnderMixedMuxNeverLeakAndMatchSoloRuns(promptLimit: Int?, run: (seed: UInt64, pipelined: Bool)) throws {
+        try checkRandomWorkload(policy: .mux, seed: run.seed, pipelined: run.pipelined,
+                                limits: SchedulerLimits(maxTokensPerStep: 32, maxSequencesPerStep: 6, quotaInterval: 0,
+                                                        mixesMuxPhases: true, mixedPromptTokenLimit: promptLimit))
+    }
+
+    private func checkRandomWorkload(policy: SchedulingPolicy, seed: UInt64, pipelined: Bool, limits: SchedulerLimits) throws {
         let workload = Self.workload(seed: seed, count: 24)
         let expected = Self.solo(workload)
         var random = TestRandom(seed: seed &* 77)
@@ -54,9 +67,7 @@ import Testing
         // alone, while the whole workload needs far more: preemption is forced. Under `spatial`
         // each model only has its share, so the pool is doubled for every request to fit its share.
         let executor = FakeExecutor(models: Self.models, pageCount: policy == .spatial ? 60 : 30)
-        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy,
-                                limits: SchedulerLimits(maxTokensPerStep: 32, maxSequencesPerStep: 6, quotaInterval: 0),
-                                pipelining: pipelined)
+        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits, pipelining: pipelined)
         var idsByIndex: [SequenceID: Int] = [:]
         var outputs: [Int: [TokenID]] = [:]
         var finished: [Int: FinishReason] = [:]

@@ -9,7 +9,7 @@ import Testing
     let a = ModelID("a"), b = ModelID("b")
 
     func scheduler(_ policy: SchedulingPolicy, pages: Int = 100, maxTokens: Int = 64, maxSequences: Int = 16, multiprocessors: Int = 132,
-                   separatesTemporalPhases: Bool = false, mixesMuxPhases: Bool = false,
+                   separatesTemporalPhases: Bool = false, mixesMuxPhases: Bool = false, mixedPromptTokenLimit: Int? = nil,
                    latencyTargets: [ModelID: LatencyTargets] = [:]) -> Scheduler {
         let models = [a, b].map {
             ModelDescriptor(id: $0, contextLength: 4096, vocabularySize: 100, eosTokenIDs: [],
@@ -19,7 +19,8 @@ import Testing
             ? PartitionLayout.layouts(policy: policy, multiprocessorCount: multiprocessors, models: models, expectedRates: [:]) : []
         return Scheduler(policy: policy, limits: SchedulerLimits(maxTokensPerStep: maxTokens, maxSequencesPerStep: maxSequences, quotaInterval: 0,
                                                                  separatesTemporalPhases: separatesTemporalPhases,
-                                                                 mixesMuxPhases: mixesMuxPhases, latencyTargets: latencyTargets),
+                                                                 mixesMuxPhases: mixesMuxPhases, mixedPromptTokenLimit: mixedPromptTokenLimit,
+                                                                 latencyTargets: latencyTargets),
                          kvCache: KVCacheManager(pageCount: pages, tokensPerPageByModel: [a: 8, b: 8]),
                          partitionings: layouts, asynchronous: true)
     }
@@ -291,6 +292,39 @@ import Testing
         complete(first.jobs[0], &s)
         let third = s.schedule()
         #expect(third.jobs.count == 1 && third.jobs[0].sequences.map(\.sequenceID).sorted() == [1, 2, 4].map(SequenceID.init))
+    }
+
+    /// `mux-hybrid`: a prompt past the limit is a prefill job on partition 0 of a split, and the
+    /// mixed jobs launched while it runs take partition 1; a short prompt mixes with its model's
+    /// decode tokens. Once the long prompt's job ends, everything is back on the whole device.
+    @Test func muxHybridPutsLongPromptsOnASplitBesideMixedJobs() throws {
+        var s = scheduler(.mux, mixesMuxPhases: true, mixedPromptTokenLimit: 8)
+        try s.add(sequence(1, a, prompt: 4))
+        let first = s.schedule()
+        #expect(first.jobs.count == 1 && place(first.jobs[0]) == [0, 0], "nothing else runs: the whole device")
+        for job in first.jobs { complete(job, &s) }     // 1 decodes from here
+        try s.add(sequence(2, a, prompt: 20))          // long
+        try s.add(sequence(3, b, prompt: 4))           // short
+        let plan = s.schedule()
+        let long = try #require(plan.jobs.first { $0.sequences.map(\.sequenceID) == [SequenceID(2)] })
+        #expect(long.phase == .prefill && s.lane(ofTicket: long.ticket) == .prefill)
+        let split = long.partitioning
+        #expect(split > 0 && long.partition == 0 && s.partitionings[split].count == 2)
+        let mixed = plan.jobs.filter { $0.ticket != long.ticket }
+        #expect(mixed.map(\.model).sorted { $0.name < $1.name } == [a, b])
+        #expect(mixed.allSatisfy { place($0) == [split, 1] }, "mixed jobs share the split's other partition")
+        #expect(mixed.first { $0.model == a }?.sequences.map(\.sequenceID) == [SequenceID(1)])
+        #expect(mixed.first { $0.model == b }.map { s.lane(ofTicket: $0.ticket) } == .model(b))
+        // a's next mixed job while the long prompt still runs: the same split.
+        complete(mixed.first { $0.model == a }!, &s)
+        let during = s.schedule()
+        #expect(during.jobs.map(\.model) == [a] && place(during.jobs[0]) == [split, 1])
+        complete(long, &s)
+        complete(during.jobs[0], &s)
+        complete(mixed.first { $0.model == b }!, &s)
+        let after = s.schedule()
+        #expect(after.jobs.allSatisfy { place($0) == [0, 0] })
+        #expect(after.jobs.first { $0.model == a }?.sequences.map(\.sequenceID).sorted() == [SequenceID(1), SequenceID(2)])
     }
 
     /// A decode sequence that finds the pool full while other jobs are in flight keeps its cache

@@ -12,11 +12,12 @@ from conftest import llmux_binary
     (["bench", "mux", "--rates", "0"], "--rates takes positive numbers"),
     (["bench", "mux", "--alpha", "2.1,y"], "--alpha takes non-negative numbers"),
     (["bench", "mux", "--policies", "mux,bogus"], "unknown policy bogus"),
+    (["bench", "mux", "--policies", "mux-hybrid,mux-mixd"], "unknown policy mux-mixd"),
     (["bench", "gateway", "--repeats", "0"], "--repeats must be at least 1"),
     (["bench", "gateway", "--concurrency", "64,x"], "--concurrency takes positive whole numbers"),
     (["bench", "gateway", "--targets", "none", "--url", "gw"], "--url takes NAME=http://HOST:PORT"),
     (["bench", "gateway", "--targets", "direct,llmx"], "--targets takes direct, llmux, nginx and smg"),
-    (["serve", "--demo", "--mux-jobs", "both"], "--mux-jobs must be split or mixed"),
+    (["serve", "--demo", "--mux-jobs", "both"], "--mux-jobs must be split, mixed or hybrid"),
 ])
 def test_bad_bench_lists_are_refused_at_once(args, message, tmp_path):
     # A cache folder of its own: if validation did not stop the command it would start writing

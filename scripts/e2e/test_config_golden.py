@@ -15,7 +15,7 @@ from conftest import ROOT, Server
 GOLDEN = os.path.join(ROOT, "Tests", "Fixtures", "golden")
 
 
-@pytest.fixture(scope="module", params=["split", "mixed"])
+@pytest.fixture(scope="module", params=["split", "mixed", "hybrid"])
 def two_units(request, tmp_path_factory):
     # The mux unit forms its jobs both ways (`mux_jobs`); the answers must not change.
     config = tmp_path_factory.mktemp("config") / "llmux.yaml"
@@ -73,10 +73,10 @@ def test_latency_targets_are_taken_per_model(two_units):
     assert len(lines) == 1, "".join(two_units.stderr_lines[-20:])
     assert "unit 0" in lines[0] and "llama TTFT 400 ms, TPOT 40 ms" in lines[0]
     assert "qwen" not in lines[0] and "mistral" not in lines[0]
-    mixed = two_units.mux_jobs == "mixed"
+    mixed = two_units.mux_jobs != "split"
     assert ("only --mux-jobs split uses them" in lines[0]) == mixed
     unit_line = next(line for line in two_units.stderr_lines if "unit 0 on" in line)
-    assert ("(mux, mixed jobs)" in unit_line) == mixed, unit_line
+    assert (f"(mux, {two_units.mux_jobs} jobs)" in unit_line) == mixed, unit_line
 
 
 def serve_refuses(config_path, text):
@@ -98,7 +98,7 @@ def test_bad_latency_target_names_file_and_key(tmp_path):
 
 def test_bad_mux_jobs_names_file_and_key(tmp_path):
     stderr = serve_refuses(tmp_path / "jobs.yaml", f"mux_jobs: fused\nmodels:\n  - {{name: a, path: {GOLDEN}/llama-bf16}}\n")
-    assert "jobs.yaml" in stderr and "'mux_jobs' must be split or mixed, got 'fused'" in stderr
+    assert "jobs.yaml" in stderr and "'mux_jobs' must be split, mixed or hybrid, got 'fused'" in stderr
 
 
 def test_bad_config_names_file_and_key(tmp_path):
