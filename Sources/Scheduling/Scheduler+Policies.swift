@@ -49,7 +49,7 @@ extension Scheduler {
                                  pendingTokens: limit.map { 0...$0 })
             }
             // Prompts past the limit: the prefill lane, on a split beside the mixed jobs.
-            if let limit, !isBusy(.prefill) {
+            if let limit, limit < Int.max, !isBusy(.prefill) {
                 startLane()
                 let start = chosen.count
                 var share = limits.maxTokensPerStep
