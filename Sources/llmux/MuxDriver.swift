@@ -201,10 +201,11 @@ struct MuxBenchResult: Codable {
         lines.append("alpha | " + "policy".padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0)
                      + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms |  SLO@5 | SLO@10 | preempted / tokens | page waits | window tok/s | MuxServe req/s | end s / solo end s")
         lines += runs.map(Self.row)
-        lines.append("per model (req/s, SLO@5):")
+        lines.append("per model (req/s, SLO@5, TPOT p50 ms):")
         for run in runs {
             let cells = zip(models, run.perModel).map { name, summary in
-                summary.requests == 0 ? "\(name) -" : String(format: "%@ %.2f %3.0f%%", name, summary.requestsPerSecond, summary.sloAttainment5 * 100)
+                summary.requests == 0 ? "\(name) -" : String(format: "%@ %.2f %3.0f%% %4.1f", name, summary.requestsPerSecond,
+                                                              summary.sloAttainment5 * 100, summary.tpotP50 * 1000)
             }
             lines.append("  " + String(format: "α=%.1f ", run.alpha) + run.policy.padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0)
                          + String(format: " %4.1f/s: ", run.rate) + cells.joined(separator: " | "))
