@@ -58,8 +58,7 @@ extension Scheduler {
     ///   prefill job gets the whole device, and with no prefill job in flight decode jobs do too:
     ///   a partition nobody uses would be wasted SMs. (A decode job already running on the whole
     ///   device when a prefill job starts on a split overlaps it until it ends; the next decode
-    ///   jobs take the split's decode partition.) With `mixesMuxPhases` every model's mixed job
-    ///   runs on the whole device, beside the others'.
+    ///   jobs take the split's decode partition.) With `mixesMuxPhases`: `assignMixedPartitions`.
     ///
     /// With latency targets (`SchedulerLimits.latencyTargets`) the split's cost also weighs how
     /// far prompts and decode steps are behind them at `now` (`latencyPressure`).

@@ -27,8 +27,8 @@ public struct SchedulerLimits: Sendable, Equatable {
     /// Off by default: a mixed job reads the weights once for both, the stronger baseline.
     public var separatesTemporalPhases: Bool
     /// Under `mux`, each model's prompt chunks and decode tokens go in one mixed job (its own
-    /// lane), and the models' jobs run at once on the whole device, without an SM split
-    /// (`llmux serve --mux-jobs mixed`). A separate prompt job reads the model's weights a second
+    /// lane), and the models' jobs run at once on the whole device, without an SM split unless
+    /// `mixedPromptTokenLimit` sends a long prompt to one (`llmux serve --mux-jobs mixed|hybrid`). A separate prompt job reads the model's weights a second
     /// time, and on a bandwidth-bound device that read competes with every decode job; but a long
     /// prompt in a mixed job delays its model's next tokens. Off by default (MuxServe's split).
     public var mixesMuxPhases: Bool
