@@ -46,13 +46,6 @@ public final class PartitionedRunner: AsynchronousExecutor {
         return PartitionedRunner(runner: runner, backend: backend, sliceLayers: sliceLayers)
     }
 
-    /// The executor a unit serves with: this asynchronous one when its policy runs jobs side by
-    /// side on SM partitions (`jobsSideBySide`) and the backend has them, else `runner` itself,
-    /// whose steps the engine pipelines on a device that queues work.
-    public static func unitExecutor(_ runner: ModelRunner, jobsSideBySide: Bool) -> any ModelExecutor {
-        (jobsSideBySide ? wrapping(runner) : nil) ?? runner
-    }
-
     public var models: [ModelDescriptor] { runner.models }
     public var pageCount: Int { runner.pageCount }
     public func tokensPerPage(for model: ModelID) -> Int { runner.tokensPerPage(for: model) }

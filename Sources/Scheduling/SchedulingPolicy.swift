@@ -10,14 +10,6 @@ public enum SchedulingPolicy: String, Sendable, CaseIterable, Codable {
     case spatial
     /// One model's step at a time over the whole device, first come first served across models.
     case temporal
-
-    /// Whether the policy's jobs run side by side, each on an SM partition, which takes the
-    /// asynchronous executor (`PartitionedRunner` on a GPU). `temporal` runs one job at a time on
-    /// the whole device, so a unit under it is served by the pipelined executor instead, which
-    /// plans and queues each decode step while the device still runs the one before
-    /// (`Scheduler.scheduleAhead`); the asynchronous one leaves the device idle between a job's
-    /// end and the next job's launch.
-    public var runsJobsSideBySide: Bool { self != .temporal }
 }
 
 /// Settings of the scheduler.

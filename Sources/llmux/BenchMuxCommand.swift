@@ -18,17 +18,16 @@ struct BenchMuxCommand: ParsableCommand {
             measured in the same run (prefill time as a line in prompt length, decode step time at batch 1). \
             Without --model, four random-weight models are written to the cache folder: small ones of \
             different architectures on the CPU; on CUDA the shapes of Llama-3-8B, Llama-3.2-3B, Llama-3.2-1B \
-            and Qwen2.5-0.5B (about 26 GB of bf16 weights). On CUDA mux and spatial run on SM partitions (green \
+            and Qwen2.5-0.5B (about 26 GB of bf16 weights). On CUDA every policy runs on SM partitions (green \
             contexts): mux gives prefill jobs a large partition and decode jobs the rest, spatial gives each \
-            model a fixed partition; temporal runs one job at a time on the whole GPU, each decode step queued \
-            while the one before runs, as llmux serve runs it. --check first verifies \
+            model a fixed partition, temporal runs one job at a time on the whole GPU. --check first verifies \
             that each model's greedy outputs under every policy equal its outputs when served alone. \
             Prints a table last; --json and --plot (SVG) write the full results.
             """)
 
     @Option(name: .customLong("model"), help: "NAME=PATH of a checkpoint (repeat); default: four built-in sizes.")
     var models: [String] = []
-    @Option(help: "Comma-separated policies: mux, spatial, temporal, temporal-split (temporal with prompt and decode work in separate jobs, as MuxServe's evaluation ran its temporal baseline), temporal-async (temporal on the asynchronous executor of SM partitions, one job at a time, instead of the pipelined one that llmux serve uses for it), mux-slo (mux given each model's latency targets at the SLO scale of 5: 5x its solo first-token time for a mean prompt and 5x its solo decode step, which its SM split then weighs), mux-mixed (each model's prompt and decode work in one job, the models' jobs side by side on the whole device, no SM split), or mux-hybrid (mux-mixed, except that prompts of more than 256 tokens go to a prefill job on an SM split).")
+    @Option(help: "Comma-separated policies: mux, spatial, temporal, temporal-split (temporal with prompt and decode work in separate jobs, as MuxServe's evaluation ran its temporal baseline), mux-slo (mux given each model's latency targets at the SLO scale of 5: 5x its solo first-token time for a mean prompt and 5x its solo decode step, which its SM split then weighs), mux-mixed (each model's prompt and decode work in one job, the models' jobs side by side on the whole device, no SM split), or mux-hybrid (mux-mixed, except that prompts of more than 256 tokens go to a prefill job on an SM split).")
     var policies = "mux,spatial,temporal"
     @Option(help: "Comma-separated total request rates (requests/s over all models).") var rates = "1,2,4"
     @Option(help: "Comma-separated power-law exponents of model popularity (one sweep of rates each).") var alpha = "2.1"
@@ -86,12 +85,8 @@ struct BenchMuxCommand: ParsableCommand {
         if trace != nil {
             if partitioned == nil { tracer = TracingExecutor(runner) } else { report("--trace is ignored on a device with SM partitions") }
         }
-        let unpartitioned: any ModelExecutor = tracer ?? runner
-        /// The executor `policy` runs on, as `llmux serve` would pick it: the partitioned one for
-        /// policies whose jobs run side by side, else the pipelined runner on the whole device.
-        func executor(for policy: BenchPolicy) -> any ModelExecutor {
-            policy.runsOnPartitions ? partitioned ?? unpartitioned : unpartitioned
-        }
+        let executor: any ModelExecutor
+        if let partitioned { executor = partitioned } else if let tracer { executor = tracer } else { executor = runner }
         let limits = SchedulerLimits(maxTokensPerStep: stepTokens, maxSequencesPerStep: 256)
         let ids = checkpoints.map(\.0)
         let contextLimit = checkpoints.map { $0.1.config.maxPositionEmbeddings }.min()!
@@ -107,7 +102,7 @@ struct BenchMuxCommand: ParsableCommand {
         let references = check ? try checker.references(executor: runner, limits: limits) : []
         /// Compares `policy`'s outputs with the references, under the limits it runs with.
         func runCheck(_ policy: BenchPolicy, limits: SchedulerLimits) throws {
-            let outcome = try checker.compare(executor: executor(for: policy), policy: policy.policy, name: policy.name,
+            let outcome = try checker.compare(executor: executor, policy: policy.policy, name: policy.name,
                                               limits: limits, references: references)
             checks.append(outcome)
             // On standard error at once (standard output to a pipe is buffered); the table repeats it.
@@ -169,7 +164,7 @@ struct BenchMuxCommand: ParsableCommand {
             for policy in policyList {
                 report("alpha \(alpha), policy \(policy.name), rate \(rate)/s: \(workload.count) requests …")
                 let expected = Dictionary(uniqueKeysWithValues: zip(ids, spec.rateShares.map { $0 * rate }))
-                let engine = EngineCore(executor: executor(for: policy), tokenizers: [:], policy: policy.policy, limits: schedulerLimits(policy),
+                let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy.policy, limits: schedulerLimits(policy),
                                         expectedRates: expected)
                 if let problem = engine.partitionError { report("no SM partitions: \(problem)") }
                 if !engine.partitionings.isEmpty { report("SM partitionings: \(engine.partitionings)") }
@@ -211,22 +206,15 @@ struct BenchMuxCommand: ParsableCommand {
         let limits: SchedulerLimits
         /// The scheduler gets each model's latency targets (at `targetScale`, from the solo profiles).
         var followsLatencyTargets = false
-        /// Jobs run on the asynchronous executor's SM partitions where the device has them (as
-        /// `llmux serve` runs the policy, `SchedulingPolicy.runsJobsSideBySide`; `temporal-async`
-        /// puts temporal there too, to compare the two executors).
-        let runsOnPartitions: Bool
         /// The SLO scale of `mux-slo`'s targets: the tighter of the two the table reports.
         static let targetScale = 5.0
 
-        /// `name` is a policy's raw value, `temporal-split`, `temporal-async`, `mux-slo`,
-        /// `mux-mixed` or `mux-hybrid`.
+        /// `name` is a policy's raw value, `temporal-split`, `mux-slo`, `mux-mixed` or `mux-hybrid`.
         init(_ name: String, limits: SchedulerLimits) throws {
             var limits = limits
             if name == "temporal-split" {
                 policy = .temporal
                 limits.separatesTemporalPhases = true
-            } else if name == "temporal-async" {
-                policy = .temporal
             } else if name == "mux-mixed" || name == "mux-hybrid" {
                 policy = .mux
                 (name == "mux-mixed" ? MuxJobs.mixed : .hybrid).apply(to: &limits, policy: .mux)
@@ -236,11 +224,10 @@ struct BenchMuxCommand: ParsableCommand {
             } else if let known = SchedulingPolicy(rawValue: name) {
                 policy = known
             } else {
-                throw ValidationError("unknown policy \(name) (mux, spatial, temporal, temporal-split, temporal-async, mux-slo, mux-mixed, mux-hybrid)")
+                throw ValidationError("unknown policy \(name) (mux, spatial, temporal, temporal-split, mux-slo, mux-mixed, mux-hybrid)")
             }
             self.name = name
             self.limits = limits
-            self.runsOnPartitions = name == "temporal-async" || policy.runsJobsSideBySide
         }
     }
 

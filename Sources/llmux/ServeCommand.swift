@@ -151,12 +151,8 @@ private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPe
         let mixed = unit.policy == .mux && muxJobs != .split
         report("unit \(index) on \(unit.device) (\(unit.policy.rawValue)\(mixed ? ", \(muxJobs.rawValue) jobs" : "")): \(checkpoints.map(\.0.name).joined(separator: ", ")); KV cache \(ByteSize(bytes: unit.kvCacheBytes)) in \(runner.pageCount) pages of \(runner.pageBytes) bytes")
         let rates = Dictionary(uniqueKeysWithValues: unit.models.compactMap { model in model.rate.map { (ModelID(model.name), $0) } })
-        // On a GPU, mux and spatial run jobs asynchronously on SM partitions; temporal runs one job
-        // at a time on the whole device, pipelined (`SchedulingPolicy.runsJobsSideBySide`).
-        let executor = PartitionedRunner.unitExecutor(runner, jobsSideBySide: unit.policy.runsJobsSideBySide)
-        if executor is ModelRunner && runner.queuesAsynchronously {
-            report("unit \(index) runs one step at a time on the whole device, each decode step queued while the one before runs")
-        }
+        // On a GPU the unit runs jobs asynchronously on SM partitions chosen by the policy.
+        let executor: any ModelExecutor = PartitionedRunner.wrapping(runner) ?? runner
         let targets = Dictionary(uniqueKeysWithValues: unit.models.compactMap { model in
             model.latencyTargets(defaultTTFTMilliseconds: defaultTargets.ttft, defaultTPOTMilliseconds: defaultTargets.tpot)
                 .map { (ModelID(model.name), $0) }

@@ -89,10 +89,6 @@ import Testing
         /// The same with prompt jobs launched one layer at a time, other jobs launched and
         /// collected between their slices.
         case partitionedSliced
-        /// The executor `llmux serve` gives a unit of the policy on a device with SM partitions
-        /// (`PartitionedRunner.unitExecutor`): the asynchronous one, except under `temporal`,
-        /// which runs pipelined steps on the whole device.
-        case asServed
     }
 
     @Test(arguments: SchedulingPolicy.allCases, Execution.allCases)
@@ -143,19 +139,9 @@ import Testing
         let backend = CPUBackend(emulatedMultiprocessors: partitioned ? 132 : 0)
         let runner = try ModelRunner(checkpoints: [(a, llama), (b, qwen)], backend: backend, kvCacheBytes: 44 * 16 * 512)
         let sliced = execution == .partitionedSliced
-        let executor: any ModelExecutor = switch execution {
-        case .direct: runner
-        case .partitioned, .partitionedSliced: try #require(PartitionedRunner.wrapping(runner, sliceLayers: sliced ? 1 : 0))
-        case .asServed: PartitionedRunner.unitExecutor(runner, jobsSideBySide: policy.runsJobsSideBySide)
-        }
+        let executor: any ModelExecutor = partitioned ? try #require(PartitionedRunner.wrapping(runner, sliceLayers: sliced ? 1 : 0)) : runner
         #expect((PartitionedRunner.wrapping(runner) != nil) == partitioned)
-        // As served, steps are pipelined where the executor is the runner (as on a GPU, whose
-        // backend queues work; the CPU's does not, so it is asked for here).
-        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits,
-                                pipelining: execution == .asServed ? true : nil)
-        if execution == .asServed {
-            #expect(engine.partitionings.isEmpty == !policy.runsJobsSideBySide, "\(policy): SM partitions \(engine.partitionings)")
-        }
+        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits)
         var expected: [SequenceID: [TokenID]] = [:]
         for _ in 0..<2 {
             for (model, golden) in [(a, llamaGolden), (b, qwenGolden)] {
@@ -181,9 +167,6 @@ import Testing
         for (id, tokens) in expected { #expect(outputs[id] == tokens, "\(policy): \(id) differs from transformers") }
         if sliced { #expect(try #require(executor as? PartitionedRunner).slicedJobCount > 0, "no prompt job was launched in slices") }
         let state = engine.schedulerState
-        if execution == .asServed {
-            #expect((state.plannedAheadTotal > 0) == !policy.runsJobsSideBySide, "\(policy): \(state.plannedAheadTotal) steps planned ahead")
-        }
         #expect(state.kvCache.freePageCount == state.kvCache.pool.pageCount && state.kvCache.isConsistent())
         #expect(state.preemptionTotal > 0, "the pool was meant to force preemption under \(policy)")
         if !limits.latencyTargets.isEmpty { #expect(decodeIntervalsSeen, "no decode token interval was measured to weigh") }
