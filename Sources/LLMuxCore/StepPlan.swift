@@ -33,6 +33,10 @@ public struct JobPlan: Sendable, Equatable {
     public var ticket: Int
     /// Prefill or decode.
     public var phase: JobPhase
+    /// The job is the unit's prefill lane's (`mux`): it may run at the same time as another job of
+    /// its model (that model's decode job, or its mixed job under `--mux-jobs hybrid`), so the
+    /// executor gives it activation buffers of its own.
+    public var onPrefillLane: Bool
     /// Flat batch of input tokens, sequence after sequence.
     public var tokenIDs: [TokenID]
     /// Absolute position of every token in its sequence.
@@ -43,13 +47,14 @@ public struct JobPlan: Sendable, Equatable {
     public var sequences: [SequencePlan]
 
     /// A job; `tokenIDs`, `positions` and `slotMapping` have one entry per token.
-    public init(model: ModelID, partitioning: Int = 0, partition: Int = 0, ticket: Int = 0, phase: JobPhase,
+    public init(model: ModelID, partitioning: Int = 0, partition: Int = 0, ticket: Int = 0, phase: JobPhase, onPrefillLane: Bool = false,
                 tokenIDs: [TokenID], positions: [Int32], slotMapping: [Int32], sequences: [SequencePlan]) {
         self.model = model
         self.partitioning = partitioning
         self.partition = partition
         self.ticket = ticket
         self.phase = phase
+        self.onPrefillLane = onPrefillLane
         self.tokenIDs = tokenIDs
         self.positions = positions
         self.slotMapping = slotMapping

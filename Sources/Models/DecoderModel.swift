@@ -9,10 +9,11 @@ final class DecoderModel {
     let config: ModelConfig
     let weights: DecoderWeights
     let backend: any ComputeBackend
-    /// Activations per lane: a model's prefill and decode jobs may be in flight at once on
-    /// different SM partitions, so each phase has its own buffers (one job per phase at a time).
-    private var scratch: [JobPhase: DecoderScratch] = [:]
-    private var outputs: [JobPhase: (hidden: Tensor, logits: Tensor)] = [:]
+    /// Activations per kind of job: a model's job on the unit's prefill lane may be in flight at
+    /// once with its decode or mixed job on another SM partition, so the prefill lane has buffers
+    /// of its own; the model's other jobs run one at a time (one lane per model).
+    private var scratch: [ActivationSet: DecoderScratch] = [:]
+    private var outputs: [ActivationSet: (hidden: Tensor, logits: Tensor)] = [:]
     /// Per decode bucket (sequences, page-table width): fixed metadata and logits, and the graphs.
     private var decodeSlots: [Int: DecodeGraphSlot] = [:]
 
@@ -46,7 +47,7 @@ final class DecoderModel {
     /// `launchLayers` (all at once, or a few at a time between other jobs' launches).
     func beginEager(_ job: JobPlan, layerCache: @escaping (Int) -> PagedKVLayer) throws -> EagerForward {
         let tokens = job.tokenIDs.count
-        let inputs = LayerInputs(tokens: tokens, work: try workspace(tokens: tokens, lane: job.phase),
+        let inputs = LayerInputs(tokens: tokens, work: try workspace(tokens: tokens, set: ActivationSet(job)),
                                  ids: try backend.upload(job.tokenIDs), positions: try backend.upload(job.positions),
                                  slots: try backend.upload(job.slotMapping), batch: try attentionBatch(job), layerCache: layerCache)
         return EagerForward(job: job, inputs: inputs)
@@ -67,7 +68,7 @@ final class DecoderModel {
         precondition(pass.launchedLayers == weights.layers.count, "finishEager before the last layer")
         let job = pass.job
         let sampledRows = job.sequences.filter { $0.sample != nil }.map { $0.queryStart + $0.queryCount - 1 }
-        let outputs = try outputBuffers(rows: sampledRows.count, lane: job.phase)
+        let outputs = try outputBuffers(rows: sampledRows.count, set: ActivationSet(job))
         let lastHidden = outputs.hidden.rows(0, count: sampledRows.count)
         let logits = outputs.logits.rows(0, count: sampledRows.count)
         if !sampledRows.isEmpty {
@@ -141,14 +142,16 @@ final class DecoderModel {
     /// runs eagerly so that every kernel and matmul plan is loaded). Nil: not such a step.
     private func forwardDecodeGraph(_ job: JobPlan, layerCache: @escaping (Int) -> PagedKVLayer) throws -> Tensor? {
         let count = job.sequences.count
-        guard backend.supportsGraphs || Self.forceDecodeBuckets, count > 0, count <= Self.largestDecodeBucket, job.tokenIDs.count == count,
+        // Not a prefill-lane job (one-token prompts): the graphs' buffers are the decode lane's.
+        guard backend.supportsGraphs || Self.forceDecodeBuckets, !job.onPrefillLane, count > 0, count <= Self.largestDecodeBucket,
+              job.tokenIDs.count == count,
               job.sequences.allSatisfy({ $0.queryCount == 1 && $0.sample != nil }) else { return nil }
         let bucket = count <= 8 ? 1 << (Int.bitWidth - (count - 1).leadingZeroBitCount) : (count + 15) / 16 * 16
         let widest = max(1, job.sequences.map(\.pageTable.count).max() ?? 1)
         let pages = max(16, 1 << (Int.bitWidth - (widest - 1).leadingZeroBitCount))
         // Room for the largest bucket from the start: regrowing the workspace drops every
         // recorded graph (they point into it), and recording them again costs host time.
-        let work = try workspace(tokens: Self.largestDecodeBucket, lane: .decode)
+        let work = try workspace(tokens: Self.largestDecodeBucket, set: .decode)
         let key = bucket << 32 | pages
         var slot: DecodeGraphSlot
         if let existing = decodeSlots[key] {
@@ -211,13 +214,13 @@ final class DecoderModel {
     static let forceDecodeBuckets = ProcessInfo.processInfo.environment["LLMUX_DECODE_BUCKETS"] == "1"
 
     /// Fixed buffers for the gathered last hidden rows and their logits.
-    private func outputBuffers(rows: Int, lane: JobPhase) throws -> (hidden: Tensor, logits: Tensor) {
-        if let existing = outputs[lane], existing.hidden.rows >= rows { return existing }
-        let capacity = max(rows, (outputs[lane]?.hidden.rows ?? 0) * 2, 8)
-        outputs[lane] = nil
+    private func outputBuffers(rows: Int, set: ActivationSet) throws -> (hidden: Tensor, logits: Tensor) {
+        if let existing = outputs[set], existing.hidden.rows >= rows { return existing }
+        let capacity = max(rows, (outputs[set]?.hidden.rows ?? 0) * 2, 8)
+        outputs[set] = nil
         let created = (hidden: try backend.makeTensor(rows: capacity, columns: config.hiddenSize),
                        logits: try backend.makeTensor(rows: capacity, columns: config.vocabSize, dtype: .f32))
-        outputs[lane] = created
+        outputs[set] = created
         return created
     }
 
@@ -245,14 +248,32 @@ final class DecoderModel {
     }
 
     /// Activation buffers reused across steps; regrown when a step has more tokens.
-    private func workspace(tokens: Int, lane: JobPhase) throws -> DecoderScratch {
-        if let existing = scratch[lane], existing.capacity >= tokens { return existing }
-        let capacity = max(tokens, (scratch[lane]?.capacity ?? 0) * 2, 16)
-        scratch[lane] = nil
-        if lane == .decode { decodeSlots = [:] }   // recorded graphs point into the old buffers
+    private func workspace(tokens: Int, set: ActivationSet) throws -> DecoderScratch {
+        if let existing = scratch[set], existing.capacity >= tokens { return existing }
+        let capacity = max(tokens, (scratch[set]?.capacity ?? 0) * 2, 16)
+        scratch[set] = nil
+        if set == .decode { decodeSlots = [:] }   // recorded graphs point into the old buffers
         let created = try DecoderScratch(capacity: capacity, config: config, backend: backend)
-        scratch[lane] = created
+        scratch[set] = created
         return created
+    }
+
+    /// The activation buffers a job computes in (`ActivationSet(job)`), so that no two jobs of the
+    /// model that can run at once share them.
+    func activations(for job: JobPlan) -> DecoderScratch? { scratch[ActivationSet(job)] }
+}
+
+/// Which of a model's activation buffers a job uses.
+enum ActivationSet: Hashable {
+    /// Jobs of the unit's prefill lane, which may run beside the model's other job.
+    case prefillLane
+    /// The model's other jobs with prompt tokens (one at a time).
+    case prefill
+    /// Its decode jobs (one at a time; the recorded graphs point into these).
+    case decode
+
+    init(_ job: JobPlan) {
+        self = job.onPrefillLane ? .prefillLane : job.phase == .prefill ? .prefill : .decode
     }
 }
 

@@ -137,6 +137,10 @@ public final class ModelRunner: PipelinedExecutor {
         }
     }
 
+    /// The device address of the activation buffers `job` computes in, once a job like it has
+    /// run (tests: jobs that may run at once must not share them).
+    func activationAddress(for job: JobPlan) -> UInt64? { decoders[job.model]?.activations(for: job)?.residual.buffer.deviceAddress }
+
     /// Runs one job's forward pass on the backend's selected stream; returns the logits of its
     /// sampling sequences, in job order.
     func forward(_ job: JobPlan) throws -> Tensor {

@@ -78,15 +78,18 @@ extension Scheduler {
         inFlight.values.first { $0.lane == .prefill && $0.partitioning > 0 }?.partitioning
     }
 
-    /// Gives the plan's jobs their tickets and records them as in flight.
+    /// Gives the plan's jobs their tickets, marks those of the prefill lane, and records them as
+    /// in flight.
     mutating func register(_ plan: inout StepPlan) {
         for index in plan.jobs.indices {
             let ticket = nextTicket
             nextTicket += 1
             plan.jobs[index].ticket = ticket
+            let lane = lane(for: plan.jobs[index])
+            plan.jobs[index].onPrefillLane = lane == .prefill
             let job = plan.jobs[index]
             let entries = job.sequences.map { JobEntry(sequence: $0.sequenceID, tokens: $0.queryCount) }
-            inFlight[ticket] = InFlightJob(lane: lane(for: job), model: job.model, phase: job.phase,
+            inFlight[ticket] = InFlightJob(lane: lane, model: job.model, phase: job.phase,
                                            partitioning: job.partitioning, entries: entries)
             for entry in entries { ticketBySequence[entry.sequence] = ticket }
         }

@@ -59,38 +59,44 @@ struct MuxCheck {
     }
 
     /// Every model's prompts at once under `policy` (reported as `name`, its raw value unless
-    /// given), compared with the references.
+    /// given), then each model's alone under it, compared with the references. The runs alone
+    /// put a model's long and short prompts in flight together, in jobs of that one model that
+    /// may run side by side (its prefill lane's job beside its decode or mixed job): with all
+    /// models at once the lanes filled in another order and hid that such jobs shared buffers.
     func compare(executor: any ModelExecutor, policy: SchedulingPolicy, name: String? = nil, limits: SchedulerLimits,
                  references: [Reference]) throws -> Outcome {
         let name = name ?? policy.rawValue
-        report("check: every model at once under \(name) …")
-        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits)
-        if let problem = engine.partitionError { report("check: partitions refused: \(problem)") }
         // Interleave the models' requests so that their jobs share steps.
-        var requests: [(ModelID, [TokenID])] = []
-        var owners: [(Int, Int)] = []
-        for promptIndex in 0..<4 {
-            for (modelIndex, reference) in references.enumerated() {
-                requests.append((reference.model, reference.prompts[promptIndex]))
-                owners.append((modelIndex, promptIndex))
-            }
+        var rounds: [(label: String, owners: [(Int, Int)])] = [
+            ("every model at once", (0..<4).flatMap { promptIndex in references.indices.map { ($0, promptIndex) } })]
+        if references.count > 1 {
+            rounds += references.indices.map { model in ("\(references[model].model.name) alone", (0..<4).map { (model, $0) }) }
         }
-        let outputs: [[SampledToken]]
-        do {
-            outputs = try run(engine: engine, requests: requests)
-        } catch {
-            // Let the other policies run; this one fails the check.
-            return Outcome(policy: name, sequences: requests.count, comparedTokens: 0, mismatches: 0,
-                           stoppedAtNearTie: 0, errors: ["\(error)"])
+        var owners: [(Int, Int)] = []
+        var labels: [String] = []
+        var outputs: [[SampledToken]] = []
+        for round in rounds {
+            report("check: \(round.label) under \(name) …")
+            let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits)
+            if let problem = engine.partitionError { report("check: partitions refused: \(problem)") }
+            do {
+                outputs += try run(engine: engine, requests: round.owners.map { (references[$0].model, references[$0].prompts[$1]) })
+                owners += round.owners
+                labels += round.owners.map { _ in round.label }
+            } catch {
+                // Let the other policies run; this one fails the check.
+                return Outcome(policy: name, sequences: owners.count + round.owners.count, comparedTokens: 0, mismatches: 0,
+                               stoppedAtNearTie: 0, errors: ["\(round.label): \(error)"])
+            }
         }
         var compared = 0, mismatches = 0, nearTies = 0
         var errors: [String] = []
-        for ((modelIndex, promptIndex), output) in zip(owners, outputs) {
+        for (((modelIndex, promptIndex), output), label) in zip(zip(owners, outputs), labels) {
             let expected = references[modelIndex].tokens[promptIndex]
             let gaps = references[modelIndex].gaps[promptIndex]
             let got = output.map(\.tokenID)
             if got.count != expected.count {
-                errors.append("\(references[modelIndex].model.name) prompt \(promptIndex): \(got.count) tokens, expected \(expected.count)")
+                errors.append("\(label): \(references[modelIndex].model.name) prompt \(promptIndex): \(got.count) tokens, expected \(expected.count)")
                 continue
             }
             for step in expected.indices {
@@ -101,12 +107,12 @@ struct MuxCheck {
                 compared += 1
                 if got[step] != expected[step] {
                     mismatches += 1
-                    errors.append("\(references[modelIndex].model.name) prompt \(promptIndex) step \(step): \(got[step]) != \(expected[step]) (gap \(gaps[step]))")
+                    errors.append("\(label): \(references[modelIndex].model.name) prompt \(promptIndex) step \(step): \(got[step]) != \(expected[step]) (gap \(gaps[step]))")
                     break
                 }
             }
         }
-        return Outcome(policy: name, sequences: requests.count, comparedTokens: compared, mismatches: mismatches,
+        return Outcome(policy: name, sequences: owners.count, comparedTokens: compared, mismatches: mismatches,
                        stoppedAtNearTie: nearTies, errors: errors)
     }
 

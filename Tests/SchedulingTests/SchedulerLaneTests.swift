@@ -327,6 +327,26 @@ import Testing
         #expect(after.jobs.first { $0.model == a }?.sequences.map(\.sequenceID).sorted() == [SequenceID(1), SequenceID(2)])
     }
 
+    /// Two jobs of one model in flight at once: its long prompt on the prefill lane beside its
+    /// short prompt's mixed job (`hybrid`), or beside its decode job (split). Only the prefill
+    /// lane's job is marked, so the executor gives it activation buffers of its own (on a GPU the
+    /// two jobs shared them under `hybrid` and computed wrong tokens).
+    @Test(arguments: [false, true])
+    func jobsOfOneModelThatRunAtOnceAreToldApart(hybrid: Bool) throws {
+        var s = hybrid ? scheduler(.mux, mixesMuxPhases: true, mixedPromptTokenLimit: 8) : scheduler(.mux)
+        try s.add(sequence(1, a, prompt: 4))
+        if !hybrid { for job in s.schedule().jobs { complete(job, &s) } }   // 1 decodes from here
+        try s.add(sequence(2, a, prompt: 20))
+        let plan = s.schedule()
+        #expect(plan.jobs.count == 2 && plan.jobs.allSatisfy { $0.model == a })
+        let long = try #require(plan.jobs.first { $0.sequences.map(\.sequenceID) == [SequenceID(2)] })
+        let other = try #require(plan.jobs.first { $0.ticket != long.ticket })
+        #expect(s.lane(ofTicket: long.ticket) == .prefill && long.onPrefillLane)
+        #expect(s.lane(ofTicket: other.ticket) == (hybrid ? .model(a) : .decode(a)) && !other.onPrefillLane)
+        #expect(other.phase == (hybrid ? .prefill : .decode), "the case that shared buffers: both jobs with prompt tokens")
+        #expect(long.partition != other.partition && long.partitioning == other.partitioning, "side by side on one split")
+    }
+
     /// A decode sequence that finds the pool full while other jobs are in flight keeps its cache
     /// and waits; the page that comes free next is its, not a new prompt's. (Before, the prefill
     /// lane admitted a prompt beside the busy decode lane and took the page, again and again.)
