@@ -15,6 +15,8 @@ struct MuxCheck {
         let prompts: [[TokenID]]
         var tokens: [[TokenID]] = []
         var gaps: [[Float]] = []
+        /// The reference's second most likely token at each step (nil without one).
+        var runnersUp: [[TokenID?]] = []
     }
 
     /// The outcome under one policy.
@@ -51,6 +53,7 @@ struct MuxCheck {
             let engine = EngineCore(executor: executor, tokenizers: [:], policy: .temporal, limits: limits)
             let outputs = try run(engine: engine, requests: reference.prompts.map { (model.id, $0) })
             reference.tokens = outputs.map { $0.map(\.tokenID) }
+            reference.runnersUp = outputs.map { $0.map { $0.top.count >= 2 ? $0.top[1].tokenID : nil } }
             reference.gaps = outputs.map { $0.map { token in
                 token.top.count >= 2 ? token.top[0].logprob - token.top[1].logprob : .infinity
             } }
@@ -107,7 +110,7 @@ struct MuxCheck {
                 compared += 1
                 if got[step] != expected[step] {
                     mismatches += 1
-                    errors.append("\(label): \(references[modelIndex].model.name) prompt \(promptIndex) step \(step): \(got[step]) != \(expected[step]) (gap \(gaps[step]))")
+                    errors.append("\(label): \(references[modelIndex].model.name) prompt \(promptIndex) step \(step): \(got[step]) != \(expected[step]) (gap \(gaps[step]); \(got[step] == references[modelIndex].runnersUp[promptIndex][step] ? "the reference's runner-up" : "not the reference's runner-up"))")
                     break
                 }
             }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `bench mux --check` with one model per unit, where a model's prefill-lane job and its decode or
+# mixed job run side by side (the case that found shared activation buffers under mux-hybrid).
+# Runs the check twice on the bf16 Llama-3-8B shape (a race changes between runs, rounding does
+# not), then on the Llama-3.2-1B shape in bf16 and in f32 (in f32 a different batch composition
+# moves no greedy token; a race still would). Logs go to $OUT; a table of the check lines is last.
+# Usage: bash scripts/gpu/check_models_alone.sh   (llmux binary in $LLMUX_BIN, default dist/llmux)
+set -u -o pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+BIN=${LLMUX_BIN:-dist/llmux}
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+source "$HERE/cuda_env.sh"
+export LLMUX_KERNEL_CACHE=/tmp/llmux-kernels LLMUX_CACHE=/tmp/llmux-cache
+POLICIES=${POLICIES:-mux,mux-mixed,mux-hybrid,spatial,temporal}
+F32=$LLMUX_CACHE/check-llama3.2-1b-f32
+[ -f "$F32/config.json" ] || "$BIN" make-model --preset llama3.2-1b --dtype f32 --seed 11 --out "$F32" > "$OUT/make-f32.log" 2>&1
+# The bf16 checkpoints are the ones `bench mux --device cuda` writes; write them if missing.
+[ -f "$LLMUX_CACHE/bench-mux-llama3-8b/config.json" ] || "$BIN" bench mux --device cuda --policies temporal --rates 1 --duration 1 > "$OUT/write-bf16.log" 2>&1
+run() {   # NAME MODEL=PATH
+    "$BIN" bench mux --device cuda --check --model "$2" --policies "$POLICIES" --rates 1 --duration 1 > "$OUT/check-$1.log" 2>&1
+    echo "$1 rc=$?"
+}
+run 8b-bf16-a llama3-8b=$LLMUX_CACHE/bench-mux-llama3-8b
+run 8b-bf16-b llama3-8b=$LLMUX_CACHE/bench-mux-llama3-8b
+run 1b-bf16 llama3.2-1b=$LLMUX_CACHE/bench-mux-llama3.2-1b
+run 1b-f32 llama3.2-1b=$F32
+for f in "$OUT"/check-*.log; do
+    echo "== $(basename "$f" .log)"
+    grep -A3 '^check [a-z-]*:' "$f" | grep -v '^--' | head -20
+done
