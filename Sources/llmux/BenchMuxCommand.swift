@@ -47,6 +47,8 @@ struct BenchMuxCommand: ParsableCommand {
     @Option(help: "CPU threads (default: all cores).") var threads: Int?
     @Option(help: "Write all results as JSON here.") var json: String?
     @Option(help: "Write an SVG plot of SLO attainment against rate here.") var plot: String?
+    @Option(help: "Comma-separated JSON results of earlier runs (--json): run nothing, draw their SLO attainment against rate into --plot (for a rate sweep spread over several runs).")
+    var plotFrom: String?
     @Option(help: "Write every engine step (start, seconds, the executor's seconds, each model's tokens) as JSON lines into this folder, one file per policy and rate (bench-POLICY-rRATE.jsonl), to compare with `llmux simulate --trace`. CPU only.")
     var trace: String?
 
@@ -65,11 +67,27 @@ struct BenchMuxCommand: ParsableCommand {
     }
 
     func validate() throws {
+        if plotFrom != nil && plot == nil { throw ValidationError("--plot-from needs --plot (the SVG to write)") }
         _ = try parsedLists(limits: SchedulerLimits(maxTokensPerStep: 1))
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
     }
 
     func run() throws {
+        if let plotFrom, let plot {
+            let results = try plotFrom.split(separator: ",").map { path in
+                do {
+                    return try JSONDecoder().decode(MuxBenchResult.self, from: Data(contentsOf: URL(fileURLWithPath: String(path))))
+                } catch {
+                    throw CommandFailure("cannot read \(path) as a bench mux result: \(error)")
+                }
+            }
+            let runs = results.flatMap(\.runs)
+            let alphas = results.flatMap(\.alphas).reduce(into: [Double]()) { if !$0.contains($1) { $0.append($1) } }
+            let names = runs.map(\.policy).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            try Self.sloPlot(runs: runs, alphas: alphas, policies: names).svg().write(toFile: plot, atomically: true, encoding: .utf8)
+            print("\(runs.count) runs of \(results.count) files: \(plot)")
+            return
+        }
         let backend = emulateMultiprocessors > 0 && !device.isCUDA
             ? CPUBackend(threads: threads, emulatedMultiprocessors: emulateMultiprocessors) : try device.makeBackend(threads: threads)
         let kvBytes = kvCacheMemory?.bytes ?? (device.isCUDA ? 16 << 30 : 256 << 20)
@@ -142,16 +160,8 @@ struct BenchMuxCommand: ParsableCommand {
                 try encoder.encode(result).write(to: URL(fileURLWithPath: json))
             }
             if let plot {
-                let series = alphaList.flatMap { alpha in
-                    policyList.map { policy in
-                        LinePlot.Series(name: alphaList.count == 1 ? policy.name : "\(policy.name) α=\(alpha)",
-                                        points: runs.filter { $0.policy == policy.name && $0.alpha == alpha }
-                                            .map { ($0.rate, $0.overall.sloAttainment5 * 100) })
-                    }
-                }
-                let chart = LinePlot(title: "SLO attainment (5x solo latency), alpha \(alpha)", xLabel: "total rate (requests/s)",
-                                     yLabel: "SLO attainment (%)", series: series)
-                try chart.svg().write(toFile: plot, atomically: true, encoding: .utf8)
+                try Self.sloPlot(runs: runs, alphas: alphaList, policies: policyList.map(\.name))
+                    .svg().write(toFile: plot, atomically: true, encoding: .utf8)
             }
             return result
         }
@@ -194,6 +204,21 @@ struct BenchMuxCommand: ParsableCommand {
         let result = try save(runs)
         print(result.table())
         if checks.contains(where: { !$0.passed }) { throw CommandFailure("outputs under some policy differ from the models' outputs alone") }
+    }
+
+    /// SLO attainment at scale 5 against the total rate: a line per policy (and alpha), points in
+    /// rate order.
+    static func sloPlot(runs: [MuxRun], alphas: [Double], policies: [String]) -> LinePlot {
+        let series = alphas.flatMap { alpha in
+            policies.map { policy in
+                LinePlot.Series(name: alphas.count == 1 ? policy : "\(policy) α=\(alpha)",
+                                points: runs.filter { $0.policy == policy && $0.alpha == alpha }.sorted { $0.rate < $1.rate }
+                                    .map { ($0.rate, $0.overall.sloAttainment5 * 100) })
+            }
+        }
+        let alphaText = alphas.map { String($0) }.joined(separator: ", ")
+        return LinePlot(title: "SLO attainment (5x solo latency), alpha \(alphaText)", xLabel: "total rate (requests/s)",
+                        yLabel: "SLO attainment (%)", series: series)
     }
 
     /// A policy as `--policies` names it: a scheduling policy and the limits it runs under.

@@ -18,6 +18,8 @@ from conftest import llmux_binary
     (["bench", "gateway", "--targets", "none", "--url", "gw"], "--url takes NAME=http://HOST:PORT"),
     (["bench", "gateway", "--targets", "direct,llmx"], "--targets takes direct, llmux, nginx and smg"),
     (["serve", "--demo", "--mux-jobs", "both"], "--mux-jobs must be split, mixed or hybrid"),
+    (["bench", "mux", "--plot-from", "a.json"], "--plot-from needs --plot"),
+    (["bench", "mux", "--plot-from", "/nonexistent/a.json", "--plot", "p.svg"], "cannot read /nonexistent/a.json as a bench mux result"),
 ])
 def test_bad_bench_lists_are_refused_at_once(args, message, tmp_path):
     # A cache folder of its own: if validation did not stop the command it would start writing
@@ -26,3 +28,29 @@ def test_bad_bench_lists_are_refused_at_once(args, message, tmp_path):
     result = subprocess.run([llmux_binary()] + args, capture_output=True, text=True, timeout=30, env=env)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+def test_plot_from_several_runs_draws_every_policy_in_rate_order(tmp_path):
+    """A rate sweep spread over several GPU calls (each under the device's time limit) drawn as
+    one plot: the committed results of round 11 (10 and 20/s in one run, 30/s in another)."""
+    import json
+    import os
+    import re
+    results = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "results", "mux-h100-r11")
+    files = [os.path.join(results, name) for name in ("mux-r11-sweep.json", "mux-r11-sweep30.json")]
+    out = tmp_path / "sweep.svg"
+    result = subprocess.run([llmux_binary(), "bench", "mux", "--plot-from", ",".join(files), "--plot", str(out)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    svg = out.read_text()
+    runs = [run for name in files for run in json.load(open(name))["runs"]]
+    policies = sorted({run["policy"] for run in runs})
+    assert policies == ["mux", "mux-mixed", "spatial", "temporal"]
+    for policy in policies:
+        assert f">{policy}</text>" in svg, policy
+    # One polyline per policy with a point per rate (10, 20, 30): the x values rise along each.
+    lines = re.findall(r'<polyline[^>]*points="([^"]+)"', svg)
+    assert len(lines) == len(policies)
+    for line in lines:
+        xs = [float(point.split(",")[0]) for point in line.split()]
+        assert len(xs) == 3 and xs == sorted(xs)
