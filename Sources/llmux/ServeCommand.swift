@@ -36,7 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
     var kvCacheMemory = ByteSize(bytes: 1 << 30)
     @Option(help: "Scheduling policy: mux, spatial or temporal.")
     var policy = "mux"
-    @Option(help: ArgumentHelp("How --policy mux forms its jobs: split, mixed or hybrid (default split, or the config's mux_jobs).",
+    @Option(help: ArgumentHelp("How --policy mux forms its jobs: split, mixed or hybrid (default: the config's mux_jobs, else split for a unit of several models and mixed for a unit of one).",
                                discussion: """
                                    split: a model's prompt work runs as a prefill job on the larger partition of an SM \
                                    split while the decode jobs of every model share the rest (MuxServe's design). mixed: \
@@ -44,7 +44,10 @@ struct ServeCommand: AsyncParsableCommand {
                                    side by side on the whole device; on an H100 it served 5-15 % more tokens/s while \
                                    requests kept arriving and met more SLOs, but a long prompt delays its model's next \
                                    tokens (docs/BENCHMARKS.md, round 10). hybrid: mixed, except that prompts of more than \
-                                   256 tokens run as prefill jobs on an SM split. Latency targets steer only split.
+                                   256 tokens run as prefill jobs on an SM split. Latency targets steer only split. \
+                                   A unit of one model forms mixed jobs unless told otherwise: with nothing to \
+                                   colocate, a split only takes SMs from its decode jobs (round 11: split served \
+                                   15 % fewer tokens/s than mixed at 40 requests/s on one Llama-3-8B).
                                    """))
     var muxJobs: String?
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable); without one, no key is needed.")
@@ -113,7 +116,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let (tokensPerStep, sequencesPerStep, threads) = (maxTokensPerStep, maxSequencesPerStep, self.threads)
         let (ttft, tpot) = (sloTtftMs, sloTpotMs)
-        let jobs = MuxJobs(rawValue: muxJobs ?? file?.muxJobs ?? "split")!
+        let jobs = (muxJobs ?? file?.muxJobs).map { MuxJobs(rawValue: $0)! }
         try await LLMuxServer.run(configuration: configuration) {
             try loadUnits(units, tokensPerStep: tokensPerStep, sequencesPerStep: sequencesPerStep, threads: threads,
                           defaultTargets: (ttft, tpot), muxJobs: jobs)
@@ -124,9 +127,9 @@ struct ServeCommand: AsyncParsableCommand {
 /// Opens every unit's checkpoints and tokenizers and starts one engine loop per unit.
 /// `tokensPerStep` nil: each unit's device default (`DeviceChoice.defaultTokensPerStep`).
 /// `defaultTargets` (milliseconds) apply to models whose entry sets no latency target of its own;
-/// `muxJobs` applies to the `mux` units.
+/// `muxJobs` applies to the `mux` units (nil: `MuxJobs.default(modelCount:)` for each).
 private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPerStep: Int, threads: Int?,
-                       defaultTargets: (ttft: Double?, tpot: Double?), muxJobs: MuxJobs) throws -> ServerState.Loaded {
+                       defaultTargets: (ttft: Double?, tpot: Double?), muxJobs chosen: MuxJobs?) throws -> ServerState.Loaded {
     var engines: [any GenerationBackend] = []
     var served: [ServedModel] = []
     var modelsByUnit: [[ModelID]] = []
@@ -148,6 +151,7 @@ private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPe
         }
         guard let device = DeviceChoice(argument: unit.device) else { throw CommandFailure("unit \(index): unknown device \(unit.device)") }
         let runner = try ModelRunner(checkpoints: checkpoints, backend: device.makeBackend(threads: threads), kvCacheBytes: unit.kvCacheBytes)
+        let muxJobs = chosen ?? MuxJobs.default(modelCount: unit.models.count)
         let mixed = unit.policy == .mux && muxJobs != .split
         report("unit \(index) on \(unit.device) (\(unit.policy.rawValue)\(mixed ? ", \(muxJobs.rawValue) jobs" : "")): \(checkpoints.map(\.0.name).joined(separator: ", ")); KV cache \(ByteSize(bytes: unit.kvCacheBytes)) in \(runner.pageCount) pages of \(runner.pageBytes) bytes")
         let rates = Dictionary(uniqueKeysWithValues: unit.models.compactMap { model in model.rate.map { (ModelID(model.name), $0) } })

@@ -134,3 +134,36 @@ units:
         assert response.choices[0].text is not None and response.usage.completion_tokens == 3
     finally:
         assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("mux_jobs", [None, "split"])
+def test_a_unit_of_one_model_forms_mixed_jobs_unless_told(tmp_path, mux_jobs):
+    """With nothing to colocate a split only takes SMs from the model's decode jobs (BENCHMARKS
+    round 11), so a mux unit of one model forms mixed jobs by default; units of several models
+    keep MuxServe's split, and an explicit mux_jobs applies to every unit."""
+    config = tmp_path / "llmux.yaml"
+    config.write_text((f"mux_jobs: {mux_jobs}\n" if mux_jobs else "") + f"""policy: mux
+kv_cache_memory: 16MiB
+models:
+  - {{name: llama, path: {GOLDEN}/llama-bf16}}
+  - {{name: qwen, path: {GOLDEN}/qwen2-bf16}}
+  - {{name: mistral, path: {GOLDEN}/mistral-f16}}
+units:
+  - {{devices: [cpu], models: [llama, qwen]}}
+  - {{devices: [cpu], models: [mistral]}}
+""")
+    srv = Server("--config", str(config))
+    try:
+        log = "".join(srv.stderr_lines)
+        assert "unit 0 on cpu (mux): llama, qwen" in log, log
+        expected = "unit 1 on cpu (mux): mistral" if mux_jobs == "split" else "unit 1 on cpu (mux, mixed jobs): mistral"
+        assert expected in log, log
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+        case = golden_cases("mistral-f16")[0]
+        response = client.completions.create(model="mistral", prompt=case["prompt_token_ids"], max_tokens=len(case["steps"]),
+                                             temperature=0, logprobs=1,
+                                             extra_body={"ignore_eos": True, "return_tokens_as_token_ids": True})
+        tokens = [int(token.split(":")[1]) for token in response.choices[0].logprobs.tokens]
+        assert tokens == [step["token_id"] for step in case["steps"]]
+    finally:
+        assert srv.stop() == 0
