@@ -64,8 +64,8 @@ struct MuxCheck {
     /// Every model's prompts at once under `policy` (reported as `name`, its raw value unless
     /// given), then each model's alone under it, compared with the references. The runs alone
     /// put a model's long and short prompts in flight together, in jobs of that one model that
-    /// may run side by side (its prefill lane's job beside its decode or mixed job): with all
-    /// models at once the lanes filled in another order and hid that such jobs shared buffers.
+    /// may run side by side (its prefill lane's job beside its decode or mixed job): the runs
+    /// with all models at once had not caught that such jobs shared buffers (round 11).
     func compare(executor: any ModelExecutor, policy: SchedulingPolicy, name: String? = nil, limits: SchedulerLimits,
                  references: [Reference]) throws -> Outcome {
         let name = name ?? policy.rawValue
