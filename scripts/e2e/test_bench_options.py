@@ -54,3 +54,18 @@ def test_plot_from_several_runs_draws_every_policy_in_rate_order(tmp_path):
     for line in lines:
         xs = [float(point.split(",")[0]) for point in line.split()]
         assert len(xs) == 3 and xs == sorted(xs)
+
+
+def test_mux_check_runs_every_model_at_once_then_each_alone(tmp_path):
+    """`bench mux --check` on the CPU with emulated SM partitions (jobs go through the
+    asynchronous executor as on a GPU): under hybrid, each of the four built-in models is checked
+    with the others and alone, where its long prompt's prefill-lane job runs beside its own mixed
+    job (on a GPU the two once shared activation buffers)."""
+    env = {"LLMUX_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([llmux_binary(), "bench", "mux", "--check", "--emulate-multiprocessors", "132",
+                             "--policies", "mux-hybrid", "--rates", "1", "--duration", "0.5", "--threads", "2"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("llama-s", "qwen2-m", "mistral-l", "llama-xl"):
+        assert f"check: {name} alone under mux-hybrid" in result.stderr
+    assert "check mux-hybrid: PASS — 32 sequences" in result.stdout + result.stderr
