@@ -156,13 +156,24 @@ import Testing
     /// sequence's greedy output equals its solo run on the synchronous executor, and no page leaks.
     @Test(arguments: SchedulingPolicy.allCases, [1, 2, 3] as [UInt64])
     func outputsMatchTheSynchronousExecutor(policy: SchedulingPolicy, seed: UInt64) throws {
+        try checkRandomWorkload(policy: policy, seed: seed, limits: SchedulerLimits(maxTokensPerStep: 32, maxSequencesPerStep: 6, quotaInterval: 0))
+    }
+
+    /// The same under `mux` with mixed jobs, and with prompts past 16 tokens on the prefill lane
+    /// (`hybrid`), where a model's prefill-lane job runs beside its own mixed job.
+    @Test(arguments: [nil, 16] as [Int?], [1, 2, 3] as [UInt64])
+    func mixedMuxOutputsMatchTheSynchronousExecutor(promptLimit: Int?, seed: UInt64) throws {
+        try checkRandomWorkload(policy: .mux, seed: seed, limits: SchedulerLimits(
+            maxTokensPerStep: 32, maxSequencesPerStep: 6, quotaInterval: 0, mixesMuxPhases: true, mixedPromptTokenLimit: promptLimit))
+    }
+
+    private func checkRandomWorkload(policy: SchedulingPolicy, seed: UInt64, limits: SchedulerLimits) throws {
         let workload = SchedulerPropertyTests.workload(seed: seed, count: 24)
         let expected = SchedulerPropertyTests.solo(workload)
         var random = TestRandom(seed: seed &* 31)
         let executor = AsyncFakeExecutor(models: SchedulerPropertyTests.models, pageCount: policy == .spatial ? 60 : 30,
                                          mode: .random(seed: seed &* 7))
-        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy,
-                                limits: SchedulerLimits(maxTokensPerStep: 32, maxSequencesPerStep: 6, quotaInterval: 0))
+        let engine = EngineCore(executor: executor, tokenizers: [:], policy: policy, limits: limits)
         var indexByID: [SequenceID: Int] = [:]
         var outputs: [Int: [TokenID]] = [:]
         var finished: [Int: FinishReason] = [:]
@@ -194,7 +205,8 @@ import Testing
         #expect(engine.schedulerState.kvCache.freePageCount == executor.pageCount, "pages leaked")
         #expect(finished.count == workload.prompts.count)
         #expect(engine.schedulerState.preemptionTotal > 0, "the workload was meant to force preemption")
-        if policy == .mux {
+        let splitsJobs = policy == .mux && (!limits.mixesMuxPhases || limits.mixedPromptTokenLimit != nil)
+        if policy == .mux && !limits.mixesMuxPhases {
             // Other lanes' jobs are in flight when a decode finds the pool full: the sequence waits
             // for a page (holding back admissions) rather than preempting; that path is exercised.
             #expect(engine.schedulerState.pageWaitTotal > 0, "no sequence ever waited for a page")
@@ -203,9 +215,13 @@ import Testing
             #expect(outputs[index] ?? [] == expected[index], "request \(index) differs from its synchronous solo run")
             #expect(finished[index] == .length)
         }
-        if policy == .mux {
+        if splitsJobs {
             #expect(executor.launched.contains { $0.phase == .prefill && $0.partitioning > 0 }, "prefill ran beside decode")
+            #expect(executor.sameModelOverlaps > 0, "no model ever had two jobs in flight")
+        } else {
+            #expect(executor.sameModelOverlaps == 0, "\(policy) runs one job of a model at a time")
         }
+        #expect(executor.sharedBufferOverlaps.isEmpty, "jobs in flight at once on one model's buffers: \(executor.sharedBufferOverlaps.prefix(3))")
     }
 
     @Test func unitEngineKeepsSteppingWhileJobsAreInFlight() async throws {

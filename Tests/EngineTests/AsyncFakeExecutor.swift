@@ -32,6 +32,11 @@ final class AsyncFakeExecutor: AsynchronousExecutor {
     private(set) var requestedPartitions: [[Int]]?
     /// How many `collect(wait: true)` calls were made.
     private(set) var waits = 0
+    /// Launches of a job while another job of its model was in flight (on a GPU they run at once).
+    private(set) var sameModelOverlaps = 0
+    /// Those where both jobs would compute in the same activation buffers: both on the prefill
+    /// lane, or both off it in the same phase (the buffer sets of `DecoderModel`).
+    private(set) var sharedBufferOverlaps: [String] = []
 
     init(models: [(ModelID, tokensPerPage: Int)], pageCount: Int, multiprocessorCount: Int = 132, mode: Mode = .manual) {
         inner = FakeExecutor(models: models, pageCount: pageCount)
@@ -64,9 +69,19 @@ final class AsyncFakeExecutor: AsynchronousExecutor {
         for job in plan.jobs {
             if failNextJobOf.remove(job.model) != nil { failing.insert(job.ticket) }
         }
+        for job in plan.jobs {
+            let others = pending.filter { $0.model == job.model }
+            if !others.isEmpty { sameModelOverlaps += 1 }
+            for other in others where Self.bufferSet(other) == Self.bufferSet(job) {
+                sharedBufferOverlaps.append("#\(job.ticket) and #\(other.ticket) of \(job.model)")
+            }
+            pending.append(job)
+        }
         launched += plan.jobs
-        pending += plan.jobs
     }
+
+    /// Which of its model's activation buffers a job uses on a GPU (`ActivationSet` in Models).
+    static func bufferSet(_ job: JobPlan) -> String { job.onPrefillLane ? "prefill lane" : job.phase.rawValue }
 
     /// Marks jobs finished; they are reported at the next collect.
     func finish(_ tickets: [Int]) { ready.formUnion(tickets) }
