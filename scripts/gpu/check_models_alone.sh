@@ -7,11 +7,8 @@
 # Usage: bash scripts/gpu/check_models_alone.sh   (llmux binary in $LLMUX_BIN, default dist/llmux)
 set -u -o pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-BIN=${LLMUX_BIN:-dist/llmux}
-OUT=${OUT:-$PWD/gpu-out}
-mkdir -p "$OUT"
-source "$HERE/cuda_env.sh"
-export LLMUX_KERNEL_CACHE=/tmp/llmux-kernels LLMUX_CACHE=/tmp/llmux-cache
+source "$HERE/common.sh"
+export LLMUX_CACHE=/tmp/llmux-cache
 POLICIES=${POLICIES:-mux,mux-mixed,mux-hybrid,spatial,temporal}
 F32=$LLMUX_CACHE/check-llama3.2-1b-f32
 [ -f "$F32/config.json" ] || "$BIN" make-model --preset llama3.2-1b --dtype f32 --seed 11 --out "$F32" > "$OUT/make-f32.log" 2>&1

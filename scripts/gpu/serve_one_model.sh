@@ -7,11 +7,7 @@
 # Usage: bash scripts/gpu/serve_one_model.sh   (llmux binary in $LLMUX_BIN, default dist/llmux)
 set -u -o pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-BIN=${LLMUX_BIN:-dist/llmux}
-OUT=${OUT:-$PWD/gpu-out}
-mkdir -p "$OUT"
-source "$HERE/cuda_env.sh"
-export LLMUX_KERNEL_CACHE=/tmp/llmux-kernels
+source "$HERE/common.sh"
 MODEL=/tmp/llmux-serve-1b
 [ -f "$MODEL/config.json" ] || "$BIN" make-model --preset llama3.2-1b --seed 5 --out "$MODEL" > "$OUT/make-model.log" 2>&1
 "$BIN" serve --device cuda --model one="$MODEL" --port 18080 > "$OUT/serve.log" 2>&1 &
