@@ -28,9 +28,11 @@ public struct SchedulerLimits: Sendable, Equatable {
     public var separatesTemporalPhases: Bool
     /// Under `mux`, each model's prompt chunks and decode tokens go in one mixed job (its own
     /// lane), and the models' jobs run at once on the whole device, without an SM split unless
-    /// `mixedPromptTokenLimit` sends a long prompt to one (`llmux serve --mux-jobs mixed|hybrid`). A separate prompt job reads the model's weights a second
-    /// time, and on a bandwidth-bound device that read competes with every decode job; but a long
-    /// prompt in a mixed job delays its model's next tokens. Off by default (MuxServe's split).
+    /// `mixedPromptTokenLimit` sends a long prompt to one (`llmux serve --mux-jobs mixed|hybrid`).
+    /// A separate prompt job reads the model's weights a second time, and on a bandwidth-bound
+    /// device that read competes with every decode job; but a long prompt in a mixed job delays
+    /// its model's next tokens. Off by default (MuxServe's split); `llmux serve` turns it on for
+    /// a unit of one model unless told otherwise.
     public var mixesMuxPhases: Bool
     /// With `mixesMuxPhases`, a prompt with more than this many tokens left to compute is not
     /// mixed: it goes to the unit's prefill lane on the larger partition of an SM split, and the

@@ -184,7 +184,7 @@ struct ServeConfig: Decodable, Equatable {
 /// How `--policy mux` forms its jobs (`llmux serve --mux-jobs`, `mux_jobs` in llmux.yaml).
 enum MuxJobs: String, CaseIterable {
     /// Prompt work in a prefill job on the larger partition of an SM split, decode jobs of every
-    /// model on the rest (MuxServe's split; the default).
+    /// model on the rest (MuxServe's split; the default for a unit of several models).
     case split
     /// Each model's prompt chunks and decode tokens in one job, the models' jobs side by side on
     /// the whole device (`SchedulerLimits.mixesMuxPhases`).
