@@ -47,9 +47,6 @@ extension Scheduler {
         var partitioning: Int
         /// Its sequences and their tokens, in flat-batch order.
         var entries: [JobEntry]
-        /// Jobs that other models' lanes launched while this one was in flight (those planned with
-        /// it included), by model: what `SchedulerLimits.pacedLaunchLimit` bounds.
-        var launchesByOtherModels: [ModelID: Int] = [:]
     }
 
     /// The lane a job of this plan belongs to under the policy.
@@ -95,37 +92,6 @@ extension Scheduler {
             inFlight[ticket] = InFlightJob(lane: lane, model: job.model, phase: job.phase,
                                            partitioning: job.partitioning, entries: entries)
             for entry in entries { ticketBySequence[entry.sequence] = ticket }
-        }
-        countPacedLaunches(of: plan)
-    }
-
-    /// Whether a job on `lane` is paced by `SchedulerLimits.pacedLaunchLimit`: a model's own
-    /// decode or mixed lane under `mux` (the unit's prefill lane is not).
-    func isPaced(_ lane: Lane) -> Bool {
-        guard policy == .mux, limits.pacedLaunchLimit != nil else { return false }
-        switch lane {
-        case .model, .decode: return true
-        case .unit, .prefill: return false
-        }
-    }
-
-    /// True while `model`'s lane may not launch: another model's paced job in flight has already
-    /// seen `pacedLaunchLimit` of its jobs start.
-    func isPacedOut(_ model: ModelID) -> Bool {
-        guard let limit = limits.pacedLaunchLimit, policy == .mux else { return false }
-        return inFlight.values.contains { $0.model != model && isPaced($0.lane) && ($0.launchesByOtherModels[model] ?? 0) >= limit }
-    }
-
-    /// Counts each paced job of the plan against every other model's paced job in flight,
-    /// those of the same plan included: jobs planned together started together.
-    private mutating func countPacedLaunches(of plan: StepPlan) {
-        let launched = plan.jobs.filter { isPaced(lane(ofTicket: $0.ticket) ?? .unit) }.map(\.model)
-        guard !launched.isEmpty else { return }
-        for ticket in Array(inFlight.keys) where isPaced(inFlight[ticket]!.lane) {
-            let model = inFlight[ticket]!.model
-            for other in launched where other != model {
-                inFlight[ticket]!.launchesByOtherModels[other, default: 0] += 1
-            }
         }
     }
 

@@ -41,7 +41,7 @@ extension Scheduler {
             quotas.adapt(now: now, interval: limits.quotaInterval, usedPages: kvCache.usedPagesByModel)
             // A lane per model with its own budget, as temporal's one job has: the jobs run side by side.
             let limit = limits.mixedPromptTokenLimit
-            for model in models where !isBusy(.model(model)) && !isPacedOut(model) {
+            for model in models where !isBusy(.model(model)) {
                 startLane()
                 var share = limits.maxTokensPerStep
                 scheduleDecodes(of: model, budget: &share, victims: .overQuotaFirst)
@@ -59,7 +59,7 @@ extension Scheduler {
         case .mux:
             quotas.adapt(now: now, interval: limits.quotaInterval, usedPages: kvCache.usedPagesByModel)
             // A decode lane per model: decode steps go on while the prefill lane is busy.
-            for model in models where !isBusy(.decode(model)) && !isPacedOut(model) {
+            for model in models where !isBusy(.decode(model)) {
                 startLane()
                 scheduleDecodes(of: model, budget: &budget, victims: .overQuotaFirst)
             }

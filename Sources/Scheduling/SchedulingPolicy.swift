@@ -43,26 +43,19 @@ public struct SchedulerLimits: Sendable, Equatable {
     /// Llama-3-8B job on an H100 (about 32,900 prefill tokens/s, BENCHMARKS "CUDA engine"), less
     /// than half of a decode step at 40 requests/s; ShareGPT-like prompts (mean 160) mostly mix.
     public static let hybridPromptTokenLimit = 256
-    /// Under `mux`, how many jobs a model's own lane (decode, or mixed) may launch while one job of
-    /// another model's lane is in flight; nil: no bound. On a bandwidth-bound device each decode
-    /// job reads its model's weights once whatever its batch, so a small model that steps several
-    /// times during a large model's step spends bandwidth on a few tokens each time and slows the
-    /// large model down. 1 runs the models in overlapping rounds, each model one job per round.
-    public var pacedLaunchLimit: Int?
     /// Latency targets by model, which `mux` weighs when it picks an SM split (a model without
     /// one, or a target not yet missed, leaves the split to the queue lengths).
     public var latencyTargets: [ModelID: LatencyTargets]
     /// Limits; the defaults suit the CPU backend.
     public init(maxTokensPerStep: Int = 512, maxSequencesPerStep: Int = 64, quotaInterval: Double = 2,
                 separatesTemporalPhases: Bool = false, mixesMuxPhases: Bool = false, mixedPromptTokenLimit: Int? = nil,
-                pacedLaunchLimit: Int? = nil, latencyTargets: [ModelID: LatencyTargets] = [:]) {
+                latencyTargets: [ModelID: LatencyTargets] = [:]) {
         self.maxTokensPerStep = maxTokensPerStep
         self.maxSequencesPerStep = maxSequencesPerStep
         self.quotaInterval = quotaInterval
         self.separatesTemporalPhases = separatesTemporalPhases
         self.mixesMuxPhases = mixesMuxPhases
         self.mixedPromptTokenLimit = mixedPromptTokenLimit
-        self.pacedLaunchLimit = pacedLaunchLimit
         self.latencyTargets = latencyTargets
     }
 }

@@ -27,7 +27,7 @@ struct BenchMuxCommand: ParsableCommand {
 
     @Option(name: .customLong("model"), help: "NAME=PATH of a checkpoint (repeat); default: four built-in sizes.")
     var models: [String] = []
-    @Option(help: "Comma-separated policies: mux, spatial, temporal, temporal-split (temporal with prompt and decode work in separate jobs, as MuxServe's evaluation ran its temporal baseline), mux-slo (mux given each model's latency targets at the SLO scale of 5: 5x its solo first-token time for a mean prompt and 5x its solo decode step, which its SM split then weighs), mux-mixed (each model's prompt and decode work in one job, the models' jobs side by side on the whole device, no SM split), mux-hybrid (mux-mixed, except that prompts of more than 256 tokens go to a prefill job on an SM split), mux-paced (mux-mixed in rounds: a model launches at most one job while another model's job runs), mux-paced2 (at most two) or mux-split-paced (mux's split, its decode jobs in rounds).")
+    @Option(help: "Comma-separated policies: mux, spatial, temporal, temporal-split (temporal with prompt and decode work in separate jobs, as MuxServe's evaluation ran its temporal baseline), mux-slo (mux given each model's latency targets at the SLO scale of 5: 5x its solo first-token time for a mean prompt and 5x its solo decode step, which its SM split then weighs), mux-mixed (each model's prompt and decode work in one job, the models' jobs side by side on the whole device, no SM split), or mux-hybrid (mux-mixed, except that prompts of more than 256 tokens go to a prefill job on an SM split).")
     var policies = "mux,spatial,temporal"
     @Option(help: "Comma-separated total request rates (requests/s over all models).") var rates = "1,2,4"
     @Option(help: "Comma-separated power-law exponents of model popularity (one sweep of rates each).") var alpha = "2.1"
@@ -234,12 +234,7 @@ struct BenchMuxCommand: ParsableCommand {
         /// The SLO scale of `mux-slo`'s targets: the tighter of the two the table reports.
         static let targetScale = 5.0
 
-        /// `mux` with its models paced (`SchedulerLimits.pacedLaunchLimit`): its jobs and the limit.
-        static let pacedVariants: [String: (MuxJobs, Int)] = ["mux-paced": (.mixed, 1), "mux-paced2": (.mixed, 2), "mux-split-paced": (.split, 1)]
-        /// Every name `--policies` takes.
-        static let names = SchedulingPolicy.allCases.map(\.rawValue) + ["temporal-split", "mux-slo", "mux-mixed", "mux-hybrid"] + pacedVariants.keys.sorted()
-
-        /// `name` is one of `names`.
+        /// `name` is a policy's raw value, `temporal-split`, `mux-slo`, `mux-mixed` or `mux-hybrid`.
         init(_ name: String, limits: SchedulerLimits) throws {
             var limits = limits
             if name == "temporal-split" {
@@ -248,17 +243,13 @@ struct BenchMuxCommand: ParsableCommand {
             } else if name == "mux-mixed" || name == "mux-hybrid" {
                 policy = .mux
                 (name == "mux-mixed" ? MuxJobs.mixed : .hybrid).apply(to: &limits, policy: .mux)
-            } else if let (jobs, limit) = Self.pacedVariants[name] {
-                policy = .mux
-                jobs.apply(to: &limits, policy: .mux)
-                limits.pacedLaunchLimit = limit
             } else if name == "mux-slo" {
                 policy = .mux
                 followsLatencyTargets = true
             } else if let known = SchedulingPolicy(rawValue: name) {
                 policy = known
             } else {
-                throw ValidationError("unknown policy \(name) (\(Self.names.joined(separator: ", ")))")
+                throw ValidationError("unknown policy \(name) (mux, spatial, temporal, temporal-split, mux-slo, mux-mixed, mux-hybrid)")
             }
             self.name = name
             self.limits = limits
