@@ -46,6 +46,7 @@ struct BenchEngineCommand: ParsableCommand {
         let path = try model ?? presetPath(preset)
         let checkpoint = try openCheckpoint(path)
         let backend = try device.makeBackend(threads: threads)
+        noteWeightRounding([(ModelID("bench"), checkpoint)], backend: backend)
         let config = checkpoint.config
         let batchSizes = batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !batchSizes.isEmpty, batchSizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--batches must list positive integers") }

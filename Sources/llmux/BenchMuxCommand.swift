@@ -94,6 +94,7 @@ struct BenchMuxCommand: ParsableCommand {
         let stepTokens = maxTokensPerStep ?? (device.isCUDA ? 2048 : 512)
         let named = try models.isEmpty ? (device.isCUDA ? gpuModels() : builtInModels()) : models.map(parseModel)
         let checkpoints = try named.map { (ModelID($0.0), try openCheckpoint($0.1)) }
+        noteWeightRounding(checkpoints, backend: backend)
         report("loading \(checkpoints.count) models onto \(backend.deviceName) …")
         let runner = try ModelRunner(checkpoints: checkpoints, backend: backend, kvCacheBytes: kvBytes)
         // On a device with SM partitions the policies run asynchronously, each job on its partition.

@@ -77,8 +77,9 @@ struct GenerateCommand: ParsableCommand {
             logprobs: logprobs, maxTokens: maxTokens, stopStrings: stop, stopAtEOS: !ignoreEos)
         let modelID = ModelID("model")
         let kvBytes = kvCacheMemory?.bytes ?? kvBytes(forTokens: promptTokens.count + maxTokens, config: checkpoint.config)
-        let runner = try ModelRunner(checkpoints: [(modelID, checkpoint)], backend: target.makeBackend(quiet: json),
-                                     kvCacheBytes: kvBytes)
+        let backend = try target.makeBackend(quiet: json)
+        if !json { noteWeightRounding([(modelID, checkpoint)], backend: backend) }
+        let runner = try ModelRunner(checkpoints: [(modelID, checkpoint)], backend: backend, kvCacheBytes: kvBytes)
         let engine = EngineCore(executor: runner, tokenizers: tokenizer.map { [modelID: $0] } ?? [:])
         try engine.add(GenerationRequest(model: modelID, promptTokens: promptTokens, parameters: parameters))
 

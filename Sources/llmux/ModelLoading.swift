@@ -31,6 +31,13 @@ func openCheckpoint(_ path: String, quiet: Bool = false) throws -> Checkpoint {
     return checkpoint
 }
 
+/// Reports `Checkpoint.roundingNote` for each checkpoint that `backend` would round.
+func noteWeightRounding(_ checkpoints: [(ModelID, Checkpoint)], backend: any ComputeBackend) {
+    for (model, checkpoint) in checkpoints {
+        if let note = checkpoint.roundingNote(model: model, computedIn: backend.activationDType, deviceName: backend.deviceName) { report(note) }
+    }
+}
+
 /// The tokenizer of a checkpoint directory, or nil when it has no tokenizer.json.
 func openTokenizer(_ path: String) throws -> Tokenizer? {
     let directory = URL(fileURLWithPath: path)

@@ -47,7 +47,9 @@ struct PerplexityCommand: ParsableCommand {
         let tokens = try tokenIDs(path: path)
         let window = min(context ?? 512, checkpoint.config.maxPositionEmbeddings)
         let modelID = ModelID("model")
-        let runner = try ModelRunner(checkpoints: [(modelID, checkpoint)], backend: target.makeBackend(quiet: json),
+        let backend = try target.makeBackend(quiet: json)
+        if !json { noteWeightRounding([(modelID, checkpoint)], backend: backend) }
+        let runner = try ModelRunner(checkpoints: [(modelID, checkpoint)], backend: backend,
                                      kvCacheBytes: kvBytes(forTokens: window, config: checkpoint.config) * 2)
         let result = try PerplexityResult.evaluate(runner: runner, model: modelID, tokens: tokens, context: window) { done, total in
             if !json { report("window \(done) of \(total)") }

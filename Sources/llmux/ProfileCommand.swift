@@ -86,6 +86,7 @@ struct ProfileCommand: ParsableCommand {
         for (name, path) in named {
             let checkpoint = try openCheckpoint(path)
             let id = ModelID(name)
+            noteWeightRounding([(id, checkpoint)], backend: backend)
             let config = checkpoint.config
             // A model never decodes past its position limit.
             let fitting = allContexts.filter { $0 <= config.maxPositionEmbeddings }

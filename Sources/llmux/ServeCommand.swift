@@ -150,7 +150,9 @@ private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPe
             }
         }
         guard let device = DeviceChoice(argument: unit.device) else { throw CommandFailure("unit \(index): unknown device \(unit.device)") }
-        let runner = try ModelRunner(checkpoints: checkpoints, backend: device.makeBackend(threads: threads), kvCacheBytes: unit.kvCacheBytes)
+        let backend = try device.makeBackend(threads: threads)
+        noteWeightRounding(checkpoints, backend: backend)
+        let runner = try ModelRunner(checkpoints: checkpoints, backend: backend, kvCacheBytes: unit.kvCacheBytes)
         let muxJobs = chosen ?? MuxJobs.default(modelCount: unit.models.count)
         let mixed = unit.policy == .mux && muxJobs != .split
         report("unit \(index) on \(unit.device) (\(unit.policy.rawValue)\(mixed ? ", \(muxJobs.rawValue) jobs" : "")): \(checkpoints.map(\.0.name).joined(separator: ", ")); KV cache \(ByteSize(bytes: unit.kvCacheBytes)) in \(runner.pageCount) pages of \(runner.pageBytes) bytes")
