@@ -173,8 +173,11 @@ public final class ReadySamples: PendingSamples {
     private let tokens: [SampledToken]
     /// Samples already on the host.
     public init(_ tokens: [SampledToken]) { self.tokens = tokens }
+    /// Always true: the tokens were sampled before this object was made.
     public func isReady() throws -> Bool { true }
+    /// Returns at once: nothing is pending.
     public func wait() throws {}
+    /// The tokens given to `init`, in request order.
     public func results() throws -> [SampledToken] { tokens }
 }
 
@@ -183,7 +186,9 @@ extension ComputeBackend {
     public func makeTensor(rows: Int, columns: Int) throws -> Tensor {
         try makeTensor(rows: rows, columns: columns, dtype: activationDType)
     }
+    /// Default: nil, so the decoder keeps separate projection matmuls.
     public func concatenateRows(_ parts: [Tensor]) throws -> Tensor? { nil }
+    /// Default (no fused kernel): `rope` over the query and key heads, then `writeKV` of the key and value columns.
     public func ropeWriteKV(qkv: Tensor, queryHeads: Int, kvHeads: Int, headDim: Int, positions: IntTensor,
                             inverseFrequencies: Tensor, layer: PagedKVLayer, slots: IntTensor) throws {
         try rope(qkv.columns(0, count: (queryHeads + kvHeads) * headDim), positions: positions, heads: queryHeads + kvHeads,
@@ -192,8 +197,12 @@ extension ComputeBackend {
                     values: qkv.columns((queryHeads + kvHeads) * headDim, count: kvHeads * headDim),
                     layer: layer, slots: slots, kvHeads: kvHeads, headDim: headDim)
     }
+    /// Default: false, no graphs (`makeGraph` returns nil).
     public var supportsGraphs: Bool { false }
+    /// Default: calls compute on the calling thread and are done when they return.
     public var queuesWork: Bool { false }
+    /// Default: records nothing and does not run `body`; returns nil.
     public func makeGraph(_ body: () throws -> Void) throws -> AnyObject? { nil }
+    /// Default: does nothing (a backend without graphs never hands one out).
     public func launchGraph(_ graph: AnyObject) throws {}
 }

@@ -9,30 +9,43 @@ import NIOPosix
 /// and the end of every request (`LoadWorker`). `makeClient` and `probe` (AsyncHTTPClient) are
 /// for readiness checks and tests.
 public enum BenchLoad {
+    /// What to run: the target, the model of the request mix, the number of workers and the timing window.
     public struct Settings: Sendable {
+        /// Base URL of the server under test; http only, and its path is put before the mix's paths.
         public var url: String
+        /// The `model` named in every request body of the mix.
         public var model = "bench"
+        /// Workers, each with its own keep-alive connection and one request in flight at a time.
         public var concurrency = 64
+        /// Time before the measured window: requests sent then warm the connections and are not timed.
         public var warmup = Duration.seconds(1)
+        /// Length of the measured window; a worker sends no new request after it ends.
         public var duration = Duration.seconds(5)
         /// Event-loop threads of the client (one keeps the instrument's share of a small
         /// machine's cores small).
         public var eventLoops = 1
         /// How long after the window a worker still waits for the answer in flight.
         public var answerTimeout = Duration.seconds(60)
+        /// Defaults for everything but the target URL.
         public init(url: String) { self.url = url }
     }
 
+    /// What the workers measured, merged over all of them.
     public struct Result: Sendable {
         /// Seconds to the first body byte (streamed requests) and to the end (all), of requests
         /// started in the window.
         public var firstByte: [Double] = []
+        /// Seconds from sending to the end of the answer, for every request started in the window.
         public var total: [Double] = []
         /// Requests that ended inside the window.
         public var completedInWindow = 0
+        /// Failed requests (non-200 status, refused connection, answer cut off) over the whole run, window or not.
         public var errors = 0
+        /// The message of the first error, to show why a run failed.
         public var firstError: String?
+        /// Length of the measured window in seconds (the configured duration).
         public var windowSeconds = 0.0
+        /// Requests completed in the window divided by its length; 0 for an empty window.
         public var requestsPerSecond: Double { windowSeconds > 0 ? Double(completedInWindow) / windowSeconds : 0 }
     }
 
@@ -58,6 +71,7 @@ public enum BenchLoad {
         return mix
     }
 
+    /// An AsyncHTTPClient on NIO's shared loops allowing `concurrency` + 8 connections per host (probes, tests).
     public static func makeClient(concurrency: Int) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
             timeout: .init(connect: .seconds(5), read: .seconds(60)),

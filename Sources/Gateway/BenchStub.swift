@@ -7,15 +7,23 @@ import NIOPosix
 /// (or one JSON body when not streaming), so a benchmark measures what sits in front of it.
 /// Also answers `/health`, `/load`, `/v1/models` and the worker probes SGLang's gateway makes.
 public enum BenchStub {
+    /// Where the stub listens and what it answers.
     public struct Settings: Sendable {
+        /// Address to listen on.
         public var host = "127.0.0.1"
+        /// Port to listen on; 0 lets the system choose one (`run` prints the one bound).
         public var port = 0
+        /// Model name put in the answers and listed by `/v1/models`.
         public var model = "bench"
+        /// Tokens per answer: one SSE chunk each when streaming, joined into one body otherwise.
         public var tokens = 16
+        /// Time between tokens; a non-streamed answer is sent after `tokens` × `interval`.
         public var interval = Duration.milliseconds(20)
+        /// Defaults: 127.0.0.1, a system-chosen port, model "bench", 16 tokens 20 ms apart.
         public init() {}
     }
 
+    /// Binds the stub, prints the address it listens on, and serves until its channel closes.
     public static func run(_ settings: Settings) async throws {
         let channel = try await bind(settings)
         let port = channel.localAddress?.port ?? settings.port

@@ -11,6 +11,7 @@ public struct ScannedBody: Sendable, Equatable {
     /// `prompt` value, as raw JSON text.
     public var prompt: Range<Int>?
 
+    /// A scan result from its parts; the defaults are what an empty object `{}` yields.
     public init(model: String? = nil, stream: Bool = false, prompt: Range<Int>? = nil) {
         self.model = model
         self.stream = stream
@@ -20,8 +21,11 @@ public struct ScannedBody: Sendable, Equatable {
 
 /// A body that is not a JSON object (or is cut short), with the offset where scanning stopped.
 public struct BodyScanError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Byte offset, from the start of the scanned bytes, where scanning stopped.
     public var offset: Int
+    /// What was expected or wrong at that offset, in words.
     public var reason: String
+    /// The offset and the reason as one message.
     public var description: String { "invalid JSON body at byte \(offset): \(reason)" }
 }
 
@@ -29,6 +33,7 @@ public struct BodyScanError: Error, Sendable, Equatable, CustomStringConvertible
 /// the top level is read, so the cost is one pass over the bytes with no allocation beyond the
 /// model name.
 public enum BodyScanner {
+    /// Scans any byte collection: in place when its storage is contiguous, otherwise from a copy.
     public static func scan(_ bytes: some Collection<UInt8>) throws(BodyScanError) -> ScannedBody {
         let result = bytes.withContiguousStorageIfAvailable { buffer in
             Result { () throws(BodyScanError) in try scan(UnsafeRawBufferPointer(buffer)) }
@@ -38,6 +43,7 @@ public enum BodyScanner {
         return try result.get()
     }
 
+    /// Finds `model`, `stream` and the prompt range in one pass; throws when the bytes are not a JSON object.
     public static func scan(_ bytes: UnsafeRawBufferPointer) throws(BodyScanError) -> ScannedBody {
         var cursor = Cursor(bytes: bytes)
         var result = ScannedBody()
@@ -250,6 +256,7 @@ public enum BodyScanner {
 /// depends on blocks 0...i), so two prompts that share their first k blocks share their first k
 /// hashes. FNV-1a, 64 bits.
 public enum PrefixHasher {
+    /// Hashes of up to `maxBlocks` blocks of `blockSize` bytes, a trailing partial block included.
     public static func blockHashes(_ bytes: UnsafeRawBufferPointer, blockSize: Int, maxBlocks: Int) -> [UInt64] {
         guard blockSize > 0, !bytes.isEmpty else { return [] }
         var hashes: [UInt64] = []

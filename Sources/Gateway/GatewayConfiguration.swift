@@ -14,12 +14,16 @@ import Yams
 ///     upstreams: [http://10.0.0.1:8000, http://10.0.0.2:8000]
 /// ```
 public struct GatewayConfiguration: Sendable, Equatable {
+    /// One model the gateway routes: the name clients give in `model`, its policy and its replicas.
     public struct Model: Sendable, Equatable {
+        /// Model name matched against the `model` field of request bodies.
         public var name: String
+        /// How the model's requests are spread over its upstreams (`default_policy` when the file names none).
         public var policy: RoutingPolicy
         /// Base URLs (`http://host:port`) of `llmux serve` processes serving the model.
         public var upstreams: [String]
 
+        /// Takes the parts as given; `addUpstream` and `parse` normalize the URLs before building one.
         public init(name: String, policy: RoutingPolicy, upstreams: [String]) {
             self.name = name
             self.policy = policy
@@ -27,11 +31,15 @@ public struct GatewayConfiguration: Sendable, Equatable {
         }
     }
 
+    /// Address the gateway listens on (`host`, default 127.0.0.1).
     public var host = "127.0.0.1"
+    /// Port the gateway listens on (`port`, default 9000).
     public var port = 9000
+    /// The models routed, in name order when read from a file; `validate` requires at least one.
     public var models: [Model] = []
     /// Policy for models that name none.
     public var defaultPolicy = RoutingPolicy.leastOutstanding
+    /// Settings of the prefix policy, shared by every model that uses it (`prefix` in the file).
     public var prefix = PrefixSettings()
     /// Time between active health checks of each upstream.
     public var healthIntervalMs = 200
@@ -39,6 +47,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var healthTimeoutMs = 500
     /// Consecutive good checks to return to rotation / failed checks to leave it.
     public var healthyAfter = 2
+    /// Consecutive failed checks that take an upstream out of rotation (`unhealthy_after`, default 2).
     public var unhealthyAfter = 2
     /// Requests in flight to one upstream at most; when every replica of a model is full, 429.
     public var maxConcurrentPerUpstream = 1024
@@ -76,6 +85,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
     /// The number of event loops to run: `eventLoops`, or `autoEventLoops` when it is 0.
     public var resolvedEventLoops: Int { eventLoops > 0 ? eventLoops : Self.autoEventLoops }
 
+    /// The defaults, with no models: add them with `addUpstream` or read a file with `load` or `parse`.
     public init() {}
 
     /// Every distinct upstream URL, in first-seen order.
@@ -202,6 +212,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
 
 /// A configuration problem, in words.
 public struct GatewayConfigurationError: Error, CustomStringConvertible, Sendable {
+    /// The problem, as shown to the user.
     public let description: String
+    /// An error carrying the given message.
     public init(_ description: String) { self.description = description }
 }

@@ -27,6 +27,7 @@ public final class GatewayMetrics: Sendable {
 
     private let state = Mutex(State())
 
+    /// Starts with every counter and histogram empty.
     public init() {}
 
     /// One request routed to `upstream` (an attempt; retries count again under `retry`).
@@ -67,6 +68,7 @@ public final class GatewayMetrics: Sendable {
     /// Quantile of the added-latency histogram (upper bucket bound), for logs and tests.
     func addedCount() -> Int { state.withLock { $0.added.count } }
 
+    /// The metrics in Prometheus text format for `GET /metrics`, with health and in-flight gauges of `upstreams`.
     public func render(upstreams: [Upstream]) -> String {
         let s = state.withLock { $0 }
         var out = ""

@@ -152,6 +152,7 @@ public enum LLMuxGateway {
         }
     }
 
+    /// Serves `configuration` (health checks included) on its own event loops until SIGINT/SIGTERM, then drains.
     public static func run(configuration: GatewayConfiguration) async throws {
         // Its own group rather than NIO's singleton (one loop per core): see `autoEventLoops`.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.resolvedEventLoops)

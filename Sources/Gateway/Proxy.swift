@@ -7,15 +7,20 @@ import OpenAIAPI
 
 /// The gateway's shared state: routes by model, upstreams, the pooled HTTP client, metrics.
 public final class GatewayState: Sendable {
+    /// The configuration the gateway was started with.
     public let configuration: GatewayConfiguration
+    /// Each configured model's route, by model name.
     public let routes: [String: ModelRoute]
+    /// Every distinct upstream once, in first-seen order; models sharing a URL share its `Upstream`.
     public let upstreams: [Upstream]
+    /// Counters and histograms served at `/metrics`.
     public let metrics = GatewayMetrics()
     /// For health checks and model lists.
     let client: HTTPClient
     /// For proxied requests: connections on the client connection's event loop.
     let pool: UpstreamPool
 
+    /// Builds the upstreams, the routes (one chooser per model) and the HTTP clients; starts no check.
     public init(configuration: GatewayConfiguration, eventLoopGroup: any EventLoopGroup) {
         self.configuration = configuration
         var byURL: [String: Upstream] = [:]

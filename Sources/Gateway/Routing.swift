@@ -7,18 +7,26 @@ import Synchronization
 /// consecutive good checks. An upstream starts healthy (so the gateway serves at once) and the
 /// first check corrects it within one interval.
 public struct HealthTracker: Sendable, Equatable {
+    /// `healthy`: in rotation; `unhealthy`: out of it until enough good checks.
     public enum State: String, Sendable { case healthy, unhealthy }
+    /// The current state; starts healthy.
     public private(set) var state: State = .healthy
+    /// Failed checks in a row since the last good one (raised to at least `fall` by an ejection).
     public private(set) var consecutiveFailures = 0
+    /// Good checks in a row since the last failure or ejection.
     public private(set) var consecutiveSuccesses = 0
+    /// Consecutive good checks that bring an unhealthy upstream back (at least 1).
     public let rise: Int
+    /// Consecutive failed checks that take a healthy upstream out (at least 1).
     public let fall: Int
 
+    /// A healthy tracker; `rise` and `fall` below 1 are taken as 1.
     public init(rise: Int = 2, fall: Int = 2) {
         self.rise = max(1, rise)
         self.fall = max(1, fall)
     }
 
+    /// True while the upstream is in rotation.
     public var isHealthy: Bool { state == .healthy }
 
     /// Records a check; returns the new state when it changed.
@@ -66,6 +74,8 @@ public enum RoutingPolicy: String, Sendable, CaseIterable, Codable {
     /// much more loaded than the least loaded one; otherwise least loaded.
     case prefix = "prefix"
 
+    /// Parses a policy name, ignoring case and taking `-` as `_`, with aliases (rr, lor, p2c, cache_aware…);
+    /// nil for an unknown name.
     public init?(name: String) {
         let normalized = name.lowercased().replacingOccurrences(of: "-", with: "_")
         switch normalized {
@@ -86,9 +96,12 @@ public struct ReplicaView: Sendable, Equatable {
     public var outstanding: Int
     /// Load reported by the upstream for this model: running, waiting, KV usage (0...1).
     public var running: Int
+    /// Requests the upstream reports queued for this model (counted again in `load`).
     public var waiting: Int
+    /// Share of the upstream's KV cache in use, 0...1, as it reports.
     public var kvUsage: Double
 
+    /// A view from its parts; the upstream-reported figures default to 0 (no load known).
     public init(eligible: Bool, outstanding: Int, running: Int = 0, waiting: Int = 0, kvUsage: Double = 0) {
         self.eligible = eligible
         self.outstanding = outstanding
@@ -115,10 +128,12 @@ public struct PrefixSettings: Sendable, Equatable, Codable {
     public var matchThreshold = 0.3
     /// The matched replica is overloaded when its load exceeds the least load × balanceRel + balanceAbs.
     public var balanceRel = 1.5
+    /// Absolute slack added to the overload bound (see `balanceRel`).
     public var balanceAbs = 8.0
     /// Remembered prefix blocks (two generations of this size).
     public var capacity = 65_536
 
+    /// The defaults: 128-byte blocks, 64 blocks, a 30 % match, 1.5 × least load + 8, 65,536 entries a generation.
     public init() {}
 
     enum CodingKeys: String, CodingKey {
@@ -126,6 +141,7 @@ public struct PrefixSettings: Sendable, Equatable, Codable {
         case balanceRel = "balance_rel", balanceAbs = "balance_abs", capacity
     }
 
+    /// Reads the snake_case keys (`block_bytes`, `max_blocks`, …); a missing key keeps its default.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         blockBytes = try c.decodeIfPresent(Int.self, forKey: .blockBytes) ?? blockBytes
@@ -140,7 +156,9 @@ public struct PrefixSettings: Sendable, Equatable, Codable {
 /// The choosing part of one model's router: a policy and its state (the round-robin cursor, the
 /// prefix table). Pure apart from that state, so tests drive it with made-up views.
 public final class ReplicaChooser: Sendable {
+    /// The policy this chooser applies.
     public let policy: RoutingPolicy
+    /// Settings used when the policy is `prefix`.
     public let prefix: PrefixSettings
     private let cursor = Atomic<Int>(0)
     private let random = Mutex(SplitMix(seed: 0x5EED))
@@ -162,6 +180,7 @@ public final class ReplicaChooser: Sendable {
         }
     }
 
+    /// A chooser with an empty prefix table; `seed` makes power-of-two's random picks reproducible.
     public init(policy: RoutingPolicy, prefix: PrefixSettings = PrefixSettings(), seed: UInt64 = 0x5EED) {
         self.policy = policy
         self.prefix = prefix

@@ -2,9 +2,13 @@ import Synchronization
 
 /// Load one upstream reports for one model (its `/load` answer).
 public struct ModelLoad: Sendable, Equatable {
+    /// Requests the upstream is running for the model.
     public var running = 0
+    /// Requests queued on the upstream for the model.
     public var waiting = 0
+    /// Share of the upstream's KV cache in use, 0...1.
     public var kvUsage = 0.0
+    /// A load from its parts; all zero is what a model missing from the `/load` answer counts as.
     public init(running: Int = 0, waiting: Int = 0, kvUsage: Double = 0) {
         self.running = running
         self.waiting = waiting
@@ -15,7 +19,9 @@ public struct ModelLoad: Sendable, Equatable {
 /// One `llmux serve` process: its health, its requests in flight from this gateway, and the
 /// load it last reported. Shared by every model it serves.
 public final class Upstream: Sendable {
+    /// Base URL (`http://host:port`, no trailing slash); also the `upstream` label in the metrics.
     public let url: String
+    /// Requests in flight from this gateway at most (`max_concurrent_per_upstream`); at it, not eligible.
     public let maxConcurrent: Int
     /// Host and port from the URL (http only), and the Host header sent.
     let host: String
@@ -28,6 +34,7 @@ public final class Upstream: Sendable {
     }
     private let state: Mutex<State>
 
+    /// Parses host and port (80 when absent; IPv6 in brackets) from `url`; starts in `health`'s state.
     public init(url: String, maxConcurrent: Int, health: HealthTracker = HealthTracker()) {
         self.url = url
         self.maxConcurrent = maxConcurrent
@@ -49,7 +56,9 @@ public final class Upstream: Sendable {
         state = Mutex(State(health: health))
     }
 
+    /// True while the upstream is in rotation.
     public var isHealthy: Bool { state.withLock { $0.health.isHealthy } }
+    /// Requests in flight to it from this gateway, over all the models it serves.
     public var outstanding: Int { state.withLock { $0.outstanding } }
 
     /// What routing sees of this upstream for `model`.
@@ -85,8 +94,11 @@ public final class Upstream: Sendable {
 
 /// One model's replicas and its chooser.
 public final class ModelRoute: Sendable {
+    /// The model name, as request bodies give it.
     public let name: String
+    /// The model's replicas in configuration order; the chooser returns indices into it.
     public let upstreams: [Upstream]
+    /// The model's policy and its state (round-robin cursor, prefix table).
     public let chooser: ReplicaChooser
 
     init(name: String, upstreams: [Upstream], chooser: ReplicaChooser) {

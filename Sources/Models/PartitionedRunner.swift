@@ -46,10 +46,15 @@ public final class PartitionedRunner: AsynchronousExecutor {
         return PartitionedRunner(runner: runner, backend: backend, sliceLayers: sliceLayers)
     }
 
+    /// The wrapped runner's models, each with a stream of its own in every partition.
     public var models: [ModelDescriptor] { runner.models }
+    /// Pages of the wrapped runner's KV pool, shared by every partition.
     public var pageCount: Int { runner.pageCount }
+    /// Tokens per KV page of `model`, as the wrapped runner stores them.
     public func tokensPerPage(for model: ModelID) -> Int { runner.tokensPerPage(for: model) }
+    /// SMs of the device, which `configurePartitions` divides among partitions.
     public var multiprocessorCount: Int { backend.multiprocessorCount }
+    /// Jobs in flight, failed launches not yet collected, and a prompt job still being launched slice by slice.
     public var inFlightCount: Int { inFlight.count + finished.count + (sliced == nil ? 0 : 1) }
 
     /// Runs a plan to the end on the main stream (profiling and checks).
@@ -58,6 +63,8 @@ public final class PartitionedRunner: AsynchronousExecutor {
         return try runner.execute(plan)
     }
 
+    /// Creates the partitionings with one stream per model in each partition. On failure, falls back to one
+    /// partitioning of the whole device (so jobs on partitioning 0 still run) and rethrows.
     public func configurePartitions(_ partitionings: [[Int]]) throws -> [[Int]] {
         precondition(inFlight.isEmpty && sliced == nil, "configurePartitions while jobs are in flight")
         do {
@@ -72,6 +79,8 @@ public final class PartitionedRunner: AsynchronousExecutor {
         }
     }
 
+    /// Queues the plan's decode jobs before its prompt jobs, each on its partition's stream for its model; with
+    /// `sliceLayers` > 0 a prompt job starts a sliced launch (one at a time). Job failures come back from `collect`.
     public func launch(_ plan: StepPlan) throws {
         defer { backend.selectMainStream() }
         // Decode jobs first: their launches are short (recorded graphs), a prompt job's eager
@@ -112,6 +121,8 @@ public final class PartitionedRunner: AsynchronousExecutor {
     /// partition) need not wait for a long prefill elsewhere to end.
     static let longestWait = 0.002
 
+    /// Hands back failed and finished jobs, advancing a sliced launch by one slice per round; with `wait`,
+    /// polls until a job finishes or none is in flight, or, once no slice is left to launch, for `longestWait`.
     public func collect(wait: Bool) -> [JobCompletion] {
         var done = finished
         finished = []

@@ -85,11 +85,16 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct ErrorResponse: Codable, Sendable, Equatable {
     /// The error object.
     public struct Detail: Codable, Sendable, Equatable {
+        /// Human-readable description of the error (`message`).
         public var message: String
+        /// OpenAI's error category (`invalid_request_error`, `rate_limit_error`, …).
         public var type: String
+        /// The request field at fault; written as null when there is none.
         public var param: String?
+        /// Machine-readable error code (`model_not_found`, …); written as null when there is none.
         public var code: String?
 
+        /// An error object with all four fields.
         public init(message: String, type: String, param: String?, code: String?) {
             self.message = message
             self.type = type
@@ -99,6 +104,7 @@ public struct ErrorResponse: Codable, Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey { case message, type, param, code }
 
+        /// Writes all four keys, `param` and `code` as null when nil, as OpenAI does.
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(message, forKey: .message)
@@ -107,7 +113,9 @@ public struct ErrorResponse: Codable, Sendable, Equatable {
             try container.encode(code, forKey: .code)
         }
     }
+    /// The error, under the `error` key.
     public var error: Detail
+    /// Wraps `error` in the response envelope.
     public init(error: Detail) { self.error = error }
 }
 

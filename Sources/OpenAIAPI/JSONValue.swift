@@ -60,6 +60,7 @@ public enum JSONValue: Sendable, Equatable {
 }
 
 extension JSONValue: Decodable {
+    /// Decodes any JSON document; a number that decodes as `Int64` becomes `.integer`, any other `.number`.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {

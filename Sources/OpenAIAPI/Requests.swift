@@ -4,17 +4,29 @@ import Foundation
 /// fields stay nil and take the server's defaults; ranges are checked by the engine, which names
 /// the field in its message.
 public struct SamplingFields: Sendable, Equatable {
+    /// Most tokens to generate (`max_tokens`, or chat's `max_completion_tokens`); nil: the endpoint's default.
     public var maxTokens: Int?
+    /// `temperature`: how random sampling is; 0 always picks the most likely token.
     public var temperature: Double?
+    /// `top_p`: sample only from the most likely tokens whose probabilities add up to this mass.
     public var topP: Double?
+    /// vLLM's `top_k`: sample only from the K most likely tokens; 0 or less disables it.
     public var topK: Int?
+    /// vLLM's `min_p`: drop tokens less likely than this fraction of the most likely token's probability.
     public var minP: Double?
+    /// `seed`: makes sampling reproducible; choice i of a request samples with seed + i so choices differ.
     public var seed: Int?
+    /// `stop`: strings (one or a list) that end a choice when generated; they are left out of the text.
     public var stop: [String] = []
+    /// vLLM's `stop_token_ids`: token ids that end a choice when generated.
     public var stopTokenIDs: [Int] = []
+    /// `presence_penalty`: penalizes, once, every token that already appears in the output.
     public var presencePenalty: Double?
+    /// `frequency_penalty`: penalizes each token in proportion to how often it already appears in the output.
     public var frequencyPenalty: Double?
+    /// vLLM's `repetition_penalty` (Hugging Face style): above 1 discourages tokens seen in the prompt or output.
     public var repetitionPenalty: Double?
+    /// vLLM's `ignore_eos`: keep generating past the model's end-of-sequence tokens.
     public var ignoreEOS = false
     /// Choices per prompt.
     public var n = 1
@@ -84,6 +96,7 @@ public enum Prompt: Sendable, Equatable {
 
 /// `POST /v1/completions`.
 public struct CompletionRequest: Sendable, Equatable {
+    /// The name of the served model to use (`model`).
     public var model: String
     /// One or more prompts; each gets `n` choices (indices prompt × n + choice).
     public var prompts: [Prompt]
@@ -91,6 +104,7 @@ public struct CompletionRequest: Sendable, Equatable {
     public var echo: Bool
     /// Legacy `logprobs`: the number of most likely tokens reported per generated token.
     public var logprobs: Int?
+    /// Sampling, stop and streaming fields; the length limit is read from `max_tokens`.
     public var sampling: SamplingFields
 
     /// A request.
@@ -175,11 +189,14 @@ public struct CompletionRequest: Sendable, Equatable {
 
 /// One message of a chat request.
 public struct ChatMessageInput: Sendable, Equatable {
+    /// Who wrote the message: one of `roles`.
     public var role: String
     /// The text (list-of-parts content is joined with newlines as vLLM does).
     public var content: String
+    /// OpenAI's optional participant `name`; read but not passed to the chat template.
     public var name: String?
 
+    /// A message with plain-text content.
     public init(role: String, content: String, name: String? = nil) {
         self.role = role
         self.content = content
@@ -192,7 +209,9 @@ public struct ChatMessageInput: Sendable, Equatable {
 
 /// `POST /v1/chat/completions`.
 public struct ChatCompletionRequest: Sendable, Equatable {
+    /// The name of the served model to use (`model`).
     public var model: String
+    /// The conversation, rendered into the prompt by the model's chat template.
     public var messages: [ChatMessageInput]
     /// Report the log-probability of each generated token.
     public var logprobs: Bool
@@ -200,6 +219,7 @@ public struct ChatCompletionRequest: Sendable, Equatable {
     public var topLogprobs: Int?
     /// Ends the rendered prompt with the assistant's header (vLLM's `add_generation_prompt`).
     public var addGenerationPrompt: Bool
+    /// Sampling, stop and streaming fields; the length limit is `max_completion_tokens`, else `max_tokens`.
     public var sampling: SamplingFields
 
     /// A request.

@@ -5,10 +5,14 @@ import Foundation
 
 /// Token counts of a request.
 public struct Usage: Codable, Sendable, Equatable {
+    /// `prompt_tokens`: tokens in the prompt (summed over all prompts of a completions request).
     public var promptTokens: Int
+    /// `completion_tokens`: tokens generated, summed over all choices.
     public var completionTokens: Int
+    /// `total_tokens`: prompt plus completion tokens.
     public var totalTokens: Int
 
+    /// Counts of a request; `totalTokens` is computed as their sum.
     public init(promptTokens: Int, completionTokens: Int) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
@@ -24,13 +28,18 @@ public struct Usage: Codable, Sendable, Equatable {
 
 /// One entry of `GET /v1/models`.
 public struct ModelCard: Codable, Sendable, Equatable {
+    /// The model's name, as clients pass it in a request's `model`.
     public var id: String
+    /// Always `model`.
     public var object = "model"
+    /// Unix time (seconds) when the server loaded the model.
     public var created: Int
+    /// `owned_by`: always `llmux`.
     public var ownedBy = "llmux"
     /// The context window (as vLLM reports it).
     public var maxModelLen: Int?
 
+    /// A card for one served model.
     public init(id: String, created: Int, maxModelLen: Int?) {
         self.id = id
         self.created = created
@@ -42,8 +51,11 @@ public struct ModelCard: Codable, Sendable, Equatable {
 
 /// `GET /v1/models`.
 public struct ModelList: Codable, Sendable, Equatable {
+    /// Always `list`.
     public var object = "list"
+    /// One card per served model.
     public var data: [ModelCard]
+    /// A list of model cards.
     public init(data: [ModelCard]) { self.data = data }
 }
 
@@ -52,9 +64,12 @@ public struct ModelList: Codable, Sendable, Equatable {
 /// Most likely tokens at one position with their log-probabilities, most likely first, encoded
 /// as a JSON object `{token: logprob}` in that order.
 public struct TopLogprobMap: Encodable, Sendable, Equatable {
+    /// Token texts with their log-probabilities, most likely first.
     public var entries: [(token: String, logprob: Double)]
+    /// A map over `entries`, which keep their order when encoded.
     public init(_ entries: [(token: String, logprob: Double)]) { self.entries = entries }
 
+    /// Compares entries in order, written out because tuples are not `Equatable`.
     public static func == (lhs: TopLogprobMap, rhs: TopLogprobMap) -> Bool {
         lhs.entries.map(\.token) == rhs.entries.map(\.token) && lhs.entries.map(\.logprob) == rhs.entries.map(\.logprob)
     }
@@ -66,6 +81,7 @@ public struct TopLogprobMap: Encodable, Sendable, Equatable {
         init?(intValue: Int) { nil }
     }
 
+    /// Writes `{token: logprob}` in entry order; a token text seen twice keeps only its first (most likely) entry.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Key.self)
         var seen = Set<String>()
@@ -77,10 +93,15 @@ public struct TopLogprobMap: Encodable, Sendable, Equatable {
 
 /// The legacy completions `logprobs` object.
 public struct CompletionLogprobs: Encodable, Sendable, Equatable {
+    /// The text of each generated token (`tokens`).
     public var tokens: [String] = []
+    /// `token_logprobs`: each token's log-probability, null where there is none.
     public var tokenLogprobs: [Double?] = []
+    /// `top_logprobs`: the most likely tokens at each position, null where there are none.
     public var topLogprobs: [TopLogprobMap?] = []
+    /// `text_offset`: where each token starts in the generated text, counted in Unicode scalars.
     public var textOffset: [Int] = []
+    /// Empty lists, filled token by token.
     public init() {}
 
     enum CodingKeys: String, CodingKey {
@@ -90,11 +111,16 @@ public struct CompletionLogprobs: Encodable, Sendable, Equatable {
 
 /// One choice of a completion (or of a completion chunk).
 public struct CompletionChoice: Encodable, Sendable, Equatable {
+    /// The choice's position: prompt index × n + choice number.
     public var index: Int
+    /// The choice's text (after the prompt when `echo`); in a streamed chunk, only the new text.
     public var text: String
+    /// Log-probabilities when the request asked for `logprobs`; written as null otherwise.
     public var logprobs: CompletionLogprobs?
+    /// `finish_reason` (`stop`, `length`, …); null until the choice ends.
     public var finishReason: String?
 
+    /// A choice with every field given.
     public init(index: Int, text: String, logprobs: CompletionLogprobs?, finishReason: String?) {
         self.index = index
         self.text = text
@@ -104,6 +130,7 @@ public struct CompletionChoice: Encodable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case index, text, logprobs, finishReason = "finish_reason" }
 
+    /// Writes `logprobs` and `finish_reason` as null when nil, as OpenAI does.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(index, forKey: .index)
@@ -117,12 +144,17 @@ public struct CompletionChoice: Encodable, Sendable, Equatable {
 /// and `usage` (left out when nil, unless `encodesNullUsage`: streamed chunks with
 /// `include_usage` write `"usage": null` until the last).
 public struct ChoiceList<Choice: Encodable & Sendable & Equatable>: Encodable, Sendable, Equatable {
+    /// The answer's id (`cmpl-…`, `chatcmpl-…`), the same in every chunk of a stream.
     public var id: String
     /// What OpenAI calls the object (`text_completion`, `chat.completion.chunk`).
     public var object: String
+    /// Unix time (seconds) of the request; the same in every chunk of a stream.
     public var created: Int
+    /// The name of the model that answered.
     public var model: String
+    /// The choices; in a stream, those with news in this chunk (none in the last, usage-only chunk).
     public var choices: [Choice]
+    /// Token counts; in a stream only the last chunk has them, and only with `include_usage`.
     public var usage: Usage?
     /// Writes `"usage": null` when `usage` is nil.
     public var encodesNullUsage: Bool
@@ -140,6 +172,7 @@ public struct ChoiceList<Choice: Encodable & Sendable & Equatable>: Encodable, S
 
     enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage }
 
+    /// Leaves `usage` out when nil, unless `encodesNullUsage` asks for `"usage": null`.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(id, forKey: .id)
@@ -166,15 +199,20 @@ extension ChoiceList where Choice == CompletionChoice {
 
 /// One most-likely token in the chat logprobs format.
 public struct ChatTopLogprob: Encodable, Sendable, Equatable {
+    /// The token's text.
     public var token: String
+    /// The token's log-probability.
     public var logprob: Double
+    /// The UTF-8 bytes of `token` (OpenAI's `bytes`), set by `init`.
     public var bytes: [UInt8]?
+    /// An entry whose `bytes` are the UTF-8 bytes of `token`.
     public init(token: String, logprob: Double) {
         self.token = token
         self.logprob = logprob
         self.bytes = Array(token.utf8)
     }
     enum CodingKeys: String, CodingKey { case token, logprob, bytes }
+    /// Writes every key, `bytes` as a list of integers or null.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(token, forKey: .token)
@@ -185,10 +223,15 @@ public struct ChatTopLogprob: Encodable, Sendable, Equatable {
 
 /// One generated token in the chat logprobs format.
 public struct ChatTokenLogprob: Encodable, Sendable, Equatable {
+    /// The generated token's text.
     public var token: String
+    /// The generated token's log-probability.
     public var logprob: Double
+    /// The UTF-8 bytes of `token` (OpenAI's `bytes`), set by `init`.
     public var bytes: [UInt8]?
+    /// `top_logprobs`: the most likely tokens at this position, as many as the request's `top_logprobs`.
     public var topLogprobs: [ChatTopLogprob]
+    /// An entry whose `bytes` are the UTF-8 bytes of `token`.
     public init(token: String, logprob: Double, topLogprobs: [ChatTopLogprob]) {
         self.token = token
         self.logprob = logprob
@@ -196,6 +239,7 @@ public struct ChatTokenLogprob: Encodable, Sendable, Equatable {
         self.topLogprobs = topLogprobs
     }
     enum CodingKeys: String, CodingKey { case token, logprob, bytes, topLogprobs = "top_logprobs" }
+    /// Writes every key, `bytes` as a list of integers or null.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(token, forKey: .token)
@@ -207,9 +251,12 @@ public struct ChatTokenLogprob: Encodable, Sendable, Equatable {
 
 /// A choice's `logprobs` in the chat format.
 public struct ChatLogprobs: Encodable, Sendable, Equatable {
+    /// One entry per generated token.
     public var content: [ChatTokenLogprob]
+    /// The log-probabilities of the given tokens.
     public init(content: [ChatTokenLogprob]) { self.content = content }
     enum CodingKeys: String, CodingKey { case content, refusal }
+    /// Also writes `"refusal": null`, as OpenAI does; LLMux produces no refusals.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(content, forKey: .content)
@@ -219,10 +266,14 @@ public struct ChatLogprobs: Encodable, Sendable, Equatable {
 
 /// The assistant's message of a chat choice.
 public struct ChatResponseMessage: Encodable, Sendable, Equatable {
+    /// Always `assistant`.
     public var role = "assistant"
+    /// The generated text; written as null when nil.
     public var content: String?
+    /// An assistant message with `content`.
     public init(content: String?) { self.content = content }
     enum CodingKeys: String, CodingKey { case role, content, refusal }
+    /// Writes `content` even when null and adds `"refusal": null`, as OpenAI does.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(role, forKey: .role)
@@ -251,9 +302,13 @@ extension ChatDelta: ChatChoiceContent {
 /// One choice of a chat answer: `index`, the content under its key, `logprobs` and
 /// `finish_reason`, the last two written as null when unset (OpenAI sends them).
 public struct ChatChoiceOf<Content: ChatChoiceContent>: Encodable, Sendable, Equatable {
+    /// The choice's number, 0 to n − 1.
     public var index: Int
+    /// The `message` or `delta`, written under `Content.choiceKey`.
     public var content: Content
+    /// Log-probabilities when the request asked for `logprobs`; written as null otherwise.
     public var logprobs: ChatLogprobs?
+    /// `finish_reason` (`stop`, `length`, …); null until the choice ends.
     public var finishReason: String?
     /// A choice.
     public init(index: Int, content: Content, logprobs: ChatLogprobs?, finishReason: String?) {
@@ -269,6 +324,7 @@ public struct ChatChoiceOf<Content: ChatChoiceContent>: Encodable, Sendable, Equ
         init?(stringValue: String) { self.init(stringValue) }
         init?(intValue: Int) { nil }
     }
+    /// Writes the content under `Content.choiceKey`, and `logprobs` and `finish_reason` even when null.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Key.self)
         try container.encode(index, forKey: Key("index"))
@@ -303,12 +359,19 @@ extension ChatChoiceOf where Content == ChatDelta {
 
 /// `POST /v1/chat/completions` answer.
 public struct ChatCompletionResponse: Encodable, Sendable, Equatable {
+    /// The answer's id (`chatcmpl-…`).
     public var id: String
+    /// Always `chat.completion`.
     public var object = "chat.completion"
+    /// Unix time (seconds) of the request.
     public var created: Int
+    /// The name of the model that answered.
     public var model: String
+    /// One choice per `n`.
     public var choices: [ChatChoice]
+    /// Token counts, always present in a whole (non-streamed) answer.
     public var usage: Usage
+    /// A whole chat completion; `object` is `chat.completion`.
     public init(id: String, created: Int, model: String, choices: [ChatChoice], usage: Usage) {
         self.id = id
         self.created = created
@@ -321,13 +384,17 @@ public struct ChatCompletionResponse: Encodable, Sendable, Equatable {
 /// The `delta` of a streamed chat choice: only the keys that are set are written (`{}` on the
 /// finishing chunk).
 public struct ChatDelta: Encodable, Sendable, Equatable {
+    /// `assistant` on each choice's first chunk; nil, and left out, afterwards.
     public var role: String?
+    /// The text this chunk adds; nil, and left out, on the finishing chunk.
     public var content: String?
+    /// A delta; nil fields are left out of the JSON.
     public init(role: String? = nil, content: String? = nil) {
         self.role = role
         self.content = content
     }
     enum CodingKeys: String, CodingKey { case role, content }
+    /// Writes only the keys that are set, so the finishing chunk's delta is `{}`.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encodeIfPresent(role, forKey: .role)

@@ -14,7 +14,9 @@ public enum PlacementAlgorithm: String, Sendable, Codable, CaseIterable {
 
 /// The placement optimizer.
 public struct PlacementOptimizer {
+    /// The steady-state model of a unit that prices every candidate placement; holds the cluster, models and settings.
     public let estimator: UnitEstimator
+    /// Whether the cost table was measured or computed from the roofline, recorded in the plan.
     public let costSource: CostSource
     var cluster: ClusterSpec { estimator.cluster }
     var models: [ModelSpec] { estimator.models }

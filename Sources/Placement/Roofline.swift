@@ -103,8 +103,11 @@ public struct Roofline: Sendable {
 
     /// Grids of roofline tables.
     public static let shareGrid: [Double] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    /// Prefill chunk sizes (tokens) at which `entry` prices prompt jobs.
     public static let tokenGrid: [Double] = [1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+    /// Decode batch sizes (sequences per step) at which `entry` prices decode steps.
     public static let batchGrid: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+    /// Decode context lengths (tokens each sequence attends to) at which `entry` prices decode steps.
     public static let contextGrid: [Double] = [16, 64, 256, 512, 1024, 2048, 4096]
 
     /// A cost entry for `shape` under `name` on `meshSize` devices, sampled on the grids.

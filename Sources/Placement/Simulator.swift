@@ -35,8 +35,11 @@ public struct SimulationResult: Sendable, Codable {
 /// A discrete-event simulation of every unit of a plan, driven by the real `Scheduler`: each
 /// unit's clock advances by the cost model's latency of the step the scheduler planned.
 public struct ClusterSimulator {
+    /// The placement whose units are simulated.
     public let plan: PlacementPlan
+    /// Job latencies that advance each unit's clock.
     public let table: CostTable
+    /// The estimator built over `table` for the plan's cluster, models and settings.
     public let estimator: UnitEstimator
     /// Overrides every unit's policy when set.
     public var policy: UnitPolicy?

@@ -49,8 +49,11 @@ public struct UnitEstimate: Sendable, Codable, Equatable {
 /// and prefill jobs that lengthen a step only by what does not overlap the decode jobs (mux on a
 /// partitioned GPU) or entirely (temporal, spatial, the CPU).
 public struct UnitEstimator: Sendable {
+    /// Hosts, GPUs per host, device kind and memory budget of the cluster the units run on.
     public let cluster: ClusterSpec
+    /// The models to place, with rates and prompt/output lengths; model indices refer to this order.
     public let models: [ModelSpec]
+    /// SLO scale, KV minimum and per-step scheduler limits the estimates assume.
     public let settings: PlanSettings
     /// Whether the device has SM partitions (GPUs do; the CPU does not).
     public let partitioned: Bool

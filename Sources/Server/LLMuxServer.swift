@@ -7,6 +7,7 @@ import ServiceLifecycle
 /// loads the models with `load` on a thread of its own, prints the "listening" line, and on
 /// SIGINT/SIGTERM stops accepting, lets in-flight requests finish, then drains the engine.
 public enum LLMuxServer {
+    /// Serves until SIGINT/SIGTERM; `load` runs on a thread of its own and supplies the models and their engine.
     public static func run(configuration: ServerConfiguration, load: @escaping @Sendable () throws -> ServerState.Loaded) async throws {
         let state = ServerState(configuration: configuration)
         let (bound, boundContinuation) = AsyncStream<Int>.makeStream()

@@ -9,8 +9,11 @@ import Synchronization
 public final class ServerState: Sendable {
     /// The models and the unit that serves them.
     public struct Loaded: Sendable {
+        /// The engine (a unit or a `UnitGroup`) that runs every request.
         public let backend: any GenerationBackend
+        /// The models the routes accept, by serving name, with their tokenizers and templates.
         public let models: [ServedModel]
+        /// The result of loading: `models`, all served by `backend`.
         public init(backend: any GenerationBackend, models: [ServedModel]) {
             self.backend = backend
             self.models = models

@@ -21,6 +21,7 @@ public final class UnitGroup: GenerationBackend {
         self.unitByModel = index
     }
 
+    /// Forwards the request to the unit that serves its model; an unknown model gets a stream that fails at once.
     public func submit(_ request: GenerationRequest) -> AsyncThrowingStream<SequenceEvent, Error> {
         guard let unit = unitByModel[request.model] else {
             return AsyncThrowingStream { $0.finish(throwing: EngineStreamError.rejected(.unknownModel(request.model.name))) }
@@ -28,6 +29,7 @@ public final class UnitGroup: GenerationBackend {
         return units[unit].submit(request)
     }
 
+    /// Every unit's figures summed by model (each model is in one unit), and total pages summed over units.
     public var stats: UnitStats {
         var merged = UnitStats()
         for unit in units {
@@ -43,6 +45,7 @@ public final class UnitGroup: GenerationBackend {
         return merged
     }
 
+    /// Shuts the units down one after another, each waiting for its running requests.
     public func shutdown() {
         for unit in units { unit.shutdown() }
     }

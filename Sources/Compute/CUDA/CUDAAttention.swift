@@ -2,6 +2,8 @@
 /// per-token kernel split along the context (so a single long sequence still fills the GPU)
 /// whose partial results a second kernel merges.
 extension CUDABackend {
+    /// Tensor-core prefill (bf16, more than 8 queries in a sequence), CUDA-core prefill, or split-context decode and
+    /// merge; in a mixed step the single-query rows go to the decode kernel. Queued on the selected stream.
     public func pagedAttention(queries: Tensor, layer: PagedKVLayer, batch: AttentionBatch, heads: Int, kvHeads: Int,
                                headDim: Int, scale: Float, out: Tensor) throws {
         try expect(out.rowStride == heads * headDim && queries.dtype == activationDType && layer.dtype == activationDType && heads % kvHeads == 0,

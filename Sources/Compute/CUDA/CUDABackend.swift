@@ -86,6 +86,7 @@ public final class CUDABackend: ComputeBackend {
         current = mainSlot
     }
 
+    /// "cuda:N name (sm_XY, N SMs)", from the driver's device attributes.
     public var deviceName: String {
         "cuda:\(context.ordinal) \(context.name) (sm_\(context.computeCapability), \(context.multiprocessorCount) SMs)"
     }
@@ -94,8 +95,11 @@ public final class CUDABackend: ComputeBackend {
         String(format: "%@ kernels %@ in %.2f s (%@)", precision.rawValue,
                kernels.fromCache ? "loaded from the disk cache" : "compiled by NVRTC", kernels.loadSeconds, context.driver.library.name)
     }
+    /// bf16, or f32 with `CUDAPrecision.f32`; the residual stream and logits are f32 either way.
     public var activationDType: DType { precision.dtype }
+    /// The activation type too: `kv_write` copies keys and values into the pages without conversion.
     public var kvCacheDType: DType { precision.dtype }
+    /// The device's SM count from the driver: what green-context partitions are carved from.
     public var multiprocessorCount: Int { context.multiprocessorCount }
     /// cuBLASLt plans made (one heuristic query each) and the host seconds they took so far.
     public var matmulPlanning: (plans: Int, seconds: Double) { (matmuls.planCount, matmuls.planningSeconds) }
@@ -103,8 +107,10 @@ public final class CUDABackend: ComputeBackend {
     /// time (counted only with `LLMUX_TRACE_JOBS=1`).
     public var hostStalls: HostStalls { context.stalls.totals }
 
+    /// Free device memory as `cuMemGetInfo` reports it (other processes' allocations count against it).
     public func freeMemoryBytes() throws -> Int? { try context.memoryInfo().free }
 
+    /// A new device allocation, zeroed by a memset queued on the selected stream; any dtype is accepted.
     public func makeTensor(rows: Int, columns: Int, dtype: DType) throws -> Tensor {
         try context.makeCurrent()
         let bytes = rows * columns * dtype.byteSize
@@ -141,6 +147,7 @@ public final class CUDABackend: ComputeBackend {
         return Tensor(buffer: buffer, dtype: target, rows: rows, columns: columns)
     }
 
+    /// Stream-ordered copy through the pinned upload ring: the buffer is valid for the work the current job queues.
     public func upload(_ values: [Int32]) throws -> IntTensor {
         try context.makeCurrent()
         try markTimerStart()
@@ -148,17 +155,26 @@ public final class CUDABackend: ComputeBackend {
         return IntTensor(buffer: buffer, count: values.count)
     }
 
+    /// A new f32 tensor filled by a synchronous copy (load-time values such as biases and rotary frequencies).
+    /// Not through `makeTensor`: its zeroing memset is queued on the non-blocking selected stream,
+    /// which a synchronous copy is not ordered after, so it could land after the values.
     public func upload(floats values: [Float]) throws -> Tensor {
-        let tensor = try makeTensor(rows: 1, columns: values.count, dtype: .f32)
-        try values.withUnsafeBytes { try context.copyToDevice(tensor.deviceAddress, from: $0.baseAddress!, byteCount: $0.count) }
-        return tensor
+        try context.makeCurrent()
+        let buffer = try context.allocate(values.count * 4)
+        if !values.isEmpty {
+            try values.withUnsafeBytes { try context.copyToDevice(buffer.deviceAddress, from: $0.baseAddress!, byteCount: $0.count) }
+        }
+        return Tensor(buffer: buffer, dtype: .f32, rows: 1, columns: values.count)
     }
 
+    /// One block per token: rows of a table in the activation type, written as f32 (the residual stream).
     public func embedding(ids: IntTensor, table: Tensor, out: Tensor) throws {
         try expect(table.dtype == activationDType && out.dtype == .f32 && out.rowStride == out.columns, "embedding types")
         try kernels.launch(.embedding, grid: (ids.count, 1, 1), block: 256, [.ptr(ids), .ptr(table), .ptr(out), .int(table.columns)])
     }
 
+    /// GEMV kernels for at most 4 aligned bf16 rows, else cuBLASLt (on the main stream where no algorithm fits the
+    /// partition's SMs), then `bias_add`; queued on the selected stream.
     public func matmul(_ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor) throws {
         try expect(x.columns == weight.columns && out.columns == weight.rows && out.rows == x.rows,
                    "matmul shapes: x \(x.rows)x\(x.columns), w \(weight.rows)x\(weight.columns), out \(out.rows)x\(out.columns)")
@@ -198,12 +214,14 @@ public final class CUDABackend: ComputeBackend {
         }
     }
 
+    /// Reads the f32 residual stream and writes the activation type; one block per row, on the selected stream.
     public func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor) throws {
         try expect(x.dtype == .f32 && x.rowStride == x.columns && out.dtype == activationDType, "rmsNorm takes the f32 residual")
         try kernels.launch(.add_rmsnorm, grid: (x.rows, 1, 1), block: normThreads(x.columns),
                            [.ptr(x), .pointer(0), .int(0), .ptr(weight), .ptr(out), .int(out.rowStride), .int(x.columns), .float(eps)])
     }
 
+    /// One `add_rmsnorm` kernel: f32 residual, `x` and `out` in the activation type; one block per row.
     public func addRMSNorm(residual: Tensor, _ x: Tensor, weight: Tensor, eps: Float, out: Tensor) throws {
         try expect(residual.dtype == .f32 && residual.rowStride == residual.columns && x.dtype == activationDType
                    && out.dtype == activationDType,
@@ -213,12 +231,14 @@ public final class CUDABackend: ComputeBackend {
                             .int(x.columns), .float(eps)])
     }
 
+    /// In place, one block per (token, head); head dimensions up to 2,048.
     public func rope(_ x: Tensor, positions: IntTensor, heads: Int, headDim: Int, inverseFrequencies: Tensor) throws {
         try expect(x.dtype == activationDType && headDim % 2 == 0 && headDim / 2 <= 1024, "rope types")
         try kernels.launch(.rope, grid: (x.rows, heads, 1), block: max(32, (headDim / 2 + 31) / 32 * 32),
                            [.ptr(x), .int(x.rowStride), .ptr(positions), .int(headDim), .ptr(inverseFrequencies)])
     }
 
+    /// The 8-wide vector kernel when sizes and addresses allow it (`LLMUX_CUDA_VECTOR`), else the scalar one.
     public func siluMul(gateUp: Tensor, out: Tensor) throws {
         try expect(gateUp.columns == 2 * out.columns && out.rowStride == out.columns, "siluMul shapes")
         let vectorBytes = 8 * out.dtype.byteSize
@@ -233,6 +253,7 @@ public final class CUDABackend: ComputeBackend {
                            [.ptr(gateUp), .int(gateUp.rowStride), .ptr(out), .int(out.columns), .int(out.rows)])
     }
 
+    /// One block per token, negative slots (padding) skipped; keys, values and pool all in the activation type.
     public func writeKV(keys: Tensor, values: Tensor, layer: PagedKVLayer, slots: IntTensor, kvHeads: Int, headDim: Int) throws {
         try expect(keys.rowStride == values.rowStride && layer.dtype == activationDType && keys.dtype == activationDType,
                    "writeKV types")
@@ -241,6 +262,7 @@ public final class CUDABackend: ComputeBackend {
                             .ptr(slots), .int(kvHeads * headDim), .int(layer.tokensPerPage), .int64(Int64(layer.pageStride))])
     }
 
+    /// Fused into one kernel (`rope_kv_write`): each rotated key head is stored at its slot without a second pass.
     public func ropeWriteKV(qkv: Tensor, queryHeads: Int, kvHeads: Int, headDim: Int, positions: IntTensor,
                             inverseFrequencies: Tensor, layer: PagedKVLayer, slots: IntTensor) throws {
         try expect(qkv.dtype == activationDType && layer.dtype == activationDType && headDim % 2 == 0 && headDim <= 2048
@@ -251,6 +273,7 @@ public final class CUDABackend: ComputeBackend {
                             .int(layer.tokensPerPage), .int64(Int64(layer.pageStride))])
     }
 
+    /// Stages the row indices through the upload ring, then `gather_rows` copies one row per block.
     public func gatherRows(_ x: Tensor, rows: [Int], out: Tensor) throws {
         guard !rows.isEmpty else { return }
         try expect(x.dtype == out.dtype && x.dtype == activationDType, "gatherRows types")

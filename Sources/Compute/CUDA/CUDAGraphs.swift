@@ -23,8 +23,10 @@ final class CUDAGraph: @unchecked Sendable {
 
 /// Graphs, fused weights and small transfers of the CUDA backend.
 extension CUDABackend {
+    /// Launches return before the GPU is done; results come back only through `download` and samples.
     public var queuesWork: Bool { true }
 
+    /// True unless `LLMUX_CUDA_GRAPHS=0` or the driver lacks the capture, instantiate or launch entry points.
     public var supportsGraphs: Bool {
         let driver = context.driver
         return graphsEnabled && driver.cuStreamBeginCapture != nil && driver.cuStreamEndCapture != nil
@@ -60,6 +62,7 @@ extension CUDABackend {
         return CUDAGraph(driver: driver, graph: graph, exec: exec, retained: retained)
     }
 
+    /// Queues the graph on the selected stream, which must be the one it was recorded on (not checked here).
     public func launchGraph(_ graph: AnyObject) throws {
         guard let graph = graph as? CUDAGraph else { throw CUDAError("launchGraph: not a CUDA graph") }
         let driver = context.driver
@@ -67,6 +70,7 @@ extension CUDABackend {
         try driver.check(driver.cuGraphLaunch!(graph.exec, context.stream), "cuGraphLaunch")
     }
 
+    /// f32 only: copies on the selected stream and waits for it (one copy per row when rows are strided).
     public func download(_ tensor: Tensor) throws -> [Float] {
         try expect(tensor.dtype == .f32, "download takes f32 tensors")
         try context.makeCurrent()
@@ -84,6 +88,7 @@ extension CUDABackend {
         return values
     }
 
+    /// A device allocation zeroed by a memset queued on the selected stream.
     public func makeIntTensor(count: Int) throws -> IntTensor {
         try context.makeCurrent()
         let buffer = try context.allocate(max(count, 1) * 4)
@@ -91,6 +96,7 @@ extension CUDABackend {
         return IntTensor(buffer: buffer, count: count)
     }
 
+    /// Stream-ordered copy through the pinned ring (a synchronous one after a stream wait when too large for it).
     public func upload(_ values: [Int32], into destination: IntTensor) throws {
         try expect(values.count * 4 <= destination.buffer.byteCount, "upload of \(values.count) values into \(destination.count)")
         try context.makeCurrent()

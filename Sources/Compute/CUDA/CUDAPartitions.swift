@@ -183,26 +183,33 @@ final class CUDAPartitions {
 }
 
 extension CUDABackend: PartitionedBackend {
+    /// Selects the main stream, waits for every stream, then replaces all green contexts and streams (at least one
+    /// stream per partition); returns the SM counts the driver granted.
     public func configurePartitions(_ requested: [[Int]], streamsPerPartition: Int) throws -> [[Int]] {
         selectMainStream()
         try context.settleStaging()
         return try partitions.configure(requested, streamsPerPartition: max(1, streamsPerPartition))
     }
 
+    /// Points the backend and the context at that slot's stream; `stream` wraps around the partition's streams.
     public func selectStream(partitioning: Int, partition: Int, stream: Int) throws {
         let slot = try partitions.slot(partitioning: partitioning, partition: partition, stream: stream)
         current = slot
         context.stream = slot.stream
     }
 
+    /// Back to the primary context's main stream (the whole device).
     public func selectMainStream() {
         current = mainSlot
         context.stream = mainSlot.stream
     }
 
+    /// The selected slot's key (0: the main stream); every partition stream has its own.
     public var selectedStreamKey: Int { current.key }
 
+    /// Opens a hold on the staging ring: no fence is placed, so what later slices read is not reused meanwhile.
     public func beginSlicedLaunch() { context.holdStaging() }
 
+    /// Closes the hold from `beginSlicedLaunch` (fences may be placed again).
     public func endSlicedLaunch() { context.releaseStaging() }
 }

@@ -11,6 +11,7 @@ extension CUDABackend {
     /// Most top log-probabilities the device kernel returns per row.
     static let maxDeviceLogprobs = 20
 
+    /// `enqueueSample`, then a wait: blocks the calling thread until the tokens are on the host.
     public func sample(logits: Tensor, requests: [SampleRequest]) throws -> [SampledToken] {
         let pending = try enqueueSample(logits: logits, requests: requests)
         try pending.wait()
