@@ -31,6 +31,6 @@ extension CPUBackend: PartitionedBackend {
 
     /// Samples at once on the calling thread and hands the tokens back as `ReadySamples`.
     public func enqueueSample(logits: Tensor, requests: [SampleRequest]) throws -> any PendingSamples {
-        ReadySamples(try sample(logits: logits, requests: requests))
+        ReadySamples(sample(logits: logits, requests: requests))
     }
 }

@@ -87,11 +87,12 @@ final class StubHandler: ChannelInboundHandler {
             if i + 1 == chunks.count {
                 context.write(handler.wrapOutboundOut(.body(.byteBuffer(handler.answers.done))), promise: nil)
                 let done = context.writeAndFlush(handler.wrapOutboundOut(.end(nil)))
-                if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+                if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
                 handler.timer = nil
             } else {
                 context.flush()
-                handler.timer = loop.scheduleTask(deadline: start + handler.answers.interval * Int64(i + 1)) { send(i + 1) }
+                // Isolated: `send` and the context stay on this loop, so they need not be Sendable.
+                handler.timer = loop.assumeIsolated().scheduleTask(deadline: start + handler.answers.interval * Int64(i + 1)) { send(i + 1) }
             }
         }
         send(0)
@@ -104,6 +105,6 @@ final class StubHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+        if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 }

@@ -203,7 +203,7 @@ final class GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
             closing = true
             let done = context.writeAndFlush(wrapOutboundOut(last ?? ByteBuffer()))
             waiting.removeAll()
-            done.whenComplete { _ in context.close(promise: nil) }
+            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
         if let last { context.write(wrapOutboundOut(last), promise: nil) }
