@@ -75,7 +75,7 @@ extension Scheduler {
                 plan.jobs[index].partition = models.firstIndex(of: plan.jobs[index].model)!
             }
         case .mux where limits.mixesMuxPhases:
-            assignMixedPartitions(&plan)
+            assignMixedPartitions(&plan, now: now)
         case .mux:
             var split = currentMuxSplit
             if plan.jobs.contains(where: { $0.phase == .prefill }) {
@@ -103,17 +103,20 @@ extension Scheduler {
 
     /// `mux` with mixed phases: every job on the whole device, except while a prefill-lane job
     /// (a prompt past `mixedPromptTokenLimit`) runs beside other work: then it takes partition 0
-    /// of the split of least cost for the long prompts that can start, and the mixed jobs launched
-    /// meanwhile take partition 1, as `split`'s decode jobs do.
-    private mutating func assignMixedPartitions(_ plan: inout StepPlan) {
+    /// of the split of least cost for the long prompts that can start (weighed by how far they and
+    /// the decoding models are behind their latency targets, as `split`'s is), and the mixed jobs
+    /// launched meanwhile take partition 1, as `split`'s decode jobs do.
+    private mutating func assignMixedPartitions(_ plan: inout StepPlan, now: Double) {
         var split = currentMuxSplit
         if let index = plan.jobs.firstIndex(where: { lane(for: $0) == .prefill }) {
             let otherWork = inFlight.values.contains { $0.lane != .prefill } || plan.jobs.count > 1 || decodingCount > 0
             split = nil
             if otherWork, let limit = limits.mixedPromptTokenLimit {
                 let longPrompts = runnablePromptWork.filter { (sequences[$0]?.pendingCount ?? 0) > limit }
+                let pressure = latencyPressure(now: now, runnable: longPrompts)
                 split = PartitionLayout.bestMuxSplit(partitionings: partitionings, waitingPrefillRequests: max(1, longPrompts.count),
-                                                     decodingSequences: decodingCount)
+                                                     decodingSequences: decodingCount,
+                                                     prefillWeight: pressure.prefill, decodeWeight: pressure.decode)
             }
             if let split { (plan.jobs[index].partitioning, plan.jobs[index].partition) = (split, 0) }
         }

@@ -39,13 +39,15 @@ extension Scheduler {
             }
         case .mux where limits.mixesMuxPhases:
             quotas.adapt(now: now, interval: limits.quotaInterval, usedPages: kvCache.usedPagesByModel)
-            // A lane per model with its own budget, as temporal's one job has: the jobs run side by side.
+            // A lane per model with its own budget, as temporal's one job has: the jobs run side by
+            // side. Its prompt tokens are held to what the model's per-token target allows.
             let limit = limits.mixedPromptTokenLimit
             for model in models where !isBusy(.model(model)) {
                 startLane()
                 var share = limits.maxTokensPerStep
                 scheduleDecodes(of: model, budget: &share, victims: .overQuotaFirst)
-                schedulePrefills(of: model, budget: &share, admission: .quota, victims: .overQuotaFirst,
+                var promptShare = min(share, mixedPromptAllowance(of: model, now: now))
+                schedulePrefills(of: model, budget: &promptShare, admission: .quota, victims: .overQuotaFirst,
                                  pendingTokens: limit.map { 0...$0 })
             }
             // Prompts past the limit: the prefill lane, on a split beside the mixed jobs.
@@ -70,7 +72,7 @@ extension Scheduler {
         var plan = makePlan(splitPhases: splitPhases)
         assignPartitions(&plan, now: now)
         register(&plan)
-        if policy == .mux && !limits.mixesMuxPhases { noteDecodeLaunches(plan, now: now) }
+        if policy == .mux { noteDecodeLaunches(now: now) }
         scheduledTokens = [:]
         chosen = []
         prefillLaneSequences = []

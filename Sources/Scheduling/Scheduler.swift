@@ -77,11 +77,16 @@ public struct Scheduler: Sendable {
     public var preemptionTotal: Int { preemptionsByModel.values.reduce(0, +) }
     /// Tokens whose cache preemptions dropped (computed again when the sequences come back).
     public internal(set) var preemptedTokenTotal = 0
-    /// When each model's last decode job launched under `mux`, while its decode work goes on.
+    /// When each model's last job with decode tokens launched under `mux` (a decode job, or a
+    /// mixed job), while its decode work goes on.
     var lastDecodeLaunch: [ModelID: Double] = [:]
-    /// Seconds between each model's last two decode job launches under `mux`: the time its
-    /// sequences wait per token now (`latencyPressure`).
+    /// Seconds between each model's last two launches of a job with decode tokens under `mux`:
+    /// the time its sequences wait per token now (`latencyPressure`, `mixedPromptAllowance`).
     public internal(set) var decodeTokenInterval: [ModelID: Double] = [:]
+    /// Under `mux` with mixed jobs, the most prompt tokens each model's mixed job may carry while
+    /// its per-token target is set (`mixedPromptAllowance`); a model not listed gets the whole
+    /// step budget.
+    public internal(set) var mixedPromptTokenCap: [ModelID: Int] = [:]
     /// Steps planned ahead of the samples of the step before (`scheduleAhead`), for tests and traces.
     public internal(set) var plannedAheadTotal = 0
 

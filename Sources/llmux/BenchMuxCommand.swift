@@ -27,11 +27,13 @@ struct BenchMuxCommand: ParsableCommand {
 
     @Option(name: .customLong("model"), help: "NAME=PATH of a checkpoint (repeat); default: four built-in sizes.")
     var models: [String] = []
-    @Option(help: "Comma-separated policies: mux, spatial, temporal, temporal-split (temporal with prompt and decode work in separate jobs, as MuxServe's evaluation ran its temporal baseline), mux-slo (mux given each model's latency targets at the SLO scale of 5: 5x its solo first-token time for a mean prompt and 5x its solo decode step, which its SM split then weighs), mux-mixed (each model's prompt and decode work in one job, the models' jobs side by side on the whole device, no SM split), or mux-hybrid (mux-mixed, except that prompts of more than 256 tokens go to a prefill job on an SM split).")
+    @Option(help: "Comma-separated policies: mux, spatial, temporal, temporal-split (temporal with prompt and decode work in separate jobs, as MuxServe's evaluation ran its temporal baseline), mux-slo (mux given each model's latency targets at --target-scale: that many times its solo first-token time for a mean prompt and its solo decode step, which its SM split then weighs), mux-mixed (each model's prompt and decode work in one job, the models' jobs side by side on the whole device, no SM split), mux-mixed-slo (mux-mixed given the same targets, which size each mixed job's prompt chunk), or mux-hybrid (mux-mixed, except that prompts of more than 256 tokens go to a prefill job on an SM split).")
     var policies = "mux,spatial,temporal"
     @Option(help: "Comma-separated total request rates (requests/s over all models).") var rates = "1,2,4"
     @Option(help: "Comma-separated power-law exponents of model popularity (one sweep of rates each).") var alpha = "2.1"
     @Option(help: "Seconds of arrivals per run.") var duration = 20.0
+    @Option(help: "The latency targets of the *-slo policies, as a multiple of each model's solo latencies (the table's SLO@5 and SLO@10 stay at 5 and 10).")
+    var targetScale = 5.0
     @Option(help: "Mean prompt length (ShareGPT: about 160).") var promptMean = 160.0
     @Option(help: "Mean output length (ShareGPT: about 340).") var outputMean = 340.0
     @Option(help: "Longest prompt plus output of a request, in tokens (default: the smallest context of the models; MuxServe's evaluation kept ShareGPT requests of at most 2048).")
@@ -70,6 +72,7 @@ struct BenchMuxCommand: ParsableCommand {
         if plotFrom != nil && plot == nil { throw ValidationError("--plot-from needs --plot (the SVG to write)") }
         _ = try parsedLists(limits: SchedulerLimits(maxTokensPerStep: 1))
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
+        guard targetScale > 0 else { throw ValidationError("--target-scale must be positive") }
     }
 
     func run() throws {
@@ -140,7 +143,7 @@ struct BenchMuxCommand: ParsableCommand {
             var limits = policy.limits
             if policy.followsLatencyTargets {
                 limits.latencyTargets = Dictionary(uniqueKeysWithValues: zip(ids, profiles.map {
-                    $0.latencyTargets(scale: BenchPolicy.targetScale, promptLength: Int(promptMean))
+                    $0.latencyTargets(scale: targetScale, promptLength: Int(promptMean))
                 }))
             }
             return limits
@@ -230,27 +233,26 @@ struct BenchMuxCommand: ParsableCommand {
         let policy: SchedulingPolicy
         /// The scheduler's limits under it.
         let limits: SchedulerLimits
-        /// The scheduler gets each model's latency targets (at `targetScale`, from the solo profiles).
+        /// The scheduler gets each model's latency targets (at `--target-scale`, from the solo profiles).
         var followsLatencyTargets = false
-        /// The SLO scale of `mux-slo`'s targets: the tighter of the two the table reports.
-        static let targetScale = 5.0
 
-        /// `name` is a policy's raw value, `temporal-split`, `mux-slo`, `mux-mixed` or `mux-hybrid`.
+        /// `name` is a policy's raw value, `temporal-split`, `mux-slo`, `mux-mixed`, `mux-mixed-slo` or `mux-hybrid`.
         init(_ name: String, limits: SchedulerLimits) throws {
             var limits = limits
             if name == "temporal-split" {
                 policy = .temporal
                 limits.separatesTemporalPhases = true
-            } else if name == "mux-mixed" || name == "mux-hybrid" {
+            } else if name == "mux-mixed" || name == "mux-mixed-slo" || name == "mux-hybrid" {
                 policy = .mux
-                (name == "mux-mixed" ? MuxJobs.mixed : .hybrid).apply(to: &limits, policy: .mux)
+                (name == "mux-hybrid" ? MuxJobs.hybrid : .mixed).apply(to: &limits, policy: .mux)
+                followsLatencyTargets = name == "mux-mixed-slo"
             } else if name == "mux-slo" {
                 policy = .mux
                 followsLatencyTargets = true
             } else if let known = SchedulingPolicy(rawValue: name) {
                 policy = known
             } else {
-                throw ValidationError("unknown policy \(name) (mux, spatial, temporal, temporal-split, mux-slo, mux-mixed, mux-hybrid)")
+                throw ValidationError("unknown policy \(name) (mux, spatial, temporal, temporal-split, mux-slo, mux-mixed, mux-mixed-slo, mux-hybrid)")
             }
             self.name = name
             self.limits = limits

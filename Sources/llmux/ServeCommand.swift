@@ -44,7 +44,8 @@ struct ServeCommand: AsyncParsableCommand {
                                    side by side on the whole device; on an H100 it served 5-15 % more tokens/s while \
                                    requests kept arriving and met more SLOs, but a long prompt delays its model's next \
                                    tokens (docs/BENCHMARKS.md, round 10). hybrid: mixed, except that prompts of more than \
-                                   256 tokens run as prefill jobs on an SM split. Latency targets steer only split. \
+                                   256 tokens run as prefill jobs on an SM split. Latency targets steer the split, and \
+                                   under mixed and hybrid the prompt tokens each mixed job carries (--slo-tpot-ms). \
                                    A unit of one model forms mixed jobs unless told otherwise: with nothing to \
                                    colocate, a split only takes SMs from its decode jobs (round 11: split served \
                                    15 % fewer tokens/s than mixed at 40 requests/s on one Llama-3-8B).
@@ -63,10 +64,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "CPU threads for the kernels (default: all cores).")
     var threads: Int?
     @Option(help: ArgumentHelp("Time-to-first-token target of every model, in ms (a model's slo_ttft_ms in --config overrides it).",
-                               discussion: "Under --policy mux on a GPU, prompts waiting past their target give prefill jobs a larger SM partition."))
+                               discussion: "Under --policy mux on a GPU, prompts waiting past their target give prefill jobs a larger SM partition; with mixed jobs, a prompt further past this target than its model's tokens are past theirs gets the whole step budget."))
     var sloTtftMs: Double?
     @Option(help: ArgumentHelp("Time-per-output-token target of every model, in ms (a model's slo_tpot_ms in --config overrides it).",
-                               discussion: "Under --policy mux on a GPU, a model whose tokens come slower than its target gives decode jobs a larger SM partition."))
+                               discussion: "Under --policy mux on a GPU, a model whose tokens come slower than its target gives decode jobs a larger SM partition; with mixed jobs (--mux-jobs mixed or hybrid, on any device), its mixed jobs carry fewer prompt tokens: halved after each job that ran over the target, down to 32, and raised by a quarter after each within it."))
     var sloTpotMs: Double?
 
     func validate() throws {
@@ -172,8 +173,13 @@ private func loadUnits(_ units: [ResolvedUnit], tokensPerStep: Int?, sequencesPe
                              target.timePerOutputToken.map { "TPOT \(Int(($0 * 1000).rounded())) ms" }].compactMap { $0 }
                 return "\(model.name) \(parts.joined(separator: ", "))"
             }
-            let use = unit.policy != .mux ? "only --policy mux uses them"
-                : mixed ? "only --mux-jobs split uses them" : "mux weighs them in its SM split on a GPU"
+            let use: String
+            switch (unit.policy, muxJobs) {
+            case (.mux, .split): use = "mux weighs them in its SM split on a GPU"
+            case (.mux, .mixed): use = "mux sizes each mixed job's prompt chunk by them"
+            case (.mux, .hybrid): use = "mux sizes each mixed job's prompt chunk by them and weighs them in its SM split on a GPU"
+            default: use = "only --policy mux uses them"
+            }
             report("unit \(index) latency targets (\(use)): \(listed.joined(separator: "; "))")
         }
         let core = EngineCore(executor: executor, tokenizers: tokenizers, policy: unit.policy, limits: limits, expectedRates: rates)
