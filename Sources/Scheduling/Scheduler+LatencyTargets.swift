@@ -43,78 +43,86 @@ extension Scheduler {
     /// take their next token: a decode job under split `mux`, a mixed job with decoding sequences
     /// under mixed `mux`), and the time since its previous one (its per-token time). A model whose
     /// lane for those jobs is free and gets none has no decode work now; its next launch starts a
-    /// new measurement, so an idle gap is not read as a slow token. Each new measurement also
-    /// moves the model's mixed prompt cap (`adjustMixedPromptCap`).
+    /// new measurement, so an idle gap is not read as a slow token. Under mixed `mux` it also
+    /// notes the prompt tokens of the job, for `measureMixedJob`.
     mutating func noteDecodeLaunches(now: Double) {
-        let launched = Set(chosen.compactMap { id -> ModelID? in
-            guard let sequence = sequences[id], sequence.isDecoding, scheduledTokens[id] == 1 else { return nil }
-            return sequence.model
-        })
+        var promptTokens: [ModelID: Int] = [:]
+        var launched: Set<ModelID> = []
+        for id in chosen where !prefillLaneSequences.contains(id) {   // hybrid's long prompts run in a job of their own
+            guard let sequence = sequences[id], let count = scheduledTokens[id] else { continue }
+            if sequence.isDecoding && count == 1 {
+                launched.insert(sequence.model)
+            } else {
+                promptTokens[sequence.model, default: 0] += count
+            }
+        }
+        let mixed = limits.mixesMuxPhases
         for model in models {
             if launched.contains(model) {
-                if let last = lastDecodeLaunch[model] {
-                    decodeTokenInterval[model] = now - last
-                    if limits.mixesMuxPhases { adjustMixedPromptCap(of: model, interval: now - last) }
-                }
+                if let last = lastDecodeLaunch[model] { decodeTokenInterval[model] = now - last }
                 lastDecodeLaunch[model] = now
-            } else if !isBusy(limits.mixesMuxPhases ? .model(model) : .decode(model)) {
+                if mixed { mixedJobCosts[model, default: MixedJobCost()].promptTokensInFlight = promptTokens[model] ?? 0 }
+            } else if !isBusy(mixed ? .model(model) : .decode(model)) {
                 lastDecodeLaunch[model] = nil
                 decodeTokenInterval[model] = nil
+                mixedJobCosts[model]?.promptTokensInFlight = nil
+                mixedJobCosts[model]?.lastMeasured = nil
             }
         }
     }
 
-    /// The fewest prompt tokens a mixed job is held to while its model's tokens come slower than
-    /// their target: about 1 ms of a Llama-3-8B job on an H100 (32,900 prompt tokens/s,
-    /// BENCHMARKS "CUDA engine"), so prompts still move while the cap is at its floor.
+    /// Adds the last mixed job of `model` to its `MixedJobCost` once its lane is free: the time
+    /// from its launch to `now`, the first planning after it ended, is what its decoding
+    /// sequences waited for their token. Measured here rather than at the next launch so that
+    /// the job planned next already sizes its prompt chunk by it.
+    mutating func measureMixedJob(of model: ModelID, now: Double) {
+        guard !isBusy(.model(model)), let prompt = mixedJobCosts[model]?.promptTokensInFlight,
+              let launch = lastDecodeLaunch[model] else { return }
+        mixedJobCosts[model]!.add(promptTokens: prompt, interval: now - launch)
+        mixedJobCosts[model]!.promptTokensInFlight = nil
+    }
+
+    /// The fewest prompt tokens a mixed job is held to for its model's per-token target: about
+    /// 1 ms of a Llama-3-8B job on an H100 (32,900 prompt tokens/s, BENCHMARKS "CUDA engine"), so
+    /// prompts still move when the decode tokens alone take longer than the target.
     public static let minimumMixedPromptTokens = 32
 
-    /// How many prompt tokens `model`'s mixed job may carry when planned at `now`: its cap
-    /// (`mixedPromptTokenCap`), unless one of its prompts has waited past its first-token target
-    /// by more than its tokens are behind their per-token target; then the whole budget, since
-    /// that prompt is the further behind.
+    /// How many prompt tokens `model`'s mixed job may carry when planned at `now`, for its
+    /// per-token target `T` (none: the whole budget):
+    ///
+    /// - from the model's `MixedJobCost` line, the most prompt tokens with `base + perToken ×
+    ///   tokens ≤ T` (the whole budget when a budget of prompt tokens adds under 5 % to `base`);
+    /// - before the line is known, half the prompt tokens of the last job timed if it ran over
+    ///   `T` (so the chunks start to differ and the line can be fitted), else the whole budget;
+    /// - at least `minimumMixedPromptTokens`, at most the budget;
+    /// - the whole budget when one of the model's prompts has waited past its first-token target
+    ///   by more than its tokens are behind `T`: that prompt is the further behind.
     ///
     /// In a mixed job every prompt token adds to the time the model's decoding sequences wait for
-    /// their next token, so chunk size trades time to first token against time per output token;
-    /// Sarathi-Serve (Agrawal et al., OSDI 2024) sizes its chunks for a per-token target in the
-    /// same spirit, from an offline profile. This is the feedback form: no profile, the cap
-    /// follows the measured launch-to-launch time (`adjustMixedPromptCap`).
+    /// their next token, so the chunk size trades time to first token against time per output
+    /// token.
     func mixedPromptAllowance(of model: ModelID, now: Double) -> Int {
         let budget = limits.maxTokensPerStep
-        guard let cap = mixedPromptTokenCap[model] else { return budget }
-        guard let target = limits.latencyTargets[model]?.timeToFirstToken, target > 0 else { return cap }
-        let prompts = running.filter { sequences[$0]?.model == model } + Array(waiting[model] ?? [])
+        guard let targets = limits.latencyTargets[model], let target = targets.timePerOutputToken, target > 0 else { return budget }
+        let cost = mixedJobCosts[model] ?? MixedJobCost()
+        var allowance = budget
+        if let line = cost.line {
+            // A whole budget of prompt tokens that adds under 5 % to the token time counts as
+            // free: that is within the spread of the measurements.
+            if line.perToken * Double(budget) > 0.05 * line.base {
+                allowance = Int(min(Double(budget), max(0, (target - line.base) / line.perToken)))
+            }
+        } else if let last = cost.lastMeasured, last.interval > target {
+            allowance = last.promptTokens / 2
+        }
+        allowance = min(budget, max(Self.minimumMixedPromptTokens, allowance))
+        guard allowance < budget, let firstTokenTarget = targets.timeToFirstToken, firstTokenTarget > 0 else { return allowance }
         var prefill = 0.0
-        for id in prompts {
+        for id in running.filter({ sequences[$0]?.model == model }) + Array(waiting[model] ?? []) {
             guard let sequence = sequences[id], sequence.outputTokens.isEmpty else { continue }
-            prefill = max(prefill, (now - sequence.arrivalTime) / target)
+            prefill = max(prefill, (now - sequence.arrivalTime) / firstTokenTarget)
         }
-        let decode = decodePressure(of: model) ?? 0
-        return prefill > max(1, decode) ? budget : cap
-    }
-
-    /// A model's time per token over its per-token target; nil without either.
-    private func decodePressure(of model: ModelID) -> Double? {
-        guard let target = limits.latencyTargets[model]?.timePerOutputToken, target > 0,
-              let interval = decodeTokenInterval[model] else { return nil }
-        return interval / target
-    }
-
-    /// Moves `model`'s mixed prompt cap after a measured per-token time `interval`: halved (down
-    /// to `minimumMixedPromptTokens`) when it is over the model's per-token target, raised by a
-    /// quarter (at least the minimum; up to the whole budget, where the cap is dropped) when it
-    /// is within. Halving reacts within a few jobs to a long prompt that slows every token; the
-    /// slower rise keeps the chunk near the largest one the target allows instead of swinging
-    /// between double and half of it. No per-token target: no cap.
-    mutating func adjustMixedPromptCap(of model: ModelID, interval: Double) {
-        let budget = limits.maxTokensPerStep
-        guard let target = limits.latencyTargets[model]?.timePerOutputToken, target > 0 else {
-            mixedPromptTokenCap[model] = nil
-            return
-        }
-        let cap = mixedPromptTokenCap[model] ?? budget
-        let floor = min(Self.minimumMixedPromptTokens, budget)
-        let next = interval > target ? max(floor, cap / 2) : cap + max(floor, cap / 4)
-        mixedPromptTokenCap[model] = next >= budget ? nil : next
+        let decode = (cost.lastMeasured?.interval ?? 0) / target
+        return prefill > max(1, decode) ? budget : allowance
     }
 }

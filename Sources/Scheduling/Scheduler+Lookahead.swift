@@ -50,6 +50,9 @@ extension Scheduler {
         // time does not matter here.
         assignPartitions(&plan, now: 0)
         register(&plan)
+        // Its launch time is not known here, so the mixed job in flight goes unmeasured rather
+        // than be timed over the planned-ahead steps as well.
+        for job in jobs { mixedJobCosts[job.model]?.promptTokensInFlight = nil }
         plannedAheadTotal += 1
         return plan
     }

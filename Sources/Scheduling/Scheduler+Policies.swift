@@ -43,6 +43,7 @@ extension Scheduler {
             // side. Its prompt tokens are held to what the model's per-token target allows.
             let limit = limits.mixedPromptTokenLimit
             for model in models where !isBusy(.model(model)) {
+                measureMixedJob(of: model, now: now)
                 startLane()
                 var share = limits.maxTokensPerStep
                 scheduleDecodes(of: model, budget: &share, victims: .overQuotaFirst)

@@ -83,10 +83,9 @@ public struct Scheduler: Sendable {
     /// Seconds between each model's last two launches of a job with decode tokens under `mux`:
     /// the time its sequences wait per token now (`latencyPressure`, `mixedPromptAllowance`).
     public internal(set) var decodeTokenInterval: [ModelID: Double] = [:]
-    /// Under `mux` with mixed jobs, the most prompt tokens each model's mixed job may carry while
-    /// its per-token target is set (`mixedPromptAllowance`); a model not listed gets the whole
-    /// step budget.
-    public internal(set) var mixedPromptTokenCap: [ModelID: Int] = [:]
+    /// Under `mux` with mixed jobs, what each model's mixed jobs cost its decoding sequences per
+    /// token, by the prompt tokens they carry (`mixedPromptAllowance`).
+    public internal(set) var mixedJobCosts: [ModelID: MixedJobCost] = [:]
     /// Steps planned ahead of the samples of the step before (`scheduleAhead`), for tests and traces.
     public internal(set) var plannedAheadTotal = 0
 

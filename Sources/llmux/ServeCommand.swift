@@ -67,7 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
                                discussion: "Under --policy mux on a GPU, prompts waiting past their target give prefill jobs a larger SM partition; with mixed jobs, a prompt further past this target than its model's tokens are past theirs gets the whole step budget."))
     var sloTtftMs: Double?
     @Option(help: ArgumentHelp("Time-per-output-token target of every model, in ms (a model's slo_tpot_ms in --config overrides it).",
-                               discussion: "Under --policy mux on a GPU, a model whose tokens come slower than its target gives decode jobs a larger SM partition; with mixed jobs (--mux-jobs mixed or hybrid, on any device), its mixed jobs carry fewer prompt tokens: halved after each job that ran over the target, down to 32, and raised by a quarter after each within it."))
+                               discussion: "Under --policy mux on a GPU, a model whose tokens come slower than its target gives decode jobs a larger SM partition; with mixed jobs (--mux-jobs mixed or hybrid, on any device), each mixed job carries as many prompt tokens as keep its tokens within the target, by a line fitted to the measured times of its recent jobs (at least 32)."))
     var sloTpotMs: Double?
 
     func validate() throws {

@@ -3,9 +3,9 @@ import LLMuxCore
 import Scheduling
 import Testing
 
-/// Latency targets under `mux` with mixed jobs: the prompt chunk of a model's mixed job follows
-/// how its tokens keep to their per-token target, and a hybrid unit's split weighs the targets as
-/// `split` does. The test plays the asynchronous executor and the clock.
+/// Latency targets under `mux` with mixed jobs: the prompt chunk of a model's mixed job is sized
+/// for its per-token target from the measured cost of its jobs, and a hybrid unit's split weighs
+/// the targets as `split` does. The test plays the asynchronous executor and the clock.
 @Suite struct SchedulerMixedTargetsTests {
     let a = ModelID("a"), b = ModelID("b")
 
@@ -34,8 +34,7 @@ import Testing
         var promptTokens = 0
         for job in plan.jobs {
             if job.model == model {
-                promptTokens += job.sequences.filter { $0.queryCount > 1 || s.sequences[$0.sequenceID]?.isDecoding == false }
-                    .map(\.queryCount).reduce(0, +)
+                promptTokens += job.sequences.filter { s.sequences[$0.sequenceID]?.isDecoding == false }.map(\.queryCount).reduce(0, +)
             }
             var result = StepResult()
             for sequence in job.sequences where sequence.sample != nil {
@@ -46,27 +45,41 @@ import Testing
         return promptTokens
     }
 
-    /// One sequence of `a` decoding, then a prompt of 6,000 tokens: the mixed jobs launch 0.1 s
-    /// apart against a 0.01 s per-token target, so each measured interval halves the prompt
-    /// chunk of the next job down to the floor; once they launch 5 ms apart the chunk grows back
-    /// by a quarter a job (at least the floor) until the cap is dropped at the whole budget.
-    @Test func aMixedJobsPromptChunkFollowsItsModelsPerTokenTarget() throws {
-        var s = mixedScheduler(targets: [a: LatencyTargets(timePerOutputToken: 0.01)])
+    /// `a` with one sequence decoding and a prompt of 6,000 tokens that arrived at 0; its mixed
+    /// jobs then run back to back, each taking `seconds(promptTokens)`, from `start`. Returns the
+    /// scheduler, the prompt tokens of each job and the time after the last.
+    func runJobs(_ count: Int, targets: LatencyTargets, start: Double = 0.1,
+                 seconds: (Int) -> Double) throws -> (Scheduler, [Int], Double) {
+        var s = mixedScheduler(targets: [a: targets])
         try add(1, a, prompt: 4, to: &s)
         step(&s, now: 0, model: a)                                   // 1 decodes from here
         try add(2, a, prompt: 6000, to: &s)
-        let slow = (1...6).map { step(&s, now: 0.1 * Double($0), model: a) }
-        // The first launch has no interval yet; the cap moves after each launch it measures.
-        #expect(slow == [255, 255, 128, 64, 32, 32])
-        #expect(s.mixedPromptTokenCap[a] == Scheduler.minimumMixedPromptTokens)
-        let fast = (1...8).map { step(&s, now: 0.6 + 0.005 * Double($0), model: a) }
-        #expect(fast == [32, 64, 96, 128, 160, 200, 250, 255])
-        #expect(s.mixedPromptTokenCap[a] == nil, "within the target at the whole budget: no cap")
-        #expect(s.decodeTokenInterval[a].map { abs($0 - 0.005) < 1e-9 } == true, "a mixed job with decode tokens counts as a decode launch")
+        var now = start, chunks: [Int] = []
+        for _ in 0..<count {
+            chunks.append(step(&s, now: now, model: a))
+            now += seconds(chunks.last!)
+        }
+        return (s, chunks, now)
     }
 
-    /// Without a per-token target nothing is capped, whatever the intervals; another model's
-    /// target does not cap this one.
+    /// Jobs that take 5 ms plus 0.1 ms a prompt token, against a per-token target of 20 ms: the
+    /// first job (nothing measured) takes the whole budget and runs over; the next takes half of
+    /// it; from two measurements the line is fitted and every later job carries the most prompt
+    /// tokens that keep its tokens within the target (150: 5 + 15 ms).
+    @Test func aMixedJobsPromptChunkKeepsItsModelsTokensWithinTarget() throws {
+        let cost = { (prompt: Int) in 0.005 + 0.0001 * Double(prompt) }
+        let (s, chunks, _) = try runJobs(8, targets: LatencyTargets(timePerOutputToken: 0.02), seconds: cost)
+        #expect(Array(chunks.prefix(2)) == [255, 127])
+        for chunk in chunks.dropFirst(2) {
+            #expect((149...150).contains(chunk), "the largest chunk within the target, up to rounding: \(chunks)")
+            #expect(cost(chunk) <= 0.02 + 1e-9)
+        }
+        let line = try #require(s.mixedJobCosts[a]?.line)
+        #expect(abs(line.base - 0.005) < 1e-9 && abs(line.perToken - 0.0001) < 1e-12)
+    }
+
+    /// Without a per-token target nothing is held, however slow the jobs; another model's
+    /// target does not hold this one.
     @Test func noPerTokenTargetNoCap() throws {
         for targets in [[:], [a: LatencyTargets(timeToFirstToken: 0.01)], [b: LatencyTargets(timePerOutputToken: 0.01)]] {
             var s = mixedScheduler(targets: targets)
@@ -75,25 +88,28 @@ import Testing
             try add(2, a, prompt: 6000, to: &s)
             let chunks = (1...5).map { step(&s, now: 0.1 * Double($0), model: a) }
             #expect(chunks == Array(repeating: 255, count: 5), "targets \(targets)")
-            #expect(s.mixedPromptTokenCap.isEmpty)
         }
     }
 
-    /// With the chunk at its floor (tokens 10× slower than their target), a prompt whose wait is
-    /// further past its first-token target than that (12× at 6 s against 0.5 s) gets the whole
-    /// budget for the job; one less far behind (8× at 4 s) stays held.
-    @Test func aPromptFurtherBehindItsFirstTokenTargetLiftsTheCap() throws {
-        func chunk(at now: Double) throws -> Int {
-            var s = mixedScheduler(targets: [a: LatencyTargets(timeToFirstToken: 0.5, timePerOutputToken: 0.01)])
-            try add(1, a, prompt: 4, to: &s)
-            step(&s, now: 0, model: a)
-            try add(2, a, prompt: 6000, to: &s)
-            for index in 1...6 { step(&s, now: 0.1 * Double(index), model: a) }
-            #expect(s.mixedPromptTokenCap[a] == Scheduler.minimumMixedPromptTokens)
-            return step(&s, now: now, model: a)
-        }
-        #expect(try chunk(at: 4) == 32)
-        #expect(try chunk(at: 6) == 255)
+    /// Jobs over the target whatever their prompt tokens (30 ms each): halving once shows that
+    /// prompt tokens cost nothing here, so the chunk goes back to the whole budget.
+    @Test func promptTokensThatCostNothingAreNotHeld() throws {
+        let (_, chunks, _) = try runJobs(5, targets: LatencyTargets(timePerOutputToken: 0.02)) { _ in 0.03 }
+        #expect(chunks == [255, 127, 255, 255, 255])
+    }
+
+    /// Decode tokens alone over the target (30 ms plus 0.1 ms a prompt token, target 20 ms): the
+    /// chunk drops to the floor, and the tokens take 33.2 ms, 1.66× their target. The prompt has
+    /// waited since 0 against a first-token target of 0.5 s: the first job launched past 0.83 s
+    /// (1.66 × 0.5) gets the whole budget, as its prompt is then further behind; that job's 55.5
+    /// ms (2.78×) puts the next one back on the floor.
+    @Test func aPromptFurtherBehindItsFirstTokenTargetLiftsTheFloor() throws {
+        let targets = LatencyTargets(timeToFirstToken: 0.5, timePerOutputToken: 0.02)
+        let (_, chunks, _) = try runJobs(27, targets: targets, start: 0.01) { 0.03 + 0.0001 * Double($0) }
+        // Launches at 0.01, 0.0655, 0.1082, then 33.2 ms apart: the 25th (index 24) at 0.8386 s.
+        #expect(Array(chunks.prefix(2)) == [255, 127])
+        #expect(chunks[2..<24].allSatisfy { $0 == Scheduler.minimumMixedPromptTokens }, "\(chunks)")
+        #expect(chunks[24] == 255 && chunks[25] == Scheduler.minimumMixedPromptTokens, "\(chunks)")
     }
 
     /// `hybrid`: a long prompt's split leans toward prefill once the prompt is past its
@@ -111,5 +127,24 @@ import Testing
         let without = try prefillSMs([:])
         #expect(try prefillSMs([a: LatencyTargets(timeToFirstToken: 0.1)]) > without)
         #expect(try prefillSMs([a: LatencyTargets(timeToFirstToken: 5)]) == without)
+    }
+
+    /// The fit: no line while the prompt tokens hardly vary; the exact line from points on it;
+    /// after sixty points of another line, that one (an earlier point keeps 0.9^60 of its weight).
+    @Test func theCostLineFollowsTheLatestJobs() {
+        var cost = MixedJobCost()
+        for prompt in [100, 104, 100, 104] { cost.add(promptTokens: prompt, interval: 0.01) }
+        #expect(cost.line == nil, "a spread of 2 tokens is below the minimum")
+        cost = MixedJobCost()
+        for prompt in [0, 200, 100, 300] { cost.add(promptTokens: prompt, interval: 0.005 + 0.0001 * Double(prompt)) }
+        let first = cost.line
+        #expect(first.map { abs($0.base - 0.005) < 1e-9 && abs($0.perToken - 0.0001) < 1e-12 } == true)
+        for index in 0..<60 {
+            let prompt = index % 2 == 0 ? 0 : 200
+            cost.add(promptTokens: prompt, interval: 0.01 + 0.0002 * Double(prompt))
+        }
+        let latest = cost.line
+        #expect(latest.map { abs($0.base - 0.01) < 1e-4 && abs($0.perToken - 0.0002) < 2e-6 } == true)
+        #expect(cost.lastMeasured?.promptTokens == 200)
     }
 }
