@@ -6,7 +6,8 @@
 #   8b     one Llama-3-8B at RATES (default 40) for each target scale in SCALES (default 2,3);
 #   four   the four colocated models at alpha 2.1, RATES, policies FOUR_POLICIES (default
 #          mux-slo,mux-mixed,mux-mixed-slo,temporal) at the default target scale (5).
-# Logs and JSON go to $OUT; a table of every run is printed last.
+# $MUX_ARGS adds arguments to every `bench mux` (e.g. "--prompt-mean 1500 --max-tokens-per-step 8192"),
+# $TAG to the names of the outputs. Logs and JSON go to $OUT; a table of every run is printed last.
 # Usage: LLMUX_BIN=… PARTS="8b" SCALES=2 bash scripts/gpu/mixed_targets.sh
 set -u -o pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +15,7 @@ source "$HERE/common.sh"
 export LLMUX_CACHE=/tmp/llmux-cache
 PARTS=${PARTS:-check 8b four}; RATES=${RATES:-40}; SCALES=${SCALES:-2,3}; DURATION=${DURATION:-8}
 FOUR_POLICIES=${FOUR_POLICIES:-mux-slo,mux-mixed,mux-mixed-slo,temporal}
+TAG=${TAG:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 for part in $PARTS; do
     case $part in
@@ -30,13 +32,13 @@ for part in $PARTS; do
             "$BIN" bench mux --device cuda --policies temporal --rates 1 --duration 1 > "$OUT/write-bf16.log" 2>&1
         for scale in ${SCALES//,/ }; do
             "$BIN" bench mux --device cuda --check --model llama3-8b=$LLMUX_CACHE/bench-mux-llama3-8b \
-                --policies mux-mixed,mux-mixed-slo --target-scale "$scale" --rates "$RATES" --duration "$DURATION" \
-                --json "$OUT/mixed-slo-8b-scale$scale.json" > "$OUT/mixed-slo-8b-scale$scale.log" 2>&1
+                --policies mux-mixed,mux-mixed-slo --target-scale "$scale" --rates "$RATES" --duration "$DURATION" ${MUX_ARGS:-} \
+                --json "$OUT/mixed-slo-8b$TAG-scale$scale.json" > "$OUT/mixed-slo-8b$TAG-scale$scale.log" 2>&1
             echo "8b, target scale $scale: rc=$?"
         done ;;
     four)
-        "$BIN" bench mux --device cuda --check --alpha 2.1 --policies "$FOUR_POLICIES" --rates "$RATES" --duration "$DURATION" \
-            --json "$OUT/mixed-slo-four.json" > "$OUT/mixed-slo-four.log" 2>&1
+        "$BIN" bench mux --device cuda --check --alpha 2.1 --policies "$FOUR_POLICIES" --rates "$RATES" --duration "$DURATION" ${MUX_ARGS:-} \
+            --json "$OUT/mixed-slo-four$TAG.json" > "$OUT/mixed-slo-four$TAG.log" 2>&1
         echo "four models: rc=$?" ;;
     esac
 done
