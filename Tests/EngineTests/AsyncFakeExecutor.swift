@@ -113,5 +113,3 @@ final class AsyncFakeExecutor: AsynchronousExecutor {
         }
     }
 }
-
-extension TestRandom: RandomNumberGenerator {}

@@ -74,7 +74,9 @@ def test_latency_targets_are_taken_per_model(two_units):
     assert "unit 0" in lines[0] and "llama TTFT 400 ms, TPOT 40 ms" in lines[0]
     assert "qwen" not in lines[0] and "mistral" not in lines[0]
     mixed = two_units.mux_jobs != "split"
-    assert ("only --mux-jobs split uses them" in lines[0]) == mixed
+    # Mixed jobs size their prompt chunks by the targets; split and hybrid weigh them in the SM split.
+    assert ("mixed job's prompt chunk" in lines[0]) == mixed, lines[0]
+    assert ("SM split" in lines[0]) == (two_units.mux_jobs != "mixed"), lines[0]
     unit_line = next(line for line in two_units.stderr_lines if "unit 0 on" in line)
     assert (f"(mux, {two_units.mux_jobs} jobs)" in unit_line) == mixed, unit_line
 
