@@ -88,22 +88,31 @@ extension Scheduler {
     public static let minimumMixedPromptTokens = 32
 
     /// How many prompt tokens `model`'s mixed job may carry when planned at `now`, for its
-    /// per-token target `T` (none: the whole budget):
+    /// per-token target `T` (none: the whole budget), stretched while a prompt waits: the
+    /// model's tokens may fall behind `T` by as much as its most delayed prompt is behind its
+    /// first-token target (`T' = T × max(1, wait / first-token target)`), so neither target is
+    /// given up for the other.
     ///
-    /// - from the model's `MixedJobCost` line, the most prompt tokens with `base + perToken ×
-    ///   tokens ≤ T` (the whole budget when a budget of prompt tokens adds under 5 % to `base`);
-    /// - before the line is known, half the prompt tokens of the last job timed if it ran over
-    ///   `T` (so the chunks start to differ and the line can be fitted), else the whole budget;
-    /// - at least `minimumMixedPromptTokens`, at most the budget;
-    /// - the whole budget when one of the model's prompts has waited past its first-token target
-    ///   by more than its tokens are behind `T`: that prompt is the further behind.
+    /// - From the model's `MixedJobCost` line: the most prompt tokens with `base + perToken ×
+    ///   tokens ≤ T'` (the whole budget when a budget of prompt tokens adds under 5 % to `base`).
+    /// - Before the line is known: half the prompt tokens of the last job timed if it ran over
+    ///   `T'` (so the chunks start to differ and the line can be fitted), else the whole budget.
+    /// - At least `minimumMixedPromptTokens`, at most the budget.
     ///
     /// In a mixed job every prompt token adds to the time the model's decoding sequences wait for
     /// their next token, so the chunk size trades time to first token against time per output
     /// token.
     func mixedPromptAllowance(of model: ModelID, now: Double) -> Int {
         let budget = limits.maxTokensPerStep
-        guard let targets = limits.latencyTargets[model], let target = targets.timePerOutputToken, target > 0 else { return budget }
+        guard let targets = limits.latencyTargets[model], let tokenTarget = targets.timePerOutputToken, tokenTarget > 0 else { return budget }
+        var promptBehind = 1.0
+        if let firstTokenTarget = targets.timeToFirstToken, firstTokenTarget > 0 {
+            for id in running.filter({ sequences[$0]?.model == model }) + Array(waiting[model] ?? []) {
+                guard let sequence = sequences[id], sequence.outputTokens.isEmpty else { continue }
+                promptBehind = max(promptBehind, (now - sequence.arrivalTime) / firstTokenTarget)
+            }
+        }
+        let target = tokenTarget * promptBehind
         let cost = mixedJobCosts[model] ?? MixedJobCost()
         var allowance = budget
         if let line = cost.line {
@@ -115,14 +124,6 @@ extension Scheduler {
         } else if let last = cost.lastMeasured, last.interval > target {
             allowance = last.promptTokens / 2
         }
-        allowance = min(budget, max(Self.minimumMixedPromptTokens, allowance))
-        guard allowance < budget, let firstTokenTarget = targets.timeToFirstToken, firstTokenTarget > 0 else { return allowance }
-        var prefill = 0.0
-        for id in running.filter({ sequences[$0]?.model == model }) + Array(waiting[model] ?? []) {
-            guard let sequence = sequences[id], sequence.outputTokens.isEmpty else { continue }
-            prefill = max(prefill, (now - sequence.arrivalTime) / firstTokenTarget)
-        }
-        let decode = (cost.lastMeasured?.interval ?? 0) / target
-        return prefill > max(1, decode) ? budget : allowance
+        return min(budget, max(Self.minimumMixedPromptTokens, allowance))
     }
 }

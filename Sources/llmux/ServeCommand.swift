@@ -64,7 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "CPU threads for the kernels (default: all cores).")
     var threads: Int?
     @Option(help: ArgumentHelp("Time-to-first-token target of every model, in ms (a model's slo_ttft_ms in --config overrides it).",
-                               discussion: "Under --policy mux on a GPU, prompts waiting past their target give prefill jobs a larger SM partition; with mixed jobs, a prompt further past this target than its model's tokens are past theirs gets the whole step budget."))
+                               discussion: "Under --policy mux on a GPU, prompts waiting past their target give prefill jobs a larger SM partition; with mixed jobs, a model's per-token target stretches by the factor its most delayed prompt is past this one."))
     var sloTtftMs: Double?
     @Option(help: ArgumentHelp("Time-per-output-token target of every model, in ms (a model's slo_tpot_ms in --config overrides it).",
                                discussion: "Under --policy mux on a GPU, a model whose tokens come slower than its target gives decode jobs a larger SM partition; with mixed jobs (--mux-jobs mixed or hybrid, on any device), each mixed job carries as many prompt tokens as keep its tokens within the target, by a line fitted to the measured times of its recent jobs (at least 32)."))

@@ -45,21 +45,23 @@ import Testing
         return promptTokens
     }
 
-    /// `a` with one sequence decoding and a prompt of 6,000 tokens that arrived at 0; its mixed
-    /// jobs then run back to back, each taking `seconds(promptTokens)`, from `start`. Returns the
-    /// scheduler, the prompt tokens of each job and the time after the last.
-    func runJobs(_ count: Int, targets: LatencyTargets, start: Double = 0.1,
-                 seconds: (Int) -> Double) throws -> (Scheduler, [Int], Double) {
+    /// `a` with one sequence decoding and a prompt of 6,000 tokens that arrived at
+    /// `promptArrival`; its mixed jobs then run back to back, each taking
+    /// `seconds(promptTokens)`, from `start`. Returns the scheduler, the prompt tokens of each job
+    /// and its launch time.
+    func runJobs(_ count: Int, targets: LatencyTargets, start: Double = 0.1, promptArrival: Double = 0,
+                 seconds: (Int) -> Double) throws -> (Scheduler, [Int], [Double]) {
         var s = mixedScheduler(targets: [a: targets])
         try add(1, a, prompt: 4, to: &s)
         step(&s, now: 0, model: a)                                   // 1 decodes from here
-        try add(2, a, prompt: 6000, to: &s)
-        var now = start, chunks: [Int] = []
+        try add(2, a, prompt: 6000, arrival: promptArrival, to: &s)
+        var now = start, chunks: [Int] = [], launches: [Double] = []
         for _ in 0..<count {
+            launches.append(now)
             chunks.append(step(&s, now: now, model: a))
             now += seconds(chunks.last!)
         }
-        return (s, chunks, now)
+        return (s, chunks, launches)
     }
 
     /// Jobs that take 5 ms plus 0.1 ms a prompt token, against a per-token target of 20 ms: the
@@ -98,18 +100,23 @@ import Testing
         #expect(chunks == [255, 127, 255, 255, 255])
     }
 
-    /// Decode tokens alone over the target (30 ms plus 0.1 ms a prompt token, target 20 ms): the
-    /// chunk drops to the floor, and the tokens take 33.2 ms, 1.66× their target. The prompt has
-    /// waited since 0 against a first-token target of 0.5 s: the first job launched past 0.83 s
-    /// (1.66 × 0.5) gets the whole budget, as its prompt is then further behind; that job's 55.5
-    /// ms (2.78×) puts the next one back on the floor.
-    @Test func aPromptFurtherBehindItsFirstTokenTargetLiftsTheFloor() throws {
+    /// Decode tokens alone over the target (30 ms plus 0.1 ms a prompt token, target 20 ms):
+    /// the chunk drops to the floor. The prompt arrived 0.4 s before the first job, against a
+    /// first-token target of 0.5 s: as its wait grows past the target, its model's tokens may
+    /// fall behind theirs as far (`20 ms × wait / 0.5 s`), so the chunks grow with the wait, each
+    /// the largest that keeps within that, until the whole budget.
+    @Test func aDelayedPromptStretchesItsModelsTokenTarget() throws {
+        let cost = { (prompt: Int) in 0.03 + 0.0001 * Double(prompt) }
         let targets = LatencyTargets(timeToFirstToken: 0.5, timePerOutputToken: 0.02)
-        let (_, chunks, _) = try runJobs(27, targets: targets, start: 0.01) { 0.03 + 0.0001 * Double($0) }
-        // Launches at 0.01, 0.0655, 0.1082, then 33.2 ms apart: the 25th (index 24) at 0.8386 s.
-        #expect(Array(chunks.prefix(2)) == [255, 127])
-        #expect(chunks[2..<24].allSatisfy { $0 == Scheduler.minimumMixedPromptTokens }, "\(chunks)")
-        #expect(chunks[24] == 255 && chunks[25] == Scheduler.minimumMixedPromptTokens, "\(chunks)")
+        let (_, chunks, launches) = try runJobs(30, targets: targets, start: 0.01, promptArrival: -0.4, seconds: cost)
+        #expect(Array(chunks.prefix(3)) == [255, 127, Scheduler.minimumMixedPromptTokens], "\(chunks)")
+        #expect(zip(chunks.dropFirst(2), chunks.dropFirst(3)).allSatisfy { $0 <= $1 }, "the chunks grow with the wait: \(chunks)")
+        #expect(chunks.last == 255, "\(chunks)")
+        for (chunk, launch) in zip(chunks, launches).dropFirst(2) where chunk > Scheduler.minimumMixedPromptTokens && chunk < 255 {
+            let stretched = 0.02 * (launch + 0.4) / 0.5
+            #expect(cost(chunk) <= stretched + 1e-9 && cost(chunk + 2) > stretched, "chunk \(chunk) at \(launch) s")
+        }
+        #expect(chunks.contains { $0 > Scheduler.minimumMixedPromptTokens && $0 < 255 }, "\(chunks)")
     }
 
     /// `hybrid`: a long prompt's split leans toward prefill once the prompt is past its
