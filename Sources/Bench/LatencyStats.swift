@@ -16,6 +16,9 @@ public struct RequestRecord: Sendable, Codable, Equatable {
     public let soloLatency: Double
     /// The engine ended it with an error: it neither completes nor meets its SLO.
     public var failed = false
+    /// Seconds between each of its output tokens and the one before (empty where a run did not
+    /// time them: the simulator).
+    public var tokenGaps: [Double] = []
 
     /// A record of a request that has arrived.
     public init(modelIndex: Int, arrival: Double, promptTokens: Int, soloLatency: Double) {
@@ -49,8 +52,12 @@ public struct LatencySummary: Sendable, Codable, Equatable {
     public let tokensPerSecond: Double
     /// TTFT percentiles, seconds.
     public let ttftP50: Double, ttftP99: Double
-    /// Time per output token percentiles, seconds.
+    /// Time per output token percentiles, seconds (each request's mean after its first token).
     public let tpotP50: Double, tpotP99: Double
+    /// Inter-token latency percentiles over every gap between two output tokens of a request,
+    /// seconds: the stalls a request's mean (TPOT) hides. Nil where the gaps were not timed (the
+    /// simulator, results written before they were).
+    public let itlP50: Double?, itlP99: Double?
     /// Requests the engine ended with an error (counted neither as completed nor as within SLO).
     public let failed: Int
     /// Share of requests finished within 5× and 10× their solo latency (unfinished and failed ones miss).
@@ -70,6 +77,9 @@ public struct LatencySummary: Sendable, Codable, Equatable {
         ttftP99 = percentile(ttfts, 0.99)
         tpotP50 = percentile(tpots, 0.5)
         tpotP99 = percentile(tpots, 0.99)
+        let gaps = records.flatMap(\.tokenGaps)
+        itlP50 = gaps.isEmpty ? nil : percentile(gaps, 0.5)
+        itlP99 = gaps.isEmpty ? nil : percentile(gaps, 0.99)
         func attainment(_ scale: Double) -> Double {
             guard !records.isEmpty else { return 0 }
             return Double(records.count { record in

@@ -69,6 +69,7 @@ enum MuxDriver {
         var trace: [StepTraceEntry] = []
         var records: [RequestRecord] = []
         var indexBySequence: [SequenceID: Int] = [:]
+        var lastToken: [Int: Double] = [:]
         var next = 0
         let start = Date()
         while next < workload.count || engine.hasWork {
@@ -106,6 +107,8 @@ enum MuxDriver {
                     records[index].outputTokens += 1
                     if stamp <= window { windowTokens += 1 }
                     if records[index].firstToken == nil { records[index].firstToken = stamp }
+                    if let last = lastToken[index] { records[index].tokenGaps.append(stamp - last) }
+                    lastToken[index] = stamp
                 }
                 if event.finishReason != nil { records[index].finish = stamp }
                 if event.finishReason == .error { records[index].failed = true }
@@ -185,11 +188,12 @@ struct MuxBenchResult: Codable {
         let window = run.windowTokensPerSecond.map { String(format: " | %13.1f", $0) } ?? ""
         let muxServe = run.muxServeRequestsPerSecond.map { String(format: " | %13.2f", $0) } ?? ""
         let makespan = run.soloMakespan.map { String(format: " | %6.1f / %6.1f", run.seconds, $0) } ?? ""
-        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %5.1f%% | %5.1f%%%@%@%@%@%@%@",
+        let itl = o.itlP50.map { String(format: " | %5.1f / %6.1f", $0 * 1000, (o.itlP99 ?? 0) * 1000) } ?? ""
+        return String(format: "%5.1f | %@ | %4.1f | %4d/%-3d | %5.2f | %6.1f | %5.2f / %6.2f | %6.1f / %6.1f | %5.1f%% | %5.1f%%%@%@%@%@%@%@%@",
                       run.alpha, run.policy.padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0), run.rate, o.completed, o.requests,
                       o.requestsPerSecond, o.tokensPerSecond,
                       o.ttftP50, o.ttftP99, o.tpotP50 * 1000, o.tpotP99 * 1000, o.sloAttainment5 * 100, o.sloAttainment10 * 100,
-                      preempted, waits, window, muxServe, makespan, failed)
+                      preempted, waits, window, muxServe, makespan, itl, failed)
     }
 
     /// Width of the policy column (`temporal-split`).
@@ -199,7 +203,7 @@ struct MuxBenchResult: Codable {
         var lines = checks.flatMap { [$0.summary] + $0.errors.prefix(8).map { "  " + $0 } }
         lines.append("device \(device); models \(zip(models, parameters).map { "\($0) (\($1 / 1_000_000)M)" }.joined(separator: ", "))")
         lines.append("alpha | " + "policy".padding(toLength: Self.policyWidth, withPad: " ", startingAt: 0)
-                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms |  SLO@5 | SLO@10 | preempted / tokens | page waits | window tok/s | MuxServe req/s | end s / solo end s")
+                     + " | rate | done/all | req/s | tok/s  | TTFT p50/p99 s | TPOT p50/p99 ms |  SLO@5 | SLO@10 | preempted / tokens | page waits | window tok/s | MuxServe req/s | end s / solo end s | ITL p50/p99 ms")
         lines += runs.map(Self.row)
         lines.append("per model (req/s, SLO@5, TPOT p50 ms):")
         for run in runs {

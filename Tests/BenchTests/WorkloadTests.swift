@@ -41,7 +41,22 @@ import Testing
         #expect(abs(summary.sloAttainment10 - 2.0 / 3) < 1e-12)
         #expect(abs(summary.tokensPerSecond - 1.2) < 1e-12)
         #expect(abs(summary.ttftP50 - 1.25) < 1e-12)  // ttfts 0.5 and 2.0
+        #expect(summary.itlP50 == nil && summary.itlP99 == nil, "no gaps timed")
         #expect(abs(percentile([1, 2, 3, 4], 0.5) - 2.5) < 1e-12)
+    }
+
+    /// Inter-token latency: percentiles over every gap of every request, so one long stall
+    /// shows in the p99 where it hides in its request's mean (TPOT).
+    @Test func interTokenLatencyCountsEveryGap() throws {
+        var steady = RequestRecord(modelIndex: 0, arrival: 0, promptTokens: 4, soloLatency: 1)
+        steady.tokenGaps = Array(repeating: 0.01, count: 98)
+        var stalled = RequestRecord(modelIndex: 0, arrival: 0, promptTokens: 4, soloLatency: 1)
+        stalled.tokenGaps = [0.01, 0.5]
+        let summary = LatencySummary([steady, stalled], duration: 1)
+        #expect(try #require(summary.itlP50) == 0.01)
+        // 100 gaps pooled, one of them 0.5 s: the 99th percentile sits 0.01 of the way from the
+        // 99th smallest (0.01) to the largest, 0.01 + 0.0049.
+        #expect(abs(try #require(summary.itlP99) - 0.0149) < 1e-12)
     }
 
     /// MuxServe's metric: per model, completed requests over that model's last finish, weighted

@@ -13,6 +13,7 @@ from conftest import llmux_binary
     (["bench", "mux", "--alpha", "2.1,y"], "--alpha takes non-negative numbers"),
     (["bench", "mux", "--policies", "mux,bogus"], "unknown policy bogus"),
     (["bench", "mux", "--policies", "mux-hybrid,mux-mixd"], "unknown policy mux-mixd"),
+    (["bench", "mux", "--target-scale", "0"], "--target-scale must be positive"),
     (["bench", "gateway", "--repeats", "0"], "--repeats must be at least 1"),
     (["bench", "gateway", "--concurrency", "64,x"], "--concurrency takes positive whole numbers"),
     (["bench", "gateway", "--targets", "none", "--url", "gw"], "--url takes NAME=http://HOST:PORT"),
@@ -69,3 +70,24 @@ def test_mux_check_runs_every_model_at_once_then_each_alone(tmp_path):
     for name in ("llama-s", "qwen2-m", "mistral-l", "llama-xl"):
         assert f"check: {name} alone under mux-hybrid" in result.stderr
     assert "check mux-hybrid: PASS — 32 sequences" in result.stdout + result.stderr
+
+
+def test_mixed_jobs_with_latency_targets_keep_outputs_and_report_inter_token_latency(tmp_path):
+    """`mux-mixed-slo` on the CPU with emulated SM partitions: the four built-in models' outputs
+    with tight targets (twice each model's solo latencies, so prompt chunks are held back) equal
+    their outputs alone, and the JSON reports inter-token latency beside TPOT."""
+    import json
+    env = {"LLMUX_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = tmp_path / "mixed-slo.json"
+    result = subprocess.run([llmux_binary(), "bench", "mux", "--check", "--emulate-multiprocessors", "132",
+                             "--policies", "mux-mixed,mux-mixed-slo", "--target-scale", "2", "--rates", "4",
+                             "--duration", "1", "--threads", "2", "--json", str(out)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "check mux-mixed-slo: PASS — 32 sequences" in result.stdout + result.stderr
+    runs = json.loads(out.read_text())["runs"]
+    assert [run["policy"] for run in runs] == ["mux-mixed", "mux-mixed-slo"]
+    for run in runs:
+        overall = run["overall"]
+        assert overall["completed"] == overall["requests"] > 0
+        assert 0 < overall["itlP50"] <= overall["itlP99"]

@@ -45,12 +45,13 @@ done
 grep -h '^\[.*check [a-z-]*:' "$OUT"/mixed-slo-*.log 2>/dev/null | sed 's/^\[[^]]*\] //' | sort | uniq -c
 python3 - "$OUT" <<'PY'
 import glob, json, sys
-print(f"{'file':28} {'policy':14} {'rate':>5} {'tok/s':>7} {'window':>7} {'TTFT p50/p99 ms':>16} {'TPOT p50/p99 ms':>16} {'SLO@5':>6} {'SLO@10':>6} {'end s':>6}")
+print(f"{'file':24} {'policy':14} {'rate':>4} {'tok/s':>6} {'window':>6} {'TTFT p50/p99 ms':>15} {'TPOT p50/p99 ms':>15} {'ITL p50/p99 ms':>15} {'SLO@5':>5} {'SLO@10':>6} {'end s':>5}")
 for path in sorted(glob.glob(sys.argv[1] + "/mixed-slo-*.json")):
     result = json.load(open(path))
     for run in result["runs"]:
         o = run["overall"]
-        print(f"{path.split('/')[-1][10:-5]:28} {run['policy']:14} {run['rate']:5.0f} {o['tokensPerSecond']:7.0f} {run['windowTokensPerSecond']:7.0f} "
-              f"{o['ttftP50']*1e3:7.1f}/{o['ttftP99']*1e3:7.1f} {o['tpotP50']*1e3:7.1f}/{o['tpotP99']*1e3:7.1f} "
-              f"{o['sloAttainment5']*100:6.1f} {o['sloAttainment10']*100:6.1f} {run['seconds']:6.1f}")
+        itl = f"{o['itlP50']*1e3:7.1f}/{o['itlP99']*1e3:7.1f}" if o.get('itlP50') is not None else f"{'-':>15}"
+        print(f"{path.split('/')[-1][10:-5]:24} {run['policy']:14} {run['rate']:4.0f} {o['tokensPerSecond']:6.0f} {run['windowTokensPerSecond']:6.0f} "
+              f"{o['ttftP50']*1e3:7.1f}/{o['ttftP99']*1e3:7.1f} {o['tpotP50']*1e3:7.1f}/{o['tpotP99']*1e3:7.1f} {itl} "
+              f"{o['sloAttainment5']*100:5.1f} {o['sloAttainment10']*100:6.1f} {run['seconds']:5.1f}")
 PY
