@@ -44,7 +44,8 @@ extension Scheduler {
     /// under mixed `mux`), and the time since its previous one (its per-token time). A model whose
     /// lane for those jobs is free and gets none has no decode work now; its next launch starts a
     /// new measurement, so an idle gap is not read as a slow token. Under mixed `mux` it also
-    /// notes the prompt tokens of the job, for `measureMixedJob`.
+    /// notes the prompt tokens of the job of a model with a per-token target, for
+    /// `measureMixedJob`.
     mutating func noteDecodeLaunches(now: Double) {
         var promptTokens: [ModelID: Int] = [:]
         var launched: Set<ModelID> = []
@@ -61,7 +62,9 @@ extension Scheduler {
             if launched.contains(model) {
                 if let last = lastDecodeLaunch[model] { decodeTokenInterval[model] = now - last }
                 lastDecodeLaunch[model] = now
-                if mixed { mixedJobCosts[model, default: MixedJobCost()].promptTokensInFlight = promptTokens[model] ?? 0 }
+                if mixed && limits.latencyTargets[model]?.timePerOutputToken != nil {
+                    mixedJobCosts[model, default: MixedJobCost()].promptTokensInFlight = promptTokens[model] ?? 0
+                }
             } else if !isBusy(mixed ? .model(model) : .decode(model)) {
                 lastDecodeLaunch[model] = nil
                 decodeTokenInterval[model] = nil
