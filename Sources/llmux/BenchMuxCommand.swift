@@ -235,6 +235,8 @@ struct BenchMuxCommand: ParsableCommand {
         let limits: SchedulerLimits
         /// The scheduler gets each model's latency targets (at `--target-scale`, from the solo profiles).
         var followsLatencyTargets = false
+        /// Every name `--policies` takes, for its error message.
+        static let names = SchedulingPolicy.allCases.map(\.rawValue) + ["temporal-split", "mux-slo", "mux-mixed", "mux-mixed-slo", "mux-hybrid"]
 
         /// `name` is a policy's raw value, `temporal-split`, `mux-slo`, `mux-mixed`, `mux-mixed-slo` or `mux-hybrid`.
         init(_ name: String, limits: SchedulerLimits) throws {
@@ -252,7 +254,7 @@ struct BenchMuxCommand: ParsableCommand {
             } else if let known = SchedulingPolicy(rawValue: name) {
                 policy = known
             } else {
-                throw ValidationError("unknown policy \(name) (mux, spatial, temporal, temporal-split, mux-slo, mux-mixed, mux-mixed-slo, mux-hybrid)")
+                throw ValidationError("unknown policy \(name) (\(Self.names.joined(separator: ", ")))")
             }
             self.name = name
             self.limits = limits
