@@ -41,8 +41,9 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "Placement", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Bench"]),
+        .target(name: "CRelayFloor", linkerSettings: [.linkedLibrary("pthread")]),
         .target(name: "Gateway", dependencies: [
-            "OpenAIAPI",
+            "OpenAIAPI", "CRelayFloor",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

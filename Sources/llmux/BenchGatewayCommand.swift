@@ -7,12 +7,15 @@ import Gateway
 struct BenchGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
-        abstract: "Measure what a gateway adds: direct to a stub upstream vs through llmux gateway, nginx and smg.",
+        abstract: "Measure what a gateway adds: direct to a stub upstream vs through a zero-work relay (the floor), llmux gateway, nginx and smg.",
         discussion: """
             Starts a stub upstream (a separate process: `llmux bench gateway --stub`) that streams --tokens \
             tokens --interval-ms apart in OpenAI's SSE format, then for each concurrency runs the same fixed \
             request mix direct and through every proxy found (nginx from PATH or --nginx, smg from PATH or \
-            --smg), plus endpoints started by hand (--url; --targets none measures only those). The load \
+            --smg), plus endpoints started by hand (--url; --targets none measures only those). The floor \
+            target is the least any proxy can add here: a TCP relay on plain system calls (one upstream \
+            connection per client connection, each byte read and written once, no HTTP work), and \
+            "beyond the floor" is each proxy's figure minus the relay's in the same repetition. The load \
             client is SwiftNIO on --client-threads event loops, one keep-alive connection per stream. Added \
             latency = the proxy's percentile minus the direct one. With --repeats N every target runs N times \
             in rotating order and the table gives medians, then each run. Prints a table last; --json writes \
@@ -20,12 +23,13 @@ struct BenchGatewayCommand: AsyncParsableCommand {
             """)
 
     @Option(help: "Comma-separated numbers of concurrent streams.") var concurrency = "64,256,1024"
-    @Option(help: "Comma-separated targets: direct, llmux, nginx, smg; or none (only the --url endpoints).") var targets = "direct,llmux,nginx,smg"
+    @Option(help: "Comma-separated targets: direct, floor, llmux, nginx, smg; or none (only the --url endpoints).")
+    var targets = "direct,floor,llmux,nginx,smg"
     @Option(help: "Seconds measured per run (after the warm-up).") var duration = 5.0
     @Option(help: "Seconds of warm-up per run.") var warmup = 1.0
     @Option(help: "Tokens per answer.") var tokens = 16
     @Option(help: "Milliseconds between tokens.") var intervalMs = 20.0
-    @Option(help: "First of the ports used (stub, gateway, nginx, smg, smg metrics).") var basePort = 18400
+    @Option(help: "First of the ports used (stub, gateway, nginx, smg, smg metrics, floor relay).") var basePort = 18400
     @Option(help: "nginx binary.") var nginx: String?
     @Option(help: "smg binary (pip install smg).") var smg: String?
     @Option(help: "Write all results as JSON here.") var json: String?
@@ -37,7 +41,9 @@ struct BenchGatewayCommand: AsyncParsableCommand {
     @Option(name: .customLong("url"), help: "NAME=URL of an endpoint already running, measured too (repeatable).")
     var urls: [String] = []
     @Flag(help: .hidden) var stub = false
+    @Flag(help: .hidden) var relay = false
     @Option(help: .hidden) var port = 0
+    @Option(help: .hidden) var upstreamPort = 0
 
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
@@ -47,10 +53,10 @@ struct BenchGatewayCommand: AsyncParsableCommand {
         guard !levels.isEmpty, levels.allSatisfy({ ($0 ?? 0) > 0 }) else {
             throw ValidationError("--concurrency takes positive whole numbers separated by commas, got \(concurrency)")
         }
-        let known: Set<String> = ["direct", "llmux", "nginx", "smg"]
+        let known: Set<String> = ["direct", "floor", "llmux", "nginx", "smg"]
         let named = targets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         if named != ["none"], let unknown = named.first(where: { !known.contains($0) }) {
-            throw ValidationError("--targets takes direct, llmux, nginx and smg separated by commas, or none; got \(unknown)")
+            throw ValidationError("--targets takes direct, floor, llmux, nginx and smg separated by commas, or none; got \(unknown)")
         }
         _ = try namedURLs()
     }
@@ -86,6 +92,9 @@ struct BenchGatewayCommand: AsyncParsableCommand {
             try await BenchStub.run(settings)
             return
         }
+        if relay {
+            try await RelayFloor.run(port: port, upstreamPort: upstreamPort, threads: ProcessInfo.processInfo.activeProcessorCount)
+        }
         let levels = concurrency.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         let wanted = targets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
@@ -111,6 +120,13 @@ struct BenchGatewayCommand: AsyncParsableCommand {
         try children.checkRunning(stubPID)
         var endpoints: [(name: String, url: String, pid: Int32?)] = []
         if wanted.contains("direct") { endpoints.append(("direct", "http://127.0.0.1:\(stubPort)", stubPID)) }
+        if wanted.contains("floor") {
+            let floorPort = basePort + 5
+            let pid = try children.start(me, ["bench", "gateway", "--relay", "--port", "\(floorPort)", "--upstream-port", "\(stubPort)"], name: "relay floor")
+            try await waitReady("http://127.0.0.1:\(floorPort)/health", name: "relay floor")
+            try children.checkRunning(pid)
+            endpoints.append(("floor", "http://127.0.0.1:\(floorPort)", pid))
+        }
         var notes: [String] = []
         if wanted.contains("llmux") {
             let pid = try children.start(me, ["gateway", "--upstream", "bench=http://127.0.0.1:\(stubPort)", "--port", "\(gatewayPort)",
@@ -262,8 +278,40 @@ struct GatewayBenchResult: Codable {
     }
 
     /// The direct run of the same concurrency and repetition as `row`.
-    func direct(for row: GatewayBenchRow) -> GatewayBenchRow? {
-        rows.first { $0.concurrency == row.concurrency && $0.repetition == row.repetition && $0.target == "direct" }
+    func direct(for row: GatewayBenchRow) -> GatewayBenchRow? { sibling(of: row, target: "direct") }
+
+    /// `target`'s run in the same repetition and at the same concurrency as `row`.
+    func sibling(of row: GatewayBenchRow, target: String) -> GatewayBenchRow? {
+        rows.first { $0.concurrency == row.concurrency && $0.repetition == row.repetition && $0.target == target }
+    }
+
+    /// What each proxy adds beyond the relay floor (its figure minus the floor's in the same
+    /// repetition, median over repetitions): the proxy's own cost, with the machine's cost of
+    /// one more hop each way taken out. Empty when the floor did not run.
+    func beyondFloorLines() -> [String] {
+        guard rows.contains(where: { $0.target == "floor" }) else { return [] }
+        var lines = ["", "beyond the floor (the proxy's figure minus the relay floor's in the same repetition; median):",
+                     "| streams | target | TTFB p50 ms | TTFB p99 ms | total p50 ms | req/s ratio to floor | CPU ms/req ratio to floor |",
+                     "|---:|---|---:|---:|---:|---:|---:|"]
+        var groups: [(concurrency: Int, target: String)] = []
+        for row in rows where !["direct", "floor"].contains(row.target) && !groups.contains(where: { $0 == (row.concurrency, row.target) }) {
+            groups.append((row.concurrency, row.target))
+        }
+        for (level, target) in groups {
+            let pairs = rows.filter { $0.concurrency == level && $0.target == target }.compactMap { row in
+                sibling(of: row, target: "floor").map { (row, $0) }
+            }
+            func median(_ value: (GatewayBenchRow, GatewayBenchRow) -> Double?) -> String {
+                Self.median(pairs.compactMap(value)).map { String(format: "%+.3f", $0) } ?? "–"
+            }
+            func ratio(_ value: (GatewayBenchRow, GatewayBenchRow) -> Double?) -> String {
+                Self.median(pairs.compactMap(value)).map { String(format: "%.2f", $0) } ?? "–"
+            }
+            lines.append("| \(level) | \(target) | \(median { $0.firstByteP50Ms - $1.firstByteP50Ms }) | \(median { $0.firstByteP99Ms - $1.firstByteP99Ms }) | "
+                         + "\(median { $0.totalP50Ms - $1.totalP50Ms }) | \(ratio { $0.requestsPerSecond / max($1.requestsPerSecond, 1e-9) }) | "
+                         + "\(ratio { a, b in a.proxyCPUMsPerRequest.flatMap { x in b.proxyCPUMsPerRequest.map { x / max($0, 1e-9) } } }) |")
+        }
+        return lines
     }
 
     func table() -> String {
@@ -306,6 +354,7 @@ struct GatewayBenchResult: Codable {
                 lines.append("| \(level) | \(target) | " + cells.joined(separator: " | ") + " |")
             }
         }
+        lines += beyondFloorLines()
         for row in rows where row.errors > 0 {
             lines.append("\(row.target) @\(row.concurrency) run \(row.repetition): first error: \(row.firstError ?? "?")")
         }

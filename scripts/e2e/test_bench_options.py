@@ -17,7 +17,7 @@ from conftest import llmux_binary
     (["bench", "gateway", "--repeats", "0"], "--repeats must be at least 1"),
     (["bench", "gateway", "--concurrency", "64,x"], "--concurrency takes positive whole numbers"),
     (["bench", "gateway", "--targets", "none", "--url", "gw"], "--url takes NAME=http://HOST:PORT"),
-    (["bench", "gateway", "--targets", "direct,llmx"], "--targets takes direct, llmux, nginx and smg"),
+    (["bench", "gateway", "--targets", "direct,llmx"], "--targets takes direct, floor, llmux, nginx and smg"),
     (["serve", "--demo", "--mux-jobs", "both"], "--mux-jobs must be split, mixed or hybrid"),
     (["bench", "mux", "--plot-from", "a.json"], "--plot-from needs --plot"),
     (["bench", "mux", "--plot-from", "/nonexistent/a.json", "--plot", "p.svg"], "cannot read /nonexistent/a.json as a bench mux result"),
@@ -29,6 +29,48 @@ def test_bad_bench_lists_are_refused_at_once(args, message, tmp_path):
     result = subprocess.run([llmux_binary()] + args, capture_output=True, text=True, timeout=30, env=env)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+def free_port_block(count):
+    """The first of `count` consecutive ports that are all free now."""
+    import random
+    import socket
+    for _ in range(50):
+        base = random.randrange(20000, 60000)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no block of free ports")
+
+
+def test_bench_gateway_measures_the_relay_floor_beside_the_gateway(tmp_path):
+    """The floor target (a C relay with no HTTP work) runs beside direct and llmux's gateway
+    through the same load, and the table gives each proxy's figure beyond it."""
+    import json
+    import re
+    out = tmp_path / "gateway.json"
+    result = subprocess.run([llmux_binary(), "bench", "gateway", "--targets", "direct,floor,llmux", "--concurrency", "4",
+                             "--duration", "0.5", "--warmup", "0.2", "--tokens", "4", "--interval-ms", "5",
+                             "--base-port", str(free_port_block(6)), "--json", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = json.load(open(out))["rows"]
+    assert sorted(row["target"] for row in rows) == ["direct", "floor", "llmux"]
+    for row in rows:
+        assert row["errors"] == 0 and row["requests"] > 0, row
+    assert "beyond the floor" in result.stdout
+    # One row beyond the floor, for the gateway: signed TTFB figures and ratios.
+    assert re.search(r"^\| 4 \| llmux \| [+-]\d+\.\d{3} \| [+-]\d+\.\d{3} \| [+-]\d+\.\d{3} \| \d+\.\d\d \| \d+\.\d\d \|$",
+                     result.stdout, re.M), result.stdout
 
 
 def test_plot_from_several_runs_draws_every_policy_in_rate_order(tmp_path):
