@@ -38,6 +38,7 @@ let package = Package(
         .target(name: "Server", dependencies: [
             "LLMuxCore", "Engine", "OpenAIAPI", "Tokenization",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "Placement", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Bench"]),

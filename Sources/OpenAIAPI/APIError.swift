@@ -69,6 +69,11 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         APIError(status: 503, message: message, type: "service_unavailable", code: "service_unavailable")
     }
 
+    /// 499 (nginx's "client closed request"): the client left before the answer was ready. Nobody
+    /// reads it; the server's response counts record it.
+    public static let clientClosedRequest = APIError(status: 499, message: "The client closed the connection before the answer was ready.",
+                                                     type: "invalid_request_error", code: "client_closed_request")
+
     /// 500: a bug.
     public static func internalError(_ message: String) -> APIError {
         APIError(status: 500, message: message, type: "internal_error", code: "internal_error")

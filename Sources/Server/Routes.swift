@@ -4,8 +4,8 @@ import LLMuxCore
 import OpenAIAPI
 
 /// The routes of `llmux serve` over `state`.
-public func makeRouter(state: ServerState) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+public func makeRouter(state: ServerState) -> Router<ServerRequestContext> {
+    let router = Router(context: ServerRequestContext.self)
     router.get("/health") { _, _ in
         Response(status: state.isServing ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
                  body: .init(byteBuffer: ByteBuffer(string: state.isServing ? "OK\n" : "loading\n")))
@@ -30,26 +30,27 @@ public func makeRouter(state: ServerState) -> Router<BasicRequestContext> {
         let text = "{\"queued\":\(state.queuedCount),\"models\":{\(models.joined(separator: ","))}}"
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
-    router.get("/v1/models") { request, _ in
-        await api(state, request) { _ throws(APIError) in try state.modelList() }
+    router.get("/v1/models") { request, context in
+        await api(state, request, context) { _ throws(APIError) in try state.modelList() }
     }
-    router.post("/v1/completions") { request, _ in
-        await api(state, request) { body throws(APIError) in try state.completions(try CompletionRequest(json: body)) }
+    router.post("/v1/completions") { request, context in
+        await api(state, request, context) { body throws(APIError) in try state.completions(try CompletionRequest(json: body)) }
     }
-    router.post("/v1/chat/completions") { request, _ in
-        await api(state, request) { body throws(APIError) in try state.chatCompletions(try ChatCompletionRequest(json: body)) }
+    router.post("/v1/chat/completions") { request, context in
+        await api(state, request, context) { body throws(APIError) in try state.chatCompletions(try ChatCompletionRequest(json: body)) }
     }
     return router
 }
 
 /// Checks the key, reads the body within the limit, runs `handle` and puts its answer (or
 /// error) on the wire. Every failure becomes an OpenAI error body with its status.
-func api(_ state: ServerState, _ request: Request, _ handle: (Data) throws(APIError) -> APIAnswer) async -> Response {
+func api(_ state: ServerState, _ request: Request, _ context: ServerRequestContext,
+         _ handle: (Data) throws(APIError) -> APIAnswer) async -> Response {
     let response: Response
     do {
         try authorize(request, keys: state.configuration.apiKeys)
         let body = request.method == .get ? Data() : try await readBody(request, limit: state.configuration.maxBodySize)
-        response = try await encode(try handle(body))
+        response = try await encode(try handle(body), isConnected: context.isConnected)
     } catch {
         response = errorResponse(error)
     }
@@ -86,13 +87,15 @@ func readBody(_ request: Request, limit: Int) async throws(APIError) -> Data {
     return data
 }
 
-func encode(_ answer: APIAnswer) async throws(APIError) -> Response {
+/// Puts `answer` on the wire. A deferred one runs only while `isConnected` holds: a streamed
+/// answer learns of a departed client from its next failed write, a whole one would not.
+func encode(_ answer: APIAnswer, isConnected: @escaping @Sendable () async -> Bool) async throws(APIError) -> Response {
     switch answer {
     case .json(let status, let data):
         return Response(status: .init(code: status), headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     case .deferred(let run):
-        return try await encode(try await run())
+        return try await encode(try await whileConnected(isConnected, run), isConnected: isConnected)
     case .stream(let produce):
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache"],

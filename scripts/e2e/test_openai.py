@@ -222,6 +222,26 @@ def test_client_disconnect_mid_stream(server, client):
     assert client.completions.create(model="demo", prompt=PROMPT, max_tokens=4, temperature=0).choices[0].text is not None
 
 
+def test_client_disconnect_before_a_whole_answer(server, client):
+    """A non-streamed request writes nothing until its answer is whole, so only a check of the
+    connection can tell that its client left: the request is aborted, not run to its end."""
+    aborted = metric(server, "llmux_requests_total", model="demo", finish_reason="abort")
+    finished = metric(server, "llmux_requests_total", model="demo", finish_reason="length")
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.url + "/v1/completions", headers={"Authorization": f"Bearer {API_KEY}"},
+                   json={"model": "demo", "prompt": PROMPT, "max_tokens": 1000, "ignore_eos": True},
+                   timeout=httpx.Timeout(60, read=0.5))
+    deadline = time.time() + 20
+    while metric(server, "llmux_requests_total", model="demo", finish_reason="abort") <= aborted:
+        assert time.time() < deadline, "the request whose client left was not aborted"
+        time.sleep(0.1)
+    while metric(server, "llmux_requests_running", model="demo") > 0:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert metric(server, "llmux_requests_total", model="demo", finish_reason="length") == finished
+    assert metric(server, "llmux_http_responses_total", status="499") >= 1
+
+
 def test_metrics(server, client):
     client.completions.create(model="demo", prompt=PROMPT, max_tokens=4, temperature=0)
     assert metric(server, "llmux_generation_tokens_total", model="demo") >= 4
