@@ -6,6 +6,7 @@ import OpenAIAPI
 /// The routes of `llmux serve` over `state`.
 public func makeRouter(state: ServerState) -> Router<ServerRequestContext> {
     let router = Router(context: ServerRequestContext.self)
+    router.add(middleware: UnknownRouteMiddleware(state: state))
     router.get("/health") { _, _ in
         Response(status: state.isServing ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
                  body: .init(byteBuffer: ByteBuffer(string: state.isServing ? "OK\n" : "loading\n")))

@@ -106,6 +106,24 @@ func post(_ client: any TestClientProtocol, _ path: String, _ body: String, key:
         }
     }
 
+    @Test func unknownRoutesAnswerWithOpenAIErrors() async throws {
+        try await Harness().test { client in
+            try await client.execute(uri: "/v2/completions", method: .get) { response in
+                #expect(response.status == .notFound)
+                let error = try json(response.body)["error"] as! [String: Any]
+                #expect(error["code"] as? String == "unknown_url")
+                #expect(error["message"] as? String == "Unknown request URL: GET /v2/completions.")
+            }
+            try await client.execute(uri: "/v1/completions", method: .delete) { response in
+                #expect(response.status == .methodNotAllowed)
+                let error = try json(response.body)["error"] as! [String: Any]
+                #expect(error["code"] as? String == "method_not_allowed")
+            }
+            // A real route still answers.
+            try await client.execute(uri: "/health", method: .get) { #expect($0.status == .ok) }
+        }
+    }
+
     @Test func completionAndLogprobs() async throws {
         try await Harness().test { client in
             try await post(client, "/v1/completions", #"{"model":"alpha","prompt":"hi","max_tokens":4,"logprobs":2}"#) { response in

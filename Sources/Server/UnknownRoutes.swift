@@ -1,0 +1,24 @@
+import Hummingbird
+import OpenAIAPI
+
+/// Answers requests that match no route with OpenAI's error body instead of Hummingbird's
+/// empty 404, so the `openai` client can read them: 405 for a known path with the wrong method
+/// (as the gateway answers), 404 otherwise.
+struct UnknownRouteMiddleware: RouterMiddleware {
+    typealias Context = ServerRequestContext
+    /// The paths of `makeRouter`'s routes.
+    static let knownPaths: Set<String> = ["/health", "/metrics", "/load", "/v1/models", "/v1/completions", "/v1/chat/completions"]
+    let state: ServerState
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound && context.coreContext.endpointPath.value == "NotFound" {
+            let path = request.uri.path
+            let method = "\(request.method)"
+            let answer = Self.knownPaths.contains(path) ? APIError.methodNotAllowed(method, path) : APIError.routeNotFound(method, path)
+            state.metrics.response(status: answer.status)
+            return errorResponse(answer)
+        }
+    }
+}
