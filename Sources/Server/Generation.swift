@@ -44,15 +44,26 @@ func finishReasonName(_ reason: FinishReason?) -> String? {
 
 extension ServerState {
     /// Submits every job and calls `body` with their events as they come, interleaved across
-    /// choices, until all have ended. Records queue places and metrics. When `body` throws (the
-    /// client went away) or the task is cancelled, every stream is cancelled, which aborts its
-    /// sequence in the engine.
-    func generate(_ jobs: [SequenceJob], backend: any GenerationBackend, model: String,
+    /// choices, until all have ended. Records queue places and metrics. When `body` throws (a
+    /// write to a departed client failed), `connection` reports the client gone (it throws
+    /// `APIError.clientClosedRequest` then), or the task is cancelled, every stream is
+    /// cancelled, which aborts its sequence in the engine.
+    func generate(_ jobs: [SequenceJob], backend: any GenerationBackend, model: String, connection: ClientConnection,
                   _ body: (ChoiceItem) async throws -> Void) async throws {
         try admit(jobs.count)
-        let (merged, continuation) = AsyncStream<ChoiceItem>.makeStream()
+        /// What the merged stream carries: the choices' items, or the watcher's word that the
+        /// client has gone.
+        enum Merged: Sendable {
+            case item(ChoiceItem)
+            case clientGone
+        }
+        let (merged, continuation) = AsyncStream<Merged>.makeStream()
         let metrics = self.metrics
         try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await connection.waitUntilGone()
+                continuation.yield(.clientGone)
+            }
             for job in jobs {
                 let stream = backend.submit(job.request)
                 group.addTask {
@@ -85,17 +96,18 @@ extension ServerState {
                                 generated += 1
                             }
                             if let finish = event.finishReason { reason = finish.rawValue }
-                            continuation.yield(.event(choice: job.choice, event))
+                            continuation.yield(.item(.event(choice: job.choice, event)))
                         }
-                        if reason == "abort" { continuation.yield(.ended(choice: job.choice)) }
+                        if reason == "abort" { continuation.yield(.item(.ended(choice: job.choice))) }
                     } catch {
                         reason = "error"
-                        continuation.yield(.failed(choice: job.choice, apiError(error)))
+                        continuation.yield(.item(.failed(choice: job.choice, apiError(error))))
                     }
                 }
             }
             var open = jobs.count
-            for await item in merged {
+            for await next in merged {
+                guard case .item(let item) = next else { throw APIError.clientClosedRequest }
                 switch item {
                 case .event(_, let event): if event.finishReason != nil { open -= 1 }
                 case .ended, .failed: open -= 1

@@ -8,9 +8,9 @@ enum APIAnswer: Sendable {
     /// A JSON body with a status.
     case json(status: Int, Data)
     /// A stream of server-sent events; the closure writes them with the given function.
-    case stream(@Sendable (_ write: (Data) async throws -> Void) async throws -> Void)
+    case stream(@Sendable (_ write: (Data) async throws -> Void, _ connection: ClientConnection) async throws -> Void)
     /// An answer that needs generation first (JSON, or an error).
-    case deferred(@Sendable () async throws(APIError) -> APIAnswer)
+    case deferred(@Sendable (_ connection: ClientConnection) async throws(APIError) -> APIAnswer)
 
     static func encoded<T: Encodable>(_ value: T) throws(APIError) -> APIAnswer {
         do {
@@ -102,12 +102,12 @@ extension ServerState {
 
         if sampling.stream {
             let includeUsage = sampling.includeUsage
-            return .stream { write in
+            return .stream { write, connection in
                 var echoed = Set<Int>()
                 var offsets = [Int](repeating: 0, count: jobs.count)
                 var generated = 0
                 var failure: APIError?
-                try await self.generate(jobs, backend: backend, model: name) { item in
+                try await self.generate(jobs, backend: backend, model: name, connection: connection) { item in
                     switch item {
                     case .event(let choice, let event):
                         var text = event.textDelta
@@ -141,8 +141,8 @@ extension ServerState {
                 try await write(ServerSentEvents.done)
             }
         }
-        return .deferred { () async throws(APIError) -> APIAnswer in
-            let outputs = try await self.collect(jobs, backend: backend, model: name)
+        return .deferred { (connection: ClientConnection) async throws(APIError) -> APIAnswer in
+            let outputs = try await self.collect(jobs, backend: backend, model: name, connection: connection)
             var choices: [CompletionChoice] = []
             for (choice, output) in outputs.enumerated() {
                 var offset = 0
@@ -158,11 +158,12 @@ extension ServerState {
     }
 
     /// Runs every job to the end and returns each choice's output, or the first failure.
-    func collect(_ jobs: [SequenceJob], backend: any GenerationBackend, model: String) async throws(APIError) -> [ChoiceOutput] {
+    func collect(_ jobs: [SequenceJob], backend: any GenerationBackend, model: String,
+                 connection: ClientConnection) async throws(APIError) -> [ChoiceOutput] {
         var outputs = [ChoiceOutput](repeating: ChoiceOutput(), count: jobs.count)
         var failure: APIError?
         do {
-            try await generate(jobs, backend: backend, model: model) { item in
+            try await generate(jobs, backend: backend, model: model, connection: connection) { item in
                 switch item {
                 case .event(let choice, let event): outputs[choice].append(event)
                 case .ended: break
@@ -213,7 +214,7 @@ extension ServerState {
 
         if sampling.stream {
             let includeUsage = sampling.includeUsage
-            return .stream { write in
+            return .stream { write, connection in
                 func chunk(_ choices: [ChatChunkChoice], usage: Usage? = nil) throws -> Data {
                     try ServerSentEvents.event(encoding: ChatCompletionChunk(
                         id: id, created: created, model: name, choices: choices, usage: usage, encodesNullUsage: includeUsage))
@@ -223,7 +224,7 @@ extension ServerState {
                 }
                 var generated = 0
                 var failure: APIError?
-                try await self.generate(jobs, backend: backend, model: name) { item in
+                try await self.generate(jobs, backend: backend, model: name, connection: connection) { item in
                     switch item {
                     case .event(let choice, let event):
                         if event.token != nil { generated += 1 }
@@ -251,8 +252,8 @@ extension ServerState {
                 try await write(ServerSentEvents.done)
             }
         }
-        return .deferred { () async throws(APIError) -> APIAnswer in
-            let outputs = try await self.collect(jobs, backend: backend, model: name)
+        return .deferred { (connection: ClientConnection) async throws(APIError) -> APIAnswer in
+            let outputs = try await self.collect(jobs, backend: backend, model: name, connection: connection)
             let choices = outputs.enumerated().map { choice, output in
                 ChatChoice(index: choice, message: ChatResponseMessage(content: output.text),
                            logprobs: wantsLogprobs ? Self.chatLogprobs(output.tokens, model: model, asIDs: asIDs) : nil,

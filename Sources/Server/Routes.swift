@@ -51,7 +51,7 @@ func api(_ state: ServerState, _ request: Request, _ context: ServerRequestConte
     do {
         try authorize(request, keys: state.configuration.apiKeys)
         let body = request.method == .get ? Data() : try await readBody(request, limit: state.configuration.maxBodySize)
-        response = try await encode(try handle(body), isConnected: context.isConnected)
+        response = try await encode(try handle(body), connection: context.connection)
     } catch {
         response = errorResponse(error)
     }
@@ -88,22 +88,21 @@ func readBody(_ request: Request, limit: Int) async throws(APIError) -> Data {
     return data
 }
 
-/// Puts `answer` on the wire. A deferred one runs only while `isConnected` holds: a streamed
-/// answer learns of a departed client from its next failed write, a whole one would not.
-func encode(_ answer: APIAnswer, isConnected: @escaping @Sendable () async -> Bool) async throws(APIError) -> Response {
+/// Puts `answer` on the wire; its generation watches `connection` (see `ClientConnection`).
+func encode(_ answer: APIAnswer, connection: ClientConnection) async throws(APIError) -> Response {
     switch answer {
     case .json(let status, let data):
         return Response(status: .init(code: status), headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     case .deferred(let run):
-        return try await encode(try await whileConnected(isConnected, run), isConnected: isConnected)
+        return try await encode(try await run(connection), connection: connection)
     case .stream(let produce):
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache"],
             body: ResponseBody { writer in
                 // A failed write (client gone) throws out of `produce`, which cancels every
                 // sequence of the request in the engine.
-                try await produce { data in try await writer.write(ByteBuffer(bytes: data)) }
+                try await produce({ data in try await writer.write(ByteBuffer(bytes: data)) }, connection)
                 try await writer.finish(nil)
             })
     }

@@ -6,14 +6,13 @@ import OpenAIAPI
 import Glibc
 #endif
 
-/// The request context of `llmux serve`: Hummingbird's core context plus a way to ask whether
-/// the client is still there. A non-streamed answer writes nothing until it is whole, so without
-/// asking, a request whose client has gone would run to its end on the device.
+/// The request context of `llmux serve`: Hummingbird's core context plus the request's
+/// `ClientConnection`.
 public struct ServerRequestContext: RequestContext {
     /// Hummingbird's per-request storage (allocator, logger, parameters).
     public var coreContext: CoreRequestContextStorage
-    /// Whether the request's client is still connected.
-    let isConnected: @Sendable () async -> Bool
+    /// Whether the client is still there.
+    let connection: ClientConnection
 
     /// The context of a request read from `source`'s connection.
     public init(source: ApplicationRequestContextSource) {
@@ -21,11 +20,32 @@ public struct ServerRequestContext: RequestContext {
         let channel = source.channel
         // Only a connection that was open and then closed counts as gone: the router tests'
         // channel was never connected.
-        let wasActive = channel.isActive
-        isConnected = {
-            guard wasActive else { return true }
-            return await Self.peerIsConnected(channel)
+        if channel.isActive {
+            connection = ClientConnection { await ClientConnection.peerIsConnected(channel) }
+        } else {
+            connection = .always
         }
+    }
+}
+
+/// Whether a request's client is still connected. A request writes nothing while it waits in
+/// the queue, and a non-streamed one nothing until its answer is whole, so no failed write
+/// would tell that its client left: `ServerState.generate` asks this instead, and aborts.
+struct ClientConnection: Sendable {
+    /// How often `generate` asks: each check is a hop to the connection's event loop, and a
+    /// fifth of a second of work for a departed client is small next to the answer it would
+    /// otherwise run to.
+    static let pollInterval = Duration.milliseconds(200)
+
+    /// Whether the client is still connected.
+    let isConnected: @Sendable () async -> Bool
+
+    /// A client that never leaves (the router tests).
+    static let always = ClientConnection { true }
+
+    /// Returns once the client has gone, checking every `pollInterval`; throws when cancelled.
+    func waitUntilGone() async throws {
+        while await isConnected() { try await Task.sleep(for: Self.pollInterval) }
     }
 
     /// Hummingbird allows half-closed connections, so a client that closed its socket leaves the
@@ -39,38 +59,5 @@ public struct ServerRequestContext: RequestContext {
         }
         #endif
         return true
-    }
-}
-
-/// How often a non-streamed request checks that its client is still connected: each check is a
-/// hop to the connection's event loop, and a fifth of a second of work for a departed client is
-/// small next to the whole answer it would otherwise run to.
-let disconnectPollInterval = Duration.milliseconds(200)
-
-/// Runs `work` until it ends or `isConnected` turns false, whichever comes first; in the second
-/// case the work is cancelled, which aborts its sequences in the engine (`ServerState.generate`).
-func whileConnected(_ isConnected: @escaping @Sendable () async -> Bool,
-                    _ work: @escaping @Sendable () async throws(APIError) -> APIAnswer) async throws(APIError) -> APIAnswer {
-    let outcome: Result<APIAnswer, APIError>? = await withTaskGroup(of: Result<APIAnswer, APIError>?.self) { group in
-        group.addTask {
-            do throws(APIError) {
-                return .success(try await work())
-            } catch {
-                return .failure(error)
-            }
-        }
-        group.addTask {
-            while !Task.isCancelled, await isConnected() { try? await Task.sleep(for: disconnectPollInterval) }
-            // nil: the client left (a cancelled watcher's answer is never read).
-            return nil
-        }
-        let first = await group.next() ?? nil
-        group.cancelAll()
-        return first
-    }
-    switch outcome {
-    case .success(let answer): return answer
-    case .failure(let error): throw error
-    case nil: throw APIError.clientClosedRequest
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Hummingbird
 import OpenAIAPI
 @testable import Server
 import Synchronization
@@ -12,44 +13,64 @@ final class Flag: Sendable {
     func set(_ new: Bool) { value.withLock { $0 = new } }
 }
 
-/// `whileConnected`: a whole (non-streamed) answer stops being generated once its client is gone.
+/// A request whose client has gone is aborted even when nothing is written to it: queued, or
+/// generating a whole (non-streamed) answer.
 @Suite struct DisconnectTests {
-    @Test func aDepartedClientCancelsTheWorkAndGets499() async throws {
+    static let body = #"{"model":"alpha","prompt":"hi","max_tokens":50}"#
+
+    @Test func waitingForTheClientToGoEndsWhenItGoesAndWhenCancelled() async throws {
         let connected = Flag(true)
-        let cancelled = Flag(false)
-        let started = ContinuousClock.now
-        let work: @Sendable () async throws(APIError) -> APIAnswer = { () async throws(APIError) -> APIAnswer in
-            // Ten seconds of "generation", unless cancelled.
-            for _ in 0..<1000 {
-                if Task.isCancelled {
-                    cancelled.set(true)
-                    throw APIError.internalError("cancelled")
-                }
-                try? await Task.sleep(for: .milliseconds(10))
-            }
-            return .json(status: 200, Data("{}".utf8))
-        }
+        let clock = ContinuousClock()
+        let start = clock.now
         Task {
-            try? await Task.sleep(for: .milliseconds(150))
+            try? await Task.sleep(for: .milliseconds(100))
             connected.set(false)
         }
-        await #expect(throws: APIError.clientClosedRequest) {
-            _ = try await whileConnected({ connected.isSet }, work)
-        }
-        // The group waits for the cancelled work, so it has seen the cancellation by now.
-        #expect(cancelled.isSet)
-        #expect(ContinuousClock.now - started < .seconds(5))
+        try await ClientConnection { connected.isSet }.waitUntilGone()
+        #expect(clock.now - start >= .milliseconds(100))
+        #expect(clock.now - start < .seconds(5))
+
+        let waiter = Task { try await ClientConnection.always.waitUntilGone() }
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
     }
 
-    @Test func aConnectedClientGetsTheAnswerAndItsErrors() async throws {
-        let answer = try await whileConnected({ true }) { () async throws(APIError) -> APIAnswer in
-            try? await Task.sleep(for: .milliseconds(250))
-            return .json(status: 201, Data("{\"ok\":1}".utf8))
+    @Test func aWholeAnswerIsAbortedWhenItsClientHasGone() async throws {
+        let harness = try Harness()
+        // 50 tokens take at least 50 engine steps of 1 ms; the client is gone at the first check.
+        guard case .deferred(let abandoned) = try harness.state.completions(CompletionRequest(json: Data(Self.body.utf8))) else {
+            Issue.record("not deferred")
+            return
         }
-        guard case .json(let status, let body) = answer else { Issue.record("not JSON: \(answer)"); return }
-        #expect(status == 201 && body == Data("{\"ok\":1}".utf8))
-        await #expect(throws: APIError.queueFull(limit: 3)) {
-            _ = try await whileConnected({ true }) { () async throws(APIError) -> APIAnswer in throw APIError.queueFull(limit: 3) }
+        await #expect(throws: APIError.clientClosedRequest) { _ = try await abandoned(ClientConnection { false }) }
+
+        // The same request with its client still there gets the whole answer.
+        guard case .deferred(let kept) = try harness.state.completions(CompletionRequest(json: Data(Self.body.utf8))),
+              case .json(200, let data) = try await kept(.always) else {
+            Issue.record("no whole answer")
+            return
         }
+        let choice = try #require((try json(ByteBuffer(bytes: data))["choices"] as? [[String: Any]])?.first)
+        #expect((choice["text"] as? String)?.count == 50)
+        let metrics = harness.state.metrics.render(models: ["alpha"], stats: nil)
+        #expect(metrics.contains(#"llmux_requests_total{model="alpha",finish_reason="abort"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"llmux_requests_total{model="alpha",finish_reason="length"} 1"#), "\(metrics)")
+        harness.engine.shutdown()
+    }
+
+    @Test func aStreamIsAbortedBeforeItsFirstTokenWhenItsClientHasGone() async throws {
+        let harness = try Harness()
+        let body = #"{"model":"alpha","prompt":"hi","max_tokens":50,"stream":true}"#
+        guard case .stream(let produce) = try harness.state.completions(CompletionRequest(json: Data(body.utf8))) else {
+            Issue.record("not a stream")
+            return
+        }
+        let written = Flag(false)
+        await #expect(throws: APIError.clientClosedRequest) {
+            try await produce({ _ in written.set(true) }, ClientConnection { false })
+        }
+        // The watcher's first check comes before the engine's first token (1 ms a step).
+        #expect(!written.isSet)
+        harness.engine.shutdown()
     }
 }

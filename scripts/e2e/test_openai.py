@@ -242,6 +242,34 @@ def test_client_disconnect_before_a_whole_answer(server, client):
     assert metric(server, "llmux_http_responses_total", status="499") >= 1
 
 
+def test_a_queued_stream_whose_client_left_is_aborted_before_it_runs():
+    """One sequence per step: a second streamed request waits behind the first and writes
+    nothing, so only a check of the connection can tell that its client left. It is aborted
+    while the first still runs, instead of running after it."""
+    srv = Server("--demo", "--max-sequences-per-step", "1")
+    try:
+        first = httpx.stream("POST", srv.url + "/v1/completions",
+                             json={"model": "demo", "prompt": PROMPT, "max_tokens": 1000, "stream": True, "ignore_eos": True},
+                             timeout=60)
+        with first as response:
+            lines = response.iter_lines()
+            next(lines)  # the first request is running
+            with pytest.raises(httpx.ReadTimeout):
+                with httpx.stream("POST", srv.url + "/v1/completions",
+                                  json={"model": "demo", "prompt": PROMPT, "max_tokens": 4, "stream": True},
+                                  timeout=httpx.Timeout(60, read=0.5)) as queued:
+                    for _ in queued.iter_lines():
+                        pass
+            deadline = time.time() + 10
+            while metric(srv, "llmux_requests_total", model="demo", finish_reason="abort") < 1:
+                assert time.time() < deadline, "the queued request whose client left was not aborted"
+                time.sleep(0.1)
+            # The first request was still generating all along.
+            assert metric(srv, "llmux_requests_running", model="demo") == 1
+    finally:
+        assert srv.stop() == 0, "".join(srv.stderr_lines[-20:])
+
+
 def test_metrics(server, client):
     client.completions.create(model="demo", prompt=PROMPT, max_tokens=4, temperature=0)
     assert metric(server, "llmux_generation_tokens_total", model="demo") >= 4
