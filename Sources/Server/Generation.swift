@@ -59,11 +59,13 @@ extension ServerState {
         }
         let (merged, continuation) = AsyncStream<Merged>.makeStream()
         let metrics = self.metrics
+        // Not a child of the group below: a streamed answer stops it at its first token.
+        let watcher = Task {
+            try await connection.waitUntilGone()
+            continuation.yield(.clientGone)
+        }
+        defer { watcher.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await connection.waitUntilGone()
-                continuation.yield(.clientGone)
-            }
             for job in jobs {
                 let stream = backend.submit(job.request)
                 group.addTask {
@@ -109,7 +111,9 @@ extension ServerState {
             for await next in merged {
                 guard case .item(let item) = next else { throw APIError.clientClosedRequest }
                 switch item {
-                case .event(_, let event): if event.finishReason != nil { open -= 1 }
+                case .event(_, let event):
+                    if event.finishReason != nil { open -= 1 }
+                    if !connection.watchesWholeAnswer { watcher.cancel() }
                 case .ended, .failed: open -= 1
                 }
                 try await body(item)

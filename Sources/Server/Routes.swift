@@ -102,7 +102,7 @@ func encode(_ answer: APIAnswer, connection: ClientConnection) async throws(APIE
             body: ResponseBody { writer in
                 // A failed write (client gone) throws out of `produce`, which cancels every
                 // sequence of the request in the engine.
-                try await produce({ data in try await writer.write(ByteBuffer(bytes: data)) }, connection)
+                try await produce({ data in try await writer.write(ByteBuffer(bytes: data)) }, connection.untilFirstToken)
                 try await writer.finish(nil)
             })
     }

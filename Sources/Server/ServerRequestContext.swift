@@ -39,6 +39,19 @@ struct ClientConnection: Sendable {
 
     /// Whether the client is still connected.
     let isConnected: @Sendable () async -> Bool
+    /// Watch until the answer is whole (true), or only until its first token (false: a streamed
+    /// answer, whose writes from then on fail once the client has gone, with no polling).
+    var watchesWholeAnswer = true
+
+    /// A client connection checked by `isConnected`.
+    init(isConnected: @escaping @Sendable () async -> Bool) { self.isConnected = isConnected }
+
+    /// The same connection, watched only until the first token.
+    var untilFirstToken: ClientConnection {
+        var copy = self
+        copy.watchesWholeAnswer = false
+        return copy
+    }
 
     /// A client that never leaves (the router tests).
     static let always = ClientConnection { true }
