@@ -204,6 +204,17 @@ def metric(server, name, **labels):
     raise AssertionError(f"{name}{{{want}}} not in /metrics:\n{text}")
 
 
+def wait_until_aborted(server, aborted_before, message, seconds=20):
+    """Waits until one more sequence of "demo" has finished with `abort` and none runs."""
+    deadline = time.time() + seconds
+    while metric(server, "llmux_requests_total", model="demo", finish_reason="abort") <= aborted_before:
+        assert time.time() < deadline, message
+        time.sleep(0.1)
+    while metric(server, "llmux_requests_running", model="demo") > 0:
+        assert time.time() < deadline
+        time.sleep(0.1)
+
+
 def test_client_disconnect_mid_stream(server, client):
     aborted = metric(server, "llmux_requests_total", model="demo", finish_reason="abort")
     with httpx.stream("POST", server.url + "/v1/completions", headers={"Authorization": f"Bearer {API_KEY}"},
@@ -212,13 +223,7 @@ def test_client_disconnect_mid_stream(server, client):
         lines = response.iter_lines()
         for _ in range(3):
             next(lines)
-    deadline = time.time() + 20
-    while metric(server, "llmux_requests_total", model="demo", finish_reason="abort") <= aborted:
-        assert time.time() < deadline, "the disconnected request was not aborted"
-        time.sleep(0.1)
-    while metric(server, "llmux_requests_running", model="demo") > 0:
-        assert time.time() < deadline
-        time.sleep(0.1)
+    wait_until_aborted(server, aborted, "the disconnected request was not aborted")
     assert client.completions.create(model="demo", prompt=PROMPT, max_tokens=4, temperature=0).choices[0].text is not None
 
 
@@ -231,13 +236,7 @@ def test_client_disconnect_before_a_whole_answer(server, client):
         httpx.post(server.url + "/v1/completions", headers={"Authorization": f"Bearer {API_KEY}"},
                    json={"model": "demo", "prompt": PROMPT, "max_tokens": 1000, "ignore_eos": True},
                    timeout=httpx.Timeout(60, read=0.5))
-    deadline = time.time() + 20
-    while metric(server, "llmux_requests_total", model="demo", finish_reason="abort") <= aborted:
-        assert time.time() < deadline, "the request whose client left was not aborted"
-        time.sleep(0.1)
-    while metric(server, "llmux_requests_running", model="demo") > 0:
-        assert time.time() < deadline
-        time.sleep(0.1)
+    wait_until_aborted(server, aborted, "the request whose client left was not aborted")
     assert metric(server, "llmux_requests_total", model="demo", finish_reason="length") == finished
     assert metric(server, "llmux_http_responses_total", status="499") >= 1
 
