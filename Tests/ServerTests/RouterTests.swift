@@ -5,17 +5,32 @@ import HummingbirdTesting
 import LLMuxCore
 import OpenAIAPI
 import Server
+import Synchronization
 import Testing
 import Tokenization
 
+/// Holds engine steps back while closed, so a test can act before the engine produces a token.
+final class StepGate: Sendable {
+    private let isOpen = Mutex(true)
+    /// Steps wait until `open`.
+    func close() { isOpen.withLock { $0 = false } }
+    /// Lets steps run.
+    func open() { isOpen.withLock { $0 = true } }
+    /// Returns once the gate is open (polled: the engine thread has nothing else to do).
+    func wait() { while !isOpen.withLock({ $0 }) { Thread.sleep(forTimeInterval: 0.001) } }
+}
+
 /// A model whose n-th generated token is the byte 'a' + n % 26 (ids are bytes in the test
-/// tokenizer), so outputs are known; each step takes a millisecond.
+/// tokenizer), so outputs are known; each step takes a millisecond, after `gate` opens.
 final class AlphabetExecutor: ModelExecutor {
+    let gate: StepGate?
+    init(gate: StepGate? = nil) { self.gate = gate }
     let models = [ModelDescriptor(id: "alpha", contextLength: 64, vocabularySize: 256, eosTokenIDs: [0],
                                   kvShape: KVCacheShape(layerCount: 1, kvHeadCount: 1, headDim: 1, bytesPerElement: 4))]
     let pageCount = 256
     func tokensPerPage(for model: ModelID) -> Int { 16 }
     func execute(_ plan: StepPlan) throws -> StepResult {
+        gate?.wait()
         Thread.sleep(forTimeInterval: 0.001)
         var result = StepResult()
         for job in plan.jobs {
@@ -58,13 +73,13 @@ struct Harness {
     let state: ServerState
     let engine: UnitEngine
 
-    init(keys: Set<String> = [], maxQueue: Int = 64, maxBody: Int = 4096, ready: Bool = true) throws {
+    init(keys: Set<String> = [], maxQueue: Int = 64, maxBody: Int = 4096, ready: Bool = true, gate: StepGate? = nil) throws {
         var configuration = ServerConfiguration()
         configuration.apiKeys = keys
         configuration.maxQueue = maxQueue
         configuration.maxBodySize = maxBody
         state = ServerState(configuration: configuration)
-        let executor = AlphabetExecutor()
+        let executor = AlphabetExecutor(gate: gate)
         let tokenizer = try byteTokenizer()
         engine = UnitEngine(core: EngineCore(executor: executor, tokenizers: ["alpha": tokenizer]))
         if ready {
