@@ -32,10 +32,11 @@ public struct ServerRequestContext: RequestContext {
 /// the queue, and a non-streamed one nothing until its answer is whole, so no failed write
 /// would tell that its client left: `ServerState.generate` asks this instead, and aborts.
 struct ClientConnection: Sendable {
-    /// How often `generate` asks: each check is a hop to the connection's event loop, and a
-    /// fifth of a second of work for a departed client is small next to the answer it would
-    /// otherwise run to.
-    static let pollInterval = Duration.milliseconds(200)
+    /// How often `generate` asks. Each check wakes a task and hops to the connection's event
+    /// loop; once a second cost nothing measurable with 256 concurrent whole answers on the CPU
+    /// demo (BENCHMARKS, "serve: watching for departed clients"), and a departed client then
+    /// costs at most a second of generation.
+    static let pollInterval = Duration.seconds(1)
 
     /// Whether the client is still connected.
     let isConnected: @Sendable () async -> Bool
