@@ -110,10 +110,13 @@ extension Scheduler {
         guard let targets = limits.latencyTargets[model], let tokenTarget = targets.timePerOutputToken, tokenTarget > 0 else { return budget }
         var promptBehind = 1.0
         if let firstTokenTarget = targets.timeToFirstToken, firstTokenTarget > 0 {
-            for id in running.filter({ sequences[$0]?.model == model }) + Array(waiting[model] ?? []) {
-                guard let sequence = sequences[id], sequence.outputTokens.isEmpty else { continue }
+            func note(_ id: SequenceID) {
+                guard let sequence = sequences[id], sequence.model == model, sequence.outputTokens.isEmpty else { return }
                 promptBehind = max(promptBehind, (now - sequence.arrivalTime) / firstTokenTarget)
             }
+            // Planned every step: no arrays built.
+            running.forEach(note)
+            waiting[model]?.forEach(note)
         }
         let target = tokenTarget * promptBehind
         let cost = mixedJobCosts[model] ?? MixedJobCost()

@@ -81,7 +81,7 @@ public struct Scheduler: Sendable {
     /// mixed job), while its decode work goes on.
     var lastDecodeLaunch: [ModelID: Double] = [:]
     /// Seconds between each model's last two launches of a job with decode tokens under `mux`:
-    /// the time its sequences wait per token now (`latencyPressure`, `mixedPromptAllowance`).
+    /// the time its sequences wait per token now (`latencyPressure`).
     public internal(set) var decodeTokenInterval: [ModelID: Double] = [:]
     /// Under `mux` with mixed jobs, what each model's mixed jobs cost its decoding sequences per
     /// token, by the prompt tokens they carry (`mixedPromptAllowance`).

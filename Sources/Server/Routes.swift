@@ -6,7 +6,6 @@ import OpenAIAPI
 /// The routes of `llmux serve` over `state`.
 public func makeRouter(state: ServerState) -> Router<ServerRequestContext> {
     let router = Router(context: ServerRequestContext.self)
-    router.add(middleware: UnknownRouteMiddleware(state: state))
     router.get("/health") { _, _ in
         Response(status: state.isServing ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],
                  body: .init(byteBuffer: ByteBuffer(string: state.isServing ? "OK\n" : "loading\n")))
@@ -40,6 +39,8 @@ public func makeRouter(state: ServerState) -> Router<ServerRequestContext> {
     router.post("/v1/chat/completions") { request, context in
         await api(state, request, context) { body throws(APIError) in try state.chatCompletions(try ChatCompletionRequest(json: body)) }
     }
+    // Last, so it knows every route; it wraps the not-found answer whenever it is added.
+    router.add(middleware: UnknownRouteMiddleware(state: state, knownPaths: Set(router.routes.map { "\($0.path)" })))
     return router
 }
 

@@ -6,9 +6,9 @@ import OpenAIAPI
 /// (as the gateway answers), 404 otherwise.
 struct UnknownRouteMiddleware: RouterMiddleware {
     typealias Context = ServerRequestContext
-    /// The paths of `makeRouter`'s routes.
-    static let knownPaths: Set<String> = ["/health", "/metrics", "/load", "/v1/models", "/v1/completions", "/v1/chat/completions"]
     let state: ServerState
+    /// The paths of the router's routes (`Router.routes`), for telling 405 from 404.
+    let knownPaths: Set<String>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -16,7 +16,7 @@ struct UnknownRouteMiddleware: RouterMiddleware {
         } catch let error as HTTPError where error.status == .notFound && context.coreContext.endpointPath.value == "NotFound" {
             let path = request.uri.path
             let method = "\(request.method)"
-            let answer = Self.knownPaths.contains(path) ? APIError.methodNotAllowed(method, path) : APIError.routeNotFound(method, path)
+            let answer = knownPaths.contains(path) ? APIError.methodNotAllowed(method, path) : APIError.routeNotFound(method, path)
             state.metrics.response(status: answer.status)
             return errorResponse(answer)
         }

@@ -51,6 +51,13 @@ struct GatewayBenchResult: Codable {
         rows.first { $0.concurrency == row.concurrency && $0.repetition == row.repetition && $0.target == target }
     }
 
+    /// Each (concurrency, target) measured, in the order first run.
+    func groups() -> [(concurrency: Int, target: String)] {
+        var groups: [(concurrency: Int, target: String)] = []
+        for row in rows where !groups.contains(where: { $0 == (row.concurrency, row.target) }) { groups.append((row.concurrency, row.target)) }
+        return groups
+    }
+
     /// What each proxy adds beyond the relay floor (its figure minus the floor's in the same
     /// repetition, median over repetitions): the proxy's own cost, with the machine's cost of
     /// one more hop each way taken out. Empty when the floor did not run.
@@ -59,11 +66,7 @@ struct GatewayBenchResult: Codable {
         var lines = ["", "beyond the floor (the proxy's figure minus the relay floor's in the same repetition; median):",
                      "| streams | target | TTFB p50 ms | TTFB p99 ms | total p50 ms | req/s ratio to floor | CPU ms/req ratio to floor |",
                      "|---:|---|---:|---:|---:|---:|---:|"]
-        var groups: [(concurrency: Int, target: String)] = []
-        for row in rows where !["direct", "floor"].contains(row.target) && !groups.contains(where: { $0 == (row.concurrency, row.target) }) {
-            groups.append((row.concurrency, row.target))
-        }
-        for (level, target) in groups {
+        for (level, target) in groups() where !["direct", "floor"].contains(target) {
             let pairs = rows.filter { $0.concurrency == level && $0.target == target }.compactMap { row in
                 sibling(of: row, target: "floor").map { (row, $0) }
             }
@@ -90,8 +93,7 @@ struct GatewayBenchResult: Codable {
             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         func format(_ value: Double?, _ pattern: String) -> String { value.map { String(format: pattern, $0) } ?? "–" }
-        var groups: [(concurrency: Int, target: String)] = []
-        for row in rows where !groups.contains(where: { $0 == (row.concurrency, row.target) }) { groups.append((row.concurrency, row.target)) }
+        let groups = groups()
         for (level, target) in groups {
             let runs = rows.filter { $0.concurrency == level && $0.target == target }
             func median(_ value: (GatewayBenchRow) -> Double?) -> Double? { Self.median(runs.compactMap(value)) }
