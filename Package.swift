@@ -43,8 +43,9 @@ let package = Package(
         ]),
         .target(name: "Placement", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Bench"]),
         .target(name: "CRelayFloor", linkerSettings: [.linkedLibrary("pthread")]),
+        .target(name: "CGatewayLoop"),
         .target(name: "Gateway", dependencies: [
-            "OpenAIAPI", "CRelayFloor",
+            "OpenAIAPI", "CRelayFloor", "CGatewayLoop",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -115,28 +115,28 @@ extension GatewayState {
     }
 }
 
-/// Binds the HTTP front, runs the health checks, and at SIGINT/SIGTERM stops accepting, lets
-/// requests in flight finish (up to `drainSeconds`), then closes the upstream pool.
+/// Starts the data path, runs the health checks, and at SIGINT/SIGTERM stops accepting, lets
+/// requests in flight finish (up to `drainSeconds`), then closes every connection.
 struct GatewayService: Service {
     let state: GatewayState
-    let group: any EventLoopGroup
     let drainSeconds = 30.0
 
     func run() async throws {
-        let channel = try await ProxyServer.bind(state: state, group: group)
+        let front = try ProxyServer.start(state: state)
         let configuration = state.configuration
         if configuration.announce {
-            let port = channel.localAddress?.port ?? configuration.port
+            let port = front.port
             let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
             let models = configuration.models.map { "\($0.name) → \($0.upstreams.count) upstream(s), \($0.policy.rawValue)" }
             FileHandle.standardOutput.write(Data("LLMux gateway listening on http://\(host):\(port) (models: \(models.joined(separator: "; ")))\n".utf8))
         }
         await cancelWhenGracefulShutdown { await state.runHealthChecks() }
-        try? await channel.close()
+        await front.stopAccepting()
         let deadline = ContinuousClock.now + .seconds(drainSeconds)
         while state.upstreams.contains(where: { $0.outstanding > 0 }) && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
+        await front.shutdown()
         await state.shutdown()
     }
 }
@@ -152,15 +152,16 @@ public enum LLMuxGateway {
         }
     }
 
-    /// Serves `configuration` (health checks included) on its own event loops until SIGINT/SIGTERM, then drains.
+    /// Serves `configuration` on its own loops (`resolvedEventLoops` of them; see
+    /// `autoEventLoops`) until SIGINT/SIGTERM, then drains. Health checks and model lists use
+    /// AsyncHTTPClient on one NIO thread of their own.
     public static func run(configuration: GatewayConfiguration) async throws {
-        // Its own group rather than NIO's singleton (one loop per core): see `autoEventLoops`.
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.resolvedEventLoops)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let state = GatewayState(configuration: configuration, eventLoopGroup: group)
         var logger = Logger(label: "llmux-gateway")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
         let services = ServiceGroup(configuration: .init(
-            services: [.init(service: GatewayService(state: state, group: group), successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: [.init(service: GatewayService(state: state), successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await services.run()
         try? await group.shutdownGracefully()

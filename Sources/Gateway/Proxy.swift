@@ -17,10 +17,11 @@ public final class GatewayState: Sendable {
     public let metrics = GatewayMetrics()
     /// For health checks and model lists.
     let client: HTTPClient
-    /// For proxied requests: connections on the client connection's event loop.
+    /// For proxied requests: connections on the client connection's loop.
     let pool: UpstreamPool
 
-    /// Builds the upstreams, the routes (one chooser per model) and the HTTP clients; starts no check.
+    /// Builds the upstreams (resolving their hosts), the routes (one chooser per model) and the
+    /// HTTP client for health checks and model lists on `eventLoopGroup`; starts no check.
     public init(configuration: GatewayConfiguration, eventLoopGroup: any EventLoopGroup) {
         self.configuration = configuration
         var byURL: [String: Upstream] = [:]
@@ -32,6 +33,9 @@ public final class GatewayState: Sendable {
             ordered.append(upstream)
         }
         upstreams = ordered
+        // Resolved now so that a loop's first connect does not wait on the resolver; a host that
+        // does not resolve yet is tried again at each connect.
+        for upstream in ordered { _ = try? upstream.addresses() }
         var routes: [String: ModelRoute] = [:]
         for (i, model) in configuration.models.enumerated() {
             routes[model.name] = ModelRoute(name: model.name, upstreams: model.upstreams.map { byURL[$0]! },
@@ -107,7 +111,7 @@ extension GatewayState {
     }
 
     static func isConnectFailure(_ error: any Error) -> Bool {
-        if error is NIOConnectionError { return true }
+        if error is NIOConnectionError || error is UpstreamConnectTimeout || error is AddressError { return true }
         if let io = error as? IOError, [ECONNREFUSED, ECONNRESET, EHOSTUNREACH, ENETUNREACH, EPIPE].contains(io.errnoCode) { return true }
         if let client = error as? HTTPClientError, client == .connectTimeout || client == .remoteConnectionClosed { return true }
         let text = "\(error)"

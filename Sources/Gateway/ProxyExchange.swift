@@ -3,7 +3,7 @@ import NIOHTTP1
 import OpenAIAPI
 
 /// One proxied request: attempts on replicas until one answers, then its answer streamed
-/// through. Lives on the client connection's event loop, as does its upstream connection (from
+/// through. Lives on the client connection's loop, as does its upstream connection (from
 /// `UpstreamPool`), so every callback runs there.
 ///
 /// The answer's body bytes go to the client as the upstream framed them: whole upstream chunks
@@ -13,8 +13,8 @@ import OpenAIAPI
 final class ProxyExchange: UpstreamConsumer {
     let state: GatewayState
     let handler: GatewayConnectionHandler
-    /// The gateway handler's context: its writes go straight to the socket.
-    let context: ChannelHandlerContext
+    /// The client's connection: writes go straight to its socket.
+    let client: LoopSocket
     let route: ModelRoute
     let path: String
     let body: ByteBuffer
@@ -52,12 +52,12 @@ final class ProxyExchange: UpstreamConsumer {
     /// and a locked heap operation each.
     let deadline: NIODeadline
 
-    init(state: GatewayState, handler: GatewayConnectionHandler, context: ChannelHandlerContext,
+    init(state: GatewayState, handler: GatewayConnectionHandler, client: LoopSocket,
          route: ModelRoute, path: String, body: ByteBuffer, hashes: [UInt64], authorization: String?, accept: String?,
          keepAlive: Bool, arrival: NIODeadline) {
         self.state = state
         self.handler = handler
-        self.context = context
+        self.client = client
         self.route = route
         self.path = path
         self.body = body
@@ -83,13 +83,11 @@ final class ProxyExchange: UpstreamConsumer {
             retryThisAttempt = false
             current = (index, upstream)
             sentAt = .now()
-            let loop = context.eventLoop
-            if let idle = state.pool.takeIdle(upstream, on: loop) {
+            if let idle = state.pool.takeIdle(upstream, on: client.loop) {
                 return connected(idle, reused: true)
             }
-            let bound = NIOLoopBound(self, eventLoop: loop)
-            state.pool.connect(upstream, on: loop).whenComplete { result in
-                let exchange = bound.value
+            state.pool.connect(upstream, on: client.loop) { [self] result in
+                let exchange = self
                 switch result {
                 case .success(let connection):
                     exchange.connected(connection, reused: false)
@@ -103,31 +101,31 @@ final class ProxyExchange: UpstreamConsumer {
 
     private func connected(_ connection: UpstreamPool.Connection, reused: Bool) {
         guard !finished, let (_, upstream) = current else {
-            connection.channel.close(promise: nil)
+            connection.socket.close(error: nil)
             return
         }
         self.connection = connection
         self.reused = reused
         connection.handler.consumer = self
         connection.handler.send(UpstreamRequest.encode(path: path, host: upstream.hostHeader, authorization: authorization, accept: accept,
-                                                       body: body, allocator: connection.channel.allocator))
+                                                       body: body, allocator: GatewayLoop.allocator))
     }
 
     /// The request ran past `request_timeout_s`: 504 before the first byte, else as a failed stream.
     func timedOut() {
         guard !finished else { return }
-        let channel = connection?.channel
+        let socket = connection?.socket
         // The close below must not come back as the upstream's failure (a 502, or a retry).
         connection?.handler.consumer = nil
         if !committed {
             attempt = state.configuration.retries
             connection = nil
-            channel?.close(promise: nil)
+            socket?.close(error: nil)
             fail(APIError(status: 504, message: "The upstream did not answer within \(state.configuration.requestTimeoutSeconds) s.",
                           type: "upstream_error", code: "upstream_timeout"))
         } else {
             upstreamFailed(UpstreamTimedOut())
-            channel?.close(promise: nil)
+            socket?.close(error: nil)
         }
     }
 
@@ -135,7 +133,7 @@ final class ProxyExchange: UpstreamConsumer {
     func clientGone() {
         guard !finished else { return }
         finished = true
-        connection?.channel.close(promise: nil)
+        connection?.socket.close(error: nil)
         connection = nil
         releaseSlot()
     }
@@ -169,9 +167,9 @@ final class ProxyExchange: UpstreamConsumer {
         }
         if framed || !clientChunked {
             // Already in the client response's framing: passed on as they are.
-            context.write(NIOAny(bytes), promise: nil)
+            client.write(bytes)
         } else {
-            context.write(NIOAny(ClientResponse.chunk(bytes, allocator: context.channel.allocator)), promise: nil)
+            client.write(ClientResponse.chunk(bytes, allocator: GatewayLoop.allocator))
         }
         needsFlush = true
     }
@@ -179,7 +177,7 @@ final class ProxyExchange: UpstreamConsumer {
     func upstreamReadComplete() {
         guard needsFlush else { return }
         needsFlush = false
-        context.flush()
+        client.flush()
         observeFirstBody()
     }
 
@@ -222,19 +220,19 @@ final class ProxyExchange: UpstreamConsumer {
         state.metrics.midStreamFailure()
         state.metrics.error(model: route.name, upstream: url)
         if error is UpstreamClosed || GatewayState.isConnectFailure(error) { current?.upstream.eject() }
-        if isStream && clientChunked && context.channel.isActive {
+        if isStream && clientChunked && client.isActive {
             // What was forwarded ends on a chunk boundary (see `BodyFramer`), so the error event
             // can follow as a chunk of its own.
             let apiError = APIError(status: 502, message: "The upstream \(url) failed mid-stream: \(GatewayState.describe(error))",
                                     type: "upstream_error", code: "upstream_stream_failed")
             let event = ByteBuffer(bytes: ServerSentEvents.event(apiError.jsonData()))
-            context.write(NIOAny(ClientResponse.chunk(event, allocator: context.channel.allocator)), promise: nil)
+            client.write(ClientResponse.chunk(event, allocator: GatewayLoop.allocator))
             end()
         } else {
             finished = true
             releaseSlot()
             handler.exchangeEnded(self)
-            context.close(promise: nil)
+            client.close(error: nil)
         }
     }
 
@@ -249,8 +247,8 @@ final class ProxyExchange: UpstreamConsumer {
         state.metrics.answered(status: Int(upstream.status.code))
         let head = ClientResponse.head(status: upstream.status, contentType: upstream.headers.first(name: "content-type") ?? "application/json",
                                        cacheControl: upstream.headers.first(name: "cache-control"), contentLength: length,
-                                       close: !keepAlive, allocator: context.channel.allocator)
-        context.write(NIOAny(head), promise: nil)
+                                       close: !keepAlive, allocator: GatewayLoop.allocator)
+        client.write(head)
     }
 
     private func end() {
@@ -258,7 +256,7 @@ final class ProxyExchange: UpstreamConsumer {
         releaseSlot()
         handler.exchangeEnded(self)
         needsFlush = false
-        handler.finishResponse(context: context, last: clientChunked ? ClientResponse.lastChunk : nil, close: !keepAlive)
+        handler.finishResponse(last: clientChunked ? ClientResponse.lastChunk : nil, close: !keepAlive)
         observeFirstBody()
     }
 
@@ -267,12 +265,12 @@ final class ProxyExchange: UpstreamConsumer {
         releaseSlot()
         handler.exchangeEnded(self)
         if error.status >= 500 || error.status == 429 { state.metrics.error(model: route.name, upstream: nil) }
-        handler.respond(context: context, error: error, keepAlive: keepAlive)
+        handler.respond(error: error, keepAlive: keepAlive)
     }
 
     private func attemptFailed(_ error: APIError, eject: Bool) {
         guard let (index, upstream) = current else { return }
-        connection?.channel.close(promise: nil)
+        connection?.socket.close(error: nil)
         connection = nil
         releaseSlot()
         if eject { upstream.eject() }
@@ -286,8 +284,7 @@ final class ProxyExchange: UpstreamConsumer {
         let backoff = GatewayState.backoff(attempt: attempt, baseMs: state.configuration.retryBackoffMs)
         let delay = TimeAmount.nanoseconds(backoff.components.seconds * 1_000_000_000 + backoff.components.attoseconds / 1_000_000_000)
         waited = waited + delay
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(in: delay) { bound.value.start() }
+        client.loop.schedule(in: delay) { [self] in start() }
     }
 
     static func seconds(_ t: TimeAmount) -> Double { Double(t.nanoseconds) / 1e9 }

@@ -31,6 +31,8 @@ public final class Upstream: Sendable {
         var health: HealthTracker
         var outstanding = 0
         var load: [String: ModelLoad] = [:]
+        /// The host's addresses, once resolved.
+        var addresses: [ResolvedAddress]?
     }
     private let state: Mutex<State>
 
@@ -80,6 +82,16 @@ public final class Upstream: Sendable {
     }
 
     func release() { state.withLock { $0.outstanding -= 1 } }
+
+    /// The host's addresses, resolved on first use and kept (`GatewayState` resolves them at
+    /// start, so a loop only blocks on the resolver for a host that did not resolve then).
+    func addresses() throws -> [ResolvedAddress] {
+        if let known = state.withLock({ $0.addresses }) { return known }
+        let resolved = try ResolvedAddress.resolve(host: host, port: port)
+        guard !resolved.isEmpty else { throw AddressError(description: "no address for \(host)") }
+        state.withLock { $0.addresses = resolved }
+        return resolved
+    }
 
     /// Records an active check; returns the new state on a change.
     @discardableResult

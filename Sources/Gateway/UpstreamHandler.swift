@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// What an upstream connection tells the request using it. Every call is on the connection's
-/// event loop, which is also the client connection's.
+/// loop, which is also the client connection's.
 protocol UpstreamConsumer: AnyObject {
     /// The answer's head (after any 1xx heads, which are dropped) and how its body is delimited.
     func upstreamHead(_ head: HTTPResponseHead, body: BodyLength)
@@ -26,18 +26,16 @@ struct UpstreamTimedOut: Error, CustomStringConvertible {
     var description: String { "the upstream sent nothing within the read timeout" }
 }
 
-/// The last handler of an upstream connection, which carries raw bytes both ways: it writes the
-/// request already encoded, parses the answer's head itself, and then, instead of decoding the
-/// body into parts, only finds where it ends (`BodyFramer`) and hands its bytes on as they came.
-/// Used only on its channel's event loop (hence the unchecked Sendable, for futures on that loop).
-final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+/// An upstream connection's reader, which carries raw bytes both ways: it writes the request
+/// already encoded, parses the answer's head itself, and then, instead of decoding the body
+/// into parts, only finds where it ends (`BodyFramer`) and hands its bytes on as they came.
+/// Used only on its socket's loop.
+final class UpstreamHandler: LoopSocketDelegate {
     /// The request using the connection; set for one exchange, cleared when it ends or fails
     /// (a strong reference: every end of an exchange clears it, and closing the connection does).
     var consumer: (any UpstreamConsumer)?
-    private var context: ChannelHandlerContext?
+    /// Cleared at the close, which breaks the cycle with the socket's `delegate`.
+    private var socket: LoopSocket?
 
     private enum Phase {
         /// No request in flight: any byte now is a protocol error.
@@ -52,50 +50,33 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
     private var framer = BodyFramer(.none)
     private var keepAlive = true
 
-    /// The read timeout, kept here rather than by an `IdleStateHandler` in front, which would
-    /// add three handler hops to every read. The timer is re-armed lazily: reads only record
-    /// their time, and the timer, when it fires, either fails the connection or sleeps again
-    /// until `lastReadAt + readTimeout`.
+    /// The read timeout, re-armed lazily: reads only record their time, and the timer, when it
+    /// fires, either fails the connection or sleeps again until `lastReadAt + readTimeout`.
     private let readTimeout: TimeAmount
     private var lastReadAt = NIODeadline.now()
-    private var readTimer: Scheduled<Void>?
+    private var readTimer: LoopTimer?
 
-    init(readTimeout: TimeAmount) { self.readTimeout = readTimeout }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        if context.channel.isActive { armReadTimer(context: context) }
+    init(socket: LoopSocket, readTimeout: TimeAmount) {
+        self.socket = socket
+        self.readTimeout = readTimeout
+        armReadTimer()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        readTimer?.cancel()
-        readTimer = nil
-        self.context = nil
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        lastReadAt = .now()
-        armReadTimer(context: context)
-        context.fireChannelActive()
-    }
-
-    private func armReadTimer(context: ChannelHandlerContext) {
-        guard readTimer == nil else { return }
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        readTimer = context.eventLoop.scheduleTask(deadline: lastReadAt + readTimeout) {
-            let (handler, context) = bound.value
-            handler.readTimer = nil
-            handler.readTimerFired(context: context)
+    private func armReadTimer() {
+        guard readTimer == nil, let socket else { return }
+        readTimer = socket.loop.schedule(at: lastReadAt + readTimeout) { [self] in
+            readTimer = nil
+            readTimerFired()
         }
     }
 
-    private func readTimerFired(context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
+    private func readTimerFired() {
+        guard let socket, socket.isActive else { return }
         if NIODeadline.now() - lastReadAt >= readTimeout {
             // Waiting for an answer: the request failed. Idle in the pool: the connection is dropped.
-            fail(context: context, UpstreamTimedOut())
+            fail(UpstreamTimedOut())
         } else {
-            armReadTimer(context: context)
+            armReadTimer()
         }
     }
 
@@ -105,31 +86,32 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
         partialHead = nil
         // The timeout counts from the request, not from the last read of the previous one.
         lastReadAt = .now()
-        context?.writeAndFlush(wrapOutboundOut(request), promise: nil)
+        socket?.write(request)
+        socket?.flush()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
+    func socketRead(_ bytes: ByteBuffer) {
+        var buffer = bytes
         do {
             switch phase {
             case .idle:
                 throw UpstreamProtocolError(reason: "bytes from the upstream with no request in flight")
             case .head:
-                try readHead(context: context, &buffer)
+                try readHead(&buffer)
             case .body:
-                try readBody(context: context, &buffer)
+                try readBody(&buffer)
             }
         } catch {
-            fail(context: context, error)
+            fail(error)
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func socketReadComplete() {
         lastReadAt = .now()
         consumer?.upstreamReadComplete()
     }
 
-    private func readHead(context: ChannelHandlerContext, _ incoming: inout ByteBuffer) throws {
+    private func readHead(_ incoming: inout ByteBuffer) throws {
         var buffer: ByteBuffer
         if var pending = partialHead {
             partialHead = nil
@@ -155,12 +137,12 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
             phase = .body
             consumer?.upstreamHead(head, body: body)
             guard phase == .body else { return }
-            if framer.isDone { return finish(context: context, extraBytes: buffer.readableBytes > 0) }
-            return try readBody(context: context, &buffer)
+            if framer.isDone { return finish(extraBytes: buffer.readableBytes > 0) }
+            return try readBody(&buffer)
         }
     }
 
-    private func readBody(context: ChannelHandlerContext, _ buffer: inout ByteBuffer) throws {
+    private func readBody(_ buffer: inout ByteBuffer) throws {
         while buffer.readableBytes > 0 {
             let step = try buffer.withUnsafeReadableBytes { try framer.step($0) }
             buffer.moveReaderIndex(forwardBy: step.skipped)
@@ -171,36 +153,39 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
                 // The consumer may have given the connection up (its client left).
                 guard phase == .body else { return }
             }
-            if step.ended { return finish(context: context, extraBytes: buffer.readableBytes > 0) }
+            if step.ended { return finish(extraBytes: buffer.readableBytes > 0) }
         }
     }
 
     /// The body is complete. Bytes after it mean the upstream is out of step with its requests:
     /// such a connection is not reused.
-    private func finish(context: ChannelHandlerContext, extraBytes: Bool) {
+    private func finish(extraBytes: Bool) {
         phase = .idle
         let reusable = keepAlive && !extraBytes
         let consumer = self.consumer
         self.consumer = nil
-        if !reusable { context.close(promise: nil) }
+        if !reusable { socket?.close(error: nil) }
         consumer?.upstreamEnd(keepAlive: reusable)
     }
 
-    private func fail(context: ChannelHandlerContext, _ error: any Error) {
+    private func fail(_ error: any Error) {
         phase = .idle
         if let consumer {
             self.consumer = nil
             consumer.upstreamFailed(error)
         }
-        context.close(promise: nil)
+        socket?.close(error: nil)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func socketClosed(error: (any Error)?) {
         readTimer?.cancel()
         readTimer = nil
-        if phase == .body, framer.state == .untilClose {
+        socket = nil
+        if let error {
+            fail(error)
+        } else if phase == .body, framer.state == .untilClose {
             // A body without a length ends at the close.
-            finish(context: context, extraBytes: false)
+            finish(extraBytes: false)
         } else {
             phase = .idle
             if let consumer {
@@ -208,10 +193,5 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
                 consumer.upstreamFailed(UpstreamClosed())
             }
         }
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(context: context, error)
     }
 }

@@ -1,19 +1,12 @@
-import NIOConcurrencyHelpers
 import NIOCore
-import NIOPosix
 
-/// Kept-alive connections to the upstreams, one set per event loop, so a request's upstream
-/// connection lives on its client connection's loop. Each loop's set is touched only on that loop.
+/// Kept-alive connections to the upstreams, one set per loop (`GatewayLoop.idleUpstreams`), so
+/// a request's upstream connection lives on its client connection's loop and taking one needs
+/// no lock.
 final class UpstreamPool: Sendable {
-    /// An open upstream connection and its last handler.
-    typealias Connection = (channel: Channel, handler: UpstreamHandler)
+    /// An open upstream connection and its handler.
+    typealias Connection = (socket: LoopSocket, handler: UpstreamHandler)
 
-    final class LoopConnections: @unchecked Sendable {
-        /// Idle connections by upstream (keyed by the `Upstream` object, which lives as long as
-        /// the gateway's state does).
-        var idle: [ObjectIdentifier: [Connection]] = [:]
-    }
-    private let loops = NIOLockedValueBox<[ObjectIdentifier: LoopConnections]>([:])
     let connectTimeout: TimeAmount
     let readTimeout: TimeAmount
 
@@ -22,50 +15,38 @@ final class UpstreamPool: Sendable {
         self.readTimeout = readTimeout
     }
 
-    private func storage(on loop: any EventLoop) -> LoopConnections {
-        loops.withLockedValue { map in
-            if let existing = map[ObjectIdentifier(loop)] { return existing }
-            let created = LoopConnections()
-            map[ObjectIdentifier(loop)] = created
-            return created
-        }
-    }
-
     /// An idle open connection to `upstream` on `loop`, taken out of the pool, if there is one.
-    /// Synchronous, so the common case (a kept-alive connection) costs no future.
-    func takeIdle(_ upstream: Upstream, on loop: any EventLoop) -> Connection? {
-        loop.preconditionInEventLoop()
-        let connections = storage(on: loop)
+    func takeIdle(_ upstream: Upstream, on loop: GatewayLoop) -> Connection? {
         let key = ObjectIdentifier(upstream)
-        while let connection = connections.idle[key]?.popLast() {
-            if connection.channel.isActive { return connection }
+        while let connection = loop.idleUpstreams[key]?.popLast() {
+            if connection.socket.isActive { return connection }
         }
         return nil
     }
 
-    /// A new connection to `upstream` on `loop`. Its pipeline carries raw bytes: the request is
-    /// written encoded and `UpstreamHandler` parses the answer itself.
-    func connect(_ upstream: Upstream, on loop: any EventLoop) -> EventLoopFuture<Connection> {
+    /// A new connection to `upstream` on `loop`, to the first of its addresses that accepts;
+    /// `done` is called on the loop. The connection carries raw bytes: the request is written
+    /// encoded and `UpstreamHandler` parses the answer itself.
+    func connect(_ upstream: Upstream, on loop: GatewayLoop, _ done: @escaping (Result<Connection, any Error>) -> Void) {
+        let addresses: [ResolvedAddress]
+        do {
+            addresses = try upstream.addresses()
+        } catch {
+            return loop.later { done(.failure(error)) }
+        }
         let readTimeout = self.readTimeout
-        return ClientBootstrap(group: loop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(readTimeout: readTimeout))
-                }
-            }
-            .connect(host: upstream.host, port: upstream.port)
-            .flatMapThrowing { channel in
-                (channel, try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self))
-            }
+        LoopSocket.connect(to: addresses[...], on: loop, timeout: connectTimeout) { result in
+            done(result.map { socket in
+                let handler = UpstreamHandler(socket: socket, readTimeout: readTimeout)
+                socket.delegate = handler
+                return (socket, handler)
+            })
+        }
     }
 
     /// Puts a connection whose answer ended cleanly back for reuse.
     func release(_ connection: Connection, upstream: Upstream) {
-        let loop = connection.channel.eventLoop
-        loop.preconditionInEventLoop()
-        guard connection.channel.isActive else { return }
-        storage(on: loop).idle[ObjectIdentifier(upstream), default: []].append(connection)
+        guard connection.socket.isActive else { return }
+        connection.socket.loop.idleUpstreams[ObjectIdentifier(upstream), default: []].append(connection)
     }
 }

@@ -39,14 +39,14 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
         try configuration.addUpstream("bench=http://127.0.0.1:\(stub.localAddress!.port!)")
         configure(&configuration)
         let state = GatewayState(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-        let gateway = try await ProxyServer.bind(state: state, group: MultiThreadedEventLoopGroup.singleton)
+        let gateway = try ProxyServer.start(state: state)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let done = loop.makePromise(of: String.self)
         let channel = try await ClientBootstrap(group: loop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(done: done)) }
             }
-            .connect(host: "127.0.0.1", port: gateway.localAddress!.port!).get()
+            .connect(host: "127.0.0.1", port: gateway.port).get()
         // A gateway that never closes the connection fails the test instead of hanging it.
         let giveUp = loop.scheduleTask(in: .seconds(15)) { channel.close(promise: nil) }
         defer { giveUp.cancel() }
@@ -55,7 +55,7 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
             try await channel.writeAndFlush(ByteBuffer(string: bytes))
         }
         let text = try await done.futureResult.get()
-        try? await gateway.close()
+        await gateway.shutdown()
         try? await stub.close()
         await state.shutdown()
         return text

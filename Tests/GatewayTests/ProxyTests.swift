@@ -9,13 +9,13 @@ import Testing
 @Suite(.serialized) struct ProxyTests {
     struct Setup {
         let stub: any Channel
-        let gatewayChannel: any Channel
+        let gateway: GatewayFront
         let state: GatewayState
         let client: HTTPClient
-        var url: String { "http://127.0.0.1:\(gatewayChannel.localAddress!.port!)" }
+        var url: String { "http://127.0.0.1:\(gateway.port)" }
 
         func close() async {
-            try? await gatewayChannel.close()
+            await gateway.shutdown()
             try? await stub.close()
             await state.shutdown()
             try? await client.shutdown()
@@ -43,8 +43,8 @@ import Testing
         try configuration.addUpstream("bench=http://127.0.0.1:\(stub.localAddress!.port!)")
         configure(&configuration)
         let state = GatewayState(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-        let channel = try await ProxyServer.bind(state: state, group: MultiThreadedEventLoopGroup.singleton)
-        return Setup(stub: stub, gatewayChannel: channel, state: state, client: BenchLoad.makeClient(concurrency: 8))
+        let channel = try ProxyServer.start(state: state)
+        return Setup(stub: stub, gateway: channel, state: state, client: BenchLoad.makeClient(concurrency: 8))
     }
 
     @Test func streamsAndWholeAnswersPassThrough() async throws {

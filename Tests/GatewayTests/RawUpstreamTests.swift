@@ -66,9 +66,9 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
         try configuration.addUpstream("m=http://127.0.0.1:\(upstream.localAddress!.port!)")
         configure(&configuration)
         let state = GatewayState(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-        let gateway = try await ProxyServer.bind(state: state, group: MultiThreadedEventLoopGroup.singleton)
+        let gateway = try ProxyServer.start(state: state)
         let client = BenchLoad.makeClient(concurrency: 1)
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(gateway.localAddress!.port!)/v1/completions")
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(gateway.port)/v1/completions")
         request.method = .POST
         request.body = .bytes(ByteBuffer(string: #"{"model":"m","prompt":"x","stream":\#(stream)}"#))
         let result: (Int, String)
@@ -80,7 +80,7 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
             result = (-1, "\(error)")
         }
         try? await client.shutdown()
-        try? await gateway.close()
+        await gateway.shutdown()
         try? await upstream.close()
         await state.shutdown()
         return result
