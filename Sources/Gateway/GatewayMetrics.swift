@@ -18,6 +18,7 @@ public final class GatewayMetrics: Sendable {
         var upstreams: [String: Counters] = [:]
         var statuses: [Int: Int] = [:]
         var midStreamFailures = 0
+        var upstreamPauses = 0
         var added = Histogram(bounds: GatewayMetrics.addedBounds)
         var firstByte = Histogram(bounds: GatewayMetrics.firstByteBounds)
     }
@@ -55,6 +56,8 @@ public final class GatewayMetrics: Sendable {
 
     func midStreamFailure() { state.withLock { $0.midStreamFailures += 1 } }
 
+    func upstreamPaused() { state.withLock { $0.upstreamPauses += 1 } }
+
     func answered(status: Int) { state.withLock { $0.statuses[status, default: 0] += 1 } }
 
     /// The gateway's own time on one request (reading and routing it before the upstream hop,
@@ -85,6 +88,8 @@ public final class GatewayMetrics: Sendable {
         }
         header("llmux_gateway_stream_failures_total", "counter", "Streams whose upstream failed after the first byte (ended with an error event).")
         out += "llmux_gateway_stream_failures_total \(s.midStreamFailures)\n"
+        header("llmux_gateway_upstream_read_pauses_total", "counter", "Times an upstream's reading paused because its client had over 1 MiB unsent.")
+        out += "llmux_gateway_upstream_read_pauses_total \(s.upstreamPauses)\n"
         header("llmux_gateway_http_responses_total", "counter", "Answers to clients by status.")
         for status in s.statuses.keys.sorted() { out += "llmux_gateway_http_responses_total{status=\"\(status)\"} \(s.statuses[status]!)\n" }
         header("llmux_gateway_upstream_healthy", "gauge", "1 while the upstream is in rotation.")

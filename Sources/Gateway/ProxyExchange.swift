@@ -179,7 +179,17 @@ final class ProxyExchange: UpstreamConsumer {
         needsFlush = false
         client.flush()
         observeFirstBody()
+        // A client reading slower than the upstream writes: stop reading the upstream until the
+        // client's socket has taken what is queued, so the gateway holds at most about this much.
+        if client.outboundBytes > Self.clientBacklogLimit, let upstream = connection?.socket, upstream.reading {
+            upstream.pauseReading()
+            state.metrics.upstreamPaused()
+            client.onDrained = { [weak self] in self?.connection?.socket.resumeReading() }
+        }
     }
+
+    /// Bytes queued for a client beyond which its upstream is not read.
+    static let clientBacklogLimit = 1 << 20
 
     /// Records the gateway's added latency once the first body bytes have been flushed: its time
     /// before the upstream hop plus from the first upstream body bytes to their flush.

@@ -72,6 +72,8 @@ final class UpstreamHandler: LoopSocketDelegate {
 
     private func readTimerFired() {
         guard let socket, socket.isActive else { return }
+        // Paused for a slow client (`ProxyExchange`): the silence is not the upstream's.
+        if !socket.reading { lastReadAt = .now() }
         if NIODeadline.now() - lastReadAt >= readTimeout {
             // Waiting for an answer: the request failed. Idle in the pool: the connection is dropped.
             fail(UpstreamTimedOut())

@@ -138,4 +138,55 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
         let (status, text) = try await Self.proxy(["HTTP/1.1 200 OK\r\nbroken header\r\n\r\n"], stream: false)
         #expect(status == 502 && text.contains("malformed upstream response"))
     }
+
+    /// A 12 MiB answer to a client that reads slowly: the gateway stops reading the upstream
+    /// while over 1 MiB waits for the client (counted in `/metrics`), and every byte arrives.
+    @Test func aSlowClientPausesTheUpstreamAndGetsEveryByte() async throws {
+        let body = String(repeating: "0123456789abcdef", count: 12 << 16)
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n"
+        let upstream = try await ScriptedUpstream.bind(pieces: [head + body], closeAtEnd: false)
+        var configuration = GatewayConfiguration()
+        configuration.port = 0
+        configuration.announce = false
+        try configuration.addUpstream("m=http://127.0.0.1:\(upstream.localAddress!.port!)")
+        let state = GatewayState(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        let gateway = try ProxyServer.start(state: state)
+        let port = gateway.port
+        let received = try await Task.detached { () throws -> [UInt8] in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var small: Int32 = 16 << 10
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { throw IOError(errnoCode: errno, reason: "connect") }
+            let json = #"{"model":"m","prompt":"x"}"#
+            let request = "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: \(json.utf8.count)\r\nconnection: close\r\n\r\n" + json
+            _ = request.withCString { send(fd, $0, strlen($0), 0) }
+            var all: [UInt8] = []
+            var piece = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let count = piece.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                guard count > 0 else { break }
+                all += piece[0..<count]
+                usleep(500)
+            }
+            return all
+        }.value
+        let text = String(decoding: received, as: UTF8.self)
+        let split = text.range(of: "\r\n\r\n")
+        #expect(text.hasPrefix("HTTP/1.1 200"))
+        #expect(split.map { String(text[$0.upperBound...]) } == body)
+        let metrics = state.metrics.render(upstreams: state.upstreams)
+        let pauses = metrics.split(separator: "\n").first { $0.hasPrefix("llmux_gateway_upstream_read_pauses_total ") }
+        #expect(pauses.flatMap { Int($0.split(separator: " ").last!) }.map { $0 > 0 } == true)
+        await gateway.shutdown()
+        try? await upstream.close()
+        await state.shutdown()
+    }
 }

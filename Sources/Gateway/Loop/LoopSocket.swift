@@ -30,8 +30,12 @@ final class LoopSocket: EpollTarget {
     private(set) var isActive = true
     /// Bytes written and not yet taken by the kernel.
     private(set) var outboundBytes = 0
+    /// Called once queued bytes have all gone out after a send had found the kernel's buffer
+    /// full (the moment to read again from what feeds this socket).
+    var onDrained: (() -> Void)?
     private var outbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
-    private var reading = true
+    /// Watched for reads (false while paused).
+    private(set) var reading = true
     private var watchingWritable = false
     private var closeWhenFlushed = false
     /// Set while a connect is in progress: told of its end.
@@ -210,8 +214,13 @@ final class LoopSocket: EpollTarget {
                 return close(error: IOError(errnoCode: code, reason: "write"))
             }
         }
+        let wasWaiting = watchingWritable
         watchWritable(false)
-        if closeWhenFlushed { close(error: nil) }
+        if closeWhenFlushed { return close(error: nil) }
+        if wasWaiting, let onDrained {
+            self.onDrained = nil
+            onDrained()
+        }
     }
 
     private func watchWritable(_ on: Bool) {
@@ -229,6 +238,7 @@ final class LoopSocket: EpollTarget {
         outboundBytes = 0
         connectTimer?.cancel()
         connectTimer = nil
+        onDrained = nil
         loop.retire(self)
         let connecting = self.connecting
         self.connecting = nil
