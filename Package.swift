@@ -43,7 +43,7 @@ let package = Package(
         ]),
         .target(name: "Placement", dependencies: ["LLMuxCore", "KVMemory", "Scheduling", "Bench"]),
         .target(name: "CRelayFloor", linkerSettings: [.linkedLibrary("pthread")]),
-        .target(name: "CGatewayLoop"),
+        .target(name: "CGatewayLoop", linkerSettings: [.linkedLibrary("pthread")]),
         .target(name: "Gateway", dependencies: [
             "OpenAIAPI", "CRelayFloor", "CGatewayLoop",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -86,8 +86,10 @@ final class GatewayLoop: @unchecked Sendable {
 
     /// Runs the loop on a thread of its own until `stop`.
     func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = "llmux-gateway-\(index)"
+        let thread = Thread { [self] in
+            llmux_name_thread("llmux-gw-\(index)")
+            run()
+        }
         thread.stackSize = 1 << 20
         thread.start()
     }
