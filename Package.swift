@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "CRelayFloor", linkerSettings: [.linkedLibrary("pthread")]),
         .target(name: "CGatewayLoop", linkerSettings: [.linkedLibrary("pthread")]),
         .target(name: "Gateway", dependencies: [
-            "OpenAIAPI", "CRelayFloor", "CGatewayLoop",
+            "OpenAIAPI", "CRelayFloor", "CGatewayLoop", .product(name: "Collections", package: "swift-collections"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

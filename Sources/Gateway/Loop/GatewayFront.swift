@@ -105,7 +105,7 @@ public enum ProxyServer {
 /// The listening socket: accepts every pending connection on each readiness event.
 final class LoopListener: EpollTarget {
     let fd: Int32
-    unowned let loop: GatewayLoop
+    let loop: GatewayLoop
     /// Given each accepted descriptor (non-blocking, no-delay) and how many came before it.
     private let accepted: (Int32, Int) -> Void
     private var count = 0

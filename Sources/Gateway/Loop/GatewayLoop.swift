@@ -1,5 +1,6 @@
 import Foundation
 import CGatewayLoop
+import Collections
 import Glibc
 import NIOConcurrencyHelpers
 import NIOCore
@@ -252,46 +253,31 @@ private final class WakeTarget: EpollTarget {
     }
 }
 
-/// A binary min-heap of timers by deadline (ties in scheduling order). Cancelled timers stay
-/// until they come due, which costs nothing but their slot.
+/// A timer in the loop's heap: ordered by deadline, then by when it was scheduled.
+private struct TimerEntry: Comparable {
+    let deadline: UInt64
+    let order: UInt64
+    let timer: LoopTimer
+
+    static func < (a: TimerEntry, b: TimerEntry) -> Bool { (a.deadline, a.order) < (b.deadline, b.order) }
+    static func == (a: TimerEntry, b: TimerEntry) -> Bool { a.deadline == b.deadline && a.order == b.order }
+}
+
+/// The loop's timers by deadline (ties in scheduling order), on swift-collections' `Heap`.
+/// Cancelled timers stay until they come due, which costs nothing but their slot.
 private struct TimerHeap {
-    private var entries: [(deadline: UInt64, order: UInt64, timer: LoopTimer)] = []
+    private var entries = Heap<TimerEntry>()
     private var scheduled: UInt64 = 0
 
-    var nextDeadline: UInt64? { entries.first?.deadline }
+    var nextDeadline: UInt64? { entries.min?.deadline }
 
     mutating func push(deadline: UInt64, _ timer: LoopTimer) {
         scheduled += 1
-        entries.append((deadline, scheduled, timer))
-        var child = entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard less(child, parent) else { break }
-            entries.swapAt(child, parent)
-            child = parent
-        }
+        entries.insert(TimerEntry(deadline: deadline, order: scheduled, timer: timer))
     }
 
     mutating func popDue(now: UInt64) -> LoopTimer? {
-        guard let first = entries.first, first.deadline <= now else { return nil }
-        let last = entries.removeLast()
-        if !entries.isEmpty {
-            entries[0] = last
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1, right = left + 1
-                var smallest = parent
-                if left < entries.count && less(left, smallest) { smallest = left }
-                if right < entries.count && less(right, smallest) { smallest = right }
-                guard smallest != parent else { break }
-                entries.swapAt(parent, smallest)
-                parent = smallest
-            }
-        }
-        return first.timer
-    }
-
-    private func less(_ a: Int, _ b: Int) -> Bool {
-        (entries[a].deadline, entries[a].order) < (entries[b].deadline, entries[b].order)
+        guard let first = entries.min, first.deadline <= now else { return nil }
+        return entries.removeMin().timer
     }
 }

@@ -23,7 +23,9 @@ struct UpstreamConnectTimeout: Error, CustomStringConvertible {
 /// a socket whose reads are paused simply is not watched for `EPOLLIN`.
 final class LoopSocket: EpollTarget {
     let fd: Int32
-    unowned let loop: GatewayLoop
+    /// Its loop; the loop holds the socket too until it closes (every socket is closed when
+    /// the loop stops), so the cycle does not outlive it.
+    let loop: GatewayLoop
     /// Receives reads and the close; cleared at the close (it usually holds the socket).
     var delegate: (any LoopSocketDelegate)?
     /// False once closed.
@@ -88,8 +90,8 @@ final class LoopSocket: EpollTarget {
         }
         let socket = LoopSocket(fd: fd, loop: loop, watchWritable: true)
         socket.connecting = next
-        socket.connectTimer = loop.schedule(in: timeout) { [unowned socket] in
-            socket.close(error: UpstreamConnectTimeout())
+        socket.connectTimer = loop.schedule(in: timeout) { [weak socket] in
+            socket?.close(error: UpstreamConnectTimeout())
         }
     }
 
