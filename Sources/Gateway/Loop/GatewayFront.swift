@@ -65,13 +65,12 @@ public enum ProxyServer {
         for loop in loops { loop.start() }
         let front = GatewayFront(port: port, loops: loops)
         let first = loops[0]
-        let bound = LoopBound(value: state)
         first.execute {
             let listener = LoopListener(fd: listenFD, loop: first) { fd, turn in
                 let loop = loops[turn % loops.count]
                 let accepted: @Sendable () -> Void = {
                     let socket = LoopSocket(fd: fd, loop: loop)
-                    let handler = GatewayConnectionHandler(state: bound.value, socket: socket)
+                    let handler = GatewayConnectionHandler(state: state, socket: socket)
                     socket.delegate = handler
                 }
                 if loop === first { accepted() } else { loop.execute(accepted) }

@@ -58,13 +58,12 @@ final class GatewayLoop: @unchecked Sendable {
     private var retired: [EpollTarget] = []
     private var stopping = false
     private let exited = DispatchSemaphore(value: 0)
-    private var threadID = pthread_t()
     /// The buffer every `read` on this loop goes into; the bytes are then copied into a
     /// `ByteBuffer` of their own size (a chunk is a few hundred bytes).
     let readScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: GatewayLoop.readBytes, alignment: 16)
     /// Upstream connections idle on this loop, by `Upstream` (see `UpstreamPool`).
     var idleUpstreams: [ObjectIdentifier: [UpstreamPool.Connection]] = [:]
-    /// Run on the loop when it stops: the front closes its listener and sockets here.
+    /// Run on the loop when it stops, before its sockets close: the front closes its listener here.
     var onStop: [() -> Void] = []
 
     /// A loop with its epoll set and wake-up descriptor; `start` runs it on a thread.
@@ -94,9 +93,6 @@ final class GatewayLoop: @unchecked Sendable {
         thread.stackSize = 1 << 20
         thread.start()
     }
-
-    /// True on the loop's thread.
-    var inLoop: Bool { pthread_equal(pthread_self(), threadID) != 0 }
 
     /// Runs `task` on the loop's thread (from any thread).
     func execute(_ task: @escaping @Sendable () -> Void) {
@@ -137,14 +133,16 @@ final class GatewayLoop: @unchecked Sendable {
 
     // MARK: the epoll set
 
-    /// Adds `target` for `events` and keeps it alive until `retire`.
-    func register(_ target: EpollTarget, fd: Int32, events: UInt32) {
+    /// Adds `target` for `events` and keeps it alive until `retire`; false (errno set) when
+    /// epoll refused it (out of memory or of `max_user_watches`).
+    @discardableResult
+    func register(_ target: EpollTarget, fd: Int32, events: UInt32) -> Bool {
         var event = epoll_event()
         event.events = events
         event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(target).toOpaque()))
-        if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0, !(target is WakeTarget) {
-            live[ObjectIdentifier(target)] = target
-        }
+        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else { return false }
+        if !(target is WakeTarget) { live[ObjectIdentifier(target)] = target }
+        return true
     }
 
     /// Changes the events `target` is watched for.
@@ -164,7 +162,6 @@ final class GatewayLoop: @unchecked Sendable {
     // MARK: the loop
 
     private func run() {
-        threadID = pthread_self()
         let capacity = 256
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }

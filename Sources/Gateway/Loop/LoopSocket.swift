@@ -50,7 +50,9 @@ final class LoopSocket: EpollTarget {
         self.loop = loop
         super.init()
         watchingWritable = watchWritable
-        loop.register(self, fd: fd, events: interest)
+        if !loop.register(self, fd: fd, events: interest) {
+            close(error: IOError(errnoCode: errno, reason: "epoll_ctl"))
+        }
     }
 
     private var interest: UInt32 {
@@ -81,7 +83,9 @@ final class LoopSocket: EpollTarget {
         let result = address.withSockAddr { Glibc.connect(fd, $0, $1) }
         if result == 0 {
             let socket = LoopSocket(fd: fd, loop: loop)
-            return loop.later { next(.success(socket)) }
+            return loop.later {
+                next(socket.isActive ? .success(socket) : .failure(IOError(errnoCode: ENOMEM, reason: "epoll_ctl")))
+            }
         }
         let code = errno
         guard code == EINPROGRESS else {
@@ -89,6 +93,9 @@ final class LoopSocket: EpollTarget {
             return loop.later { next(.failure(IOError(errnoCode: code, reason: "connect"))) }
         }
         let socket = LoopSocket(fd: fd, loop: loop, watchWritable: true)
+        guard socket.isActive else {
+            return loop.later { next(.failure(IOError(errnoCode: ENOMEM, reason: "epoll_ctl"))) }
+        }
         socket.connecting = next
         socket.connectTimer = loop.schedule(in: timeout) { [weak socket] in
             socket?.close(error: UpstreamConnectTimeout())
