@@ -12,7 +12,7 @@ import OpenAIAPI
 /// and reading pauses only while one does), a malformed request gets a 400 (a head over the
 /// limit a 431) after the answers before it, and the connection is closed, a HEAD request gets
 /// no body.
-final class GatewayConnectionHandler: LoopSocketDelegate {
+final class GatewayConnectionHandler: LoopSocketDelegate, Drainable {
 
     /// A request read in full, or one refused, waiting for its turn.
     enum Request {
@@ -46,6 +46,14 @@ final class GatewayConnectionHandler: LoopSocketDelegate {
         self.state = state
         self.socket = socket
         reader = ClientRequestReader(maxBodyBytes: state.configuration.maxBodyBytes)
+        socket.loop.drainables[ObjectIdentifier(self)] = self
+        if socket.loop.draining { drain() }
+    }
+
+    func drain() {
+        guard !responding, waiting.isEmpty, socket.isActive else { return }
+        closing = true
+        socket.close(error: nil)
     }
 
     func socketRead(_ bytes: ByteBuffer) {
@@ -72,6 +80,7 @@ final class GatewayConnectionHandler: LoopSocketDelegate {
     }
 
     func socketClosed(error: (any Error)?) {
+        socket.loop.drainables[ObjectIdentifier(self)] = nil
         deadlineTimer?.cancel()
         deadlineTimer = nil
         // The client left: abort the upstream request so the engine stops generating.
@@ -167,6 +176,7 @@ final class GatewayConnectionHandler: LoopSocketDelegate {
 
     func respond(status: HTTPResponseStatus, contentType: String, body: ByteBuffer, keepAlive: Bool) {
         guard socket.isActive else { return }
+        let keepAlive = keepAlive && !socket.loop.draining
         let answer = ClientResponse.whole(status: status, contentType: contentType, body: body, close: !keepAlive,
                                           headRequest: respondingToHead, allocator: GatewayLoop.allocator)
         finishResponse(last: answer, close: !keepAlive)
@@ -176,7 +186,7 @@ final class GatewayConnectionHandler: LoopSocketDelegate {
     /// starts on the next waiting request.
     func finishResponse(last: ByteBuffer?, close: Bool) {
         responding = false
-        if close {
+        if close || socket.loop.draining {
             closing = true
             if let last { socket.write(last) }
             waiting.removeAll()

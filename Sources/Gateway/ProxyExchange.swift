@@ -257,7 +257,7 @@ final class ProxyExchange: UpstreamConsumer {
         state.metrics.answered(status: Int(upstream.status.code))
         let head = ClientResponse.head(status: upstream.status, contentType: upstream.headers.first(name: "content-type") ?? "application/json",
                                        cacheControl: upstream.headers.first(name: "cache-control"), contentLength: length,
-                                       close: !keepAlive, allocator: GatewayLoop.allocator)
+                                       close: !keepAlive || client.loop.draining, allocator: GatewayLoop.allocator)
         client.write(head)
     }
 

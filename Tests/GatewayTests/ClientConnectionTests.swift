@@ -1,5 +1,6 @@
 import Foundation
 @testable import Gateway
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -156,5 +157,60 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
         let text = try await Self.exchange([(.zero, Self.post("/v1/completions", #"{"model":"bench","prompt":"x"}"#, close: true))],
                                            tokens: 8, interval: .milliseconds(200)) { $0.requestTimeoutSeconds = 1 }
         #expect(text.hasPrefix("HTTP/1.1 504 ") && text.contains("upstream_timeout"), "\(text)")
+    }
+
+    /// Draining (what SIGTERM starts): an idle keep-alive connection closes at once, a stream in
+    /// progress ends whole and then its connection closes, and new connections are refused.
+    @Test func drainingClosesIdleConnectionsAndFinishesStreams() async throws {
+        var stubSettings = BenchStub.Settings()
+        stubSettings.tokens = 20
+        stubSettings.interval = .milliseconds(20)
+        let stub = try await BenchStub.bind(stubSettings)
+        var configuration = GatewayConfiguration()
+        configuration.port = 0
+        configuration.announce = false
+        try configuration.addUpstream("bench=http://127.0.0.1:\(stub.localAddress!.port!)")
+        let state = GatewayState(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        let gateway = try ProxyServer.start(state: state)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        // Connections this test closed itself after waiting 15 s, rather than the gateway.
+        let gaveUp = NIOLockedValueBox(0)
+        func connect() async throws -> (any Channel, EventLoopFuture<String>) {
+            let done = loop.makePromise(of: String.self)
+            let channel: any Channel
+            do {
+                channel = try await ClientBootstrap(group: loop)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(done: done)) }
+                    }
+                    .connect(host: "127.0.0.1", port: gateway.port).get()
+            } catch {
+                done.fail(error)
+                throw error
+            }
+            // A connection the gateway never closes fails the test instead of hanging it.
+            loop.scheduleTask(in: .seconds(15)) {
+                if channel.isActive { gaveUp.withLockedValue { $0 += 1 } }
+                channel.close(promise: nil)
+            }
+            return (channel, done.futureResult)
+        }
+        let (idle, idleText) = try await connect()
+        try await idle.writeAndFlush(ByteBuffer(string: "GET /health HTTP/1.1\r\nhost: x\r\n\r\n"))
+        let (busy, busyText) = try await connect()
+        try await busy.writeAndFlush(ByteBuffer(string: Self.post("/v1/completions", #"{"model":"bench","prompt":"x","stream":true}"#)))
+        // The stream takes about 400 ms: drain while it is under way.
+        try await Task.sleep(for: .milliseconds(150))
+        await gateway.stopAccepting()
+        let idleAnswer = try await idleText.get()
+        #expect(idleAnswer.hasPrefix("HTTP/1.1 200 OK\r\n") && idleAnswer.hasSuffix("OK\n"))
+        let busyAnswer = try await busyText.get()
+        #expect(busyAnswer.hasPrefix("HTTP/1.1 200 OK\r\n") && busyAnswer.contains("data: [DONE]") && busyAnswer.hasSuffix("0\r\n\r\n"))
+        // Both were closed by the gateway, not by this test's 15 s limit.
+        #expect(gaveUp.withLockedValue { $0 } == 0)
+        await #expect(throws: (any Error).self) { _ = try await connect() }
+        await gateway.shutdown()
+        try? await stub.close()
+        await state.shutdown()
     }
 }

@@ -17,13 +17,23 @@ public final class GatewayFront: Sendable {
         listenerLoop = loops[0]
     }
 
-    /// Stops accepting connections; those open keep being served.
+    /// Stops accepting connections and starts draining, as nginx's graceful shutdown does:
+    /// idle client connections close now, busy ones once their answer in progress is sent
+    /// (with `connection: close` when its head is still to go).
     public func stopAccepting() async {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             listenerLoop.execute { [listenerLoop] in
                 for task in listenerLoop.onStop { task() }
                 listenerLoop.onStop = []
                 done.resume()
+            }
+        }
+        for loop in loops {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                loop.execute {
+                    loop.beginDrain()
+                    done.resume()
+                }
             }
         }
     }

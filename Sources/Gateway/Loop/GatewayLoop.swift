@@ -12,6 +12,12 @@ class EpollTarget {
     func ready(_ events: UInt32) {}
 }
 
+/// A connection that closes when the gateway drains (`GatewayLoop.beginDrain`).
+protocol Drainable: AnyObject {
+    /// Closes now if idle, else once the answer in progress is sent.
+    func drain()
+}
+
 /// A callback scheduled on a loop; cancelling drops the callback (and what it holds).
 final class LoopTimer {
     fileprivate var callback: (() -> Void)?
@@ -65,6 +71,19 @@ final class GatewayLoop: @unchecked Sendable {
     var idleUpstreams: [ObjectIdentifier: [UpstreamPool.Connection]] = [:]
     /// Run on the loop when it stops, before its sockets close: the front closes its listener here.
     var onStop: [() -> Void] = []
+    /// Connections told when the gateway starts draining (client connections, which then
+    /// close once idle), by identity.
+    var drainables: [ObjectIdentifier: any Drainable] = [:]
+    /// The gateway is draining: no new connections, and client connections close once idle.
+    private(set) var draining = false
+
+    /// Starts draining: every client connection on this loop closes now if idle, else after
+    /// its answer in progress.
+    func beginDrain() {
+        draining = true
+        for connection in Array(drainables.values) { connection.drain() }
+        runDeferred()
+    }
 
     /// A loop with its epoll set and wake-up descriptor; `start` runs it on a thread.
     init(index: Int) throws {
