@@ -34,13 +34,7 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
         stubSettings.tokens = tokens
         stubSettings.interval = interval
         let stub = try await BenchStub.bind(stubSettings)
-        var configuration = GatewayConfiguration()
-        configuration.port = 0
-        configuration.announce = false
-        try configuration.addUpstream("bench=http://127.0.0.1:\(stub.localAddress!.port!)")
-        configure(&configuration)
-        let state = GatewayState(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-        let gateway = try ProxyServer.start(state: state)
+        let (state, gateway) = try startTestGateway(upstream: "bench=http://127.0.0.1:\(stub.localAddress!.port!)", configure: configure)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let done = loop.makePromise(of: String.self)
         let channel = try await ClientBootstrap(group: loop)
@@ -166,12 +160,7 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
         stubSettings.tokens = 20
         stubSettings.interval = .milliseconds(20)
         let stub = try await BenchStub.bind(stubSettings)
-        var configuration = GatewayConfiguration()
-        configuration.port = 0
-        configuration.announce = false
-        try configuration.addUpstream("bench=http://127.0.0.1:\(stub.localAddress!.port!)")
-        let state = GatewayState(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-        let gateway = try ProxyServer.start(state: state)
+        let (state, gateway) = try startTestGateway(upstream: "bench=http://127.0.0.1:\(stub.localAddress!.port!)")
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         // Connections this test closed itself after waiting 15 s, rather than the gateway.
         let gaveUp = NIOLockedValueBox(0)

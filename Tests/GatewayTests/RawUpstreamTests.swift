@@ -59,14 +59,10 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
     static func proxy(_ pieces: [String], closeAtEnd: Bool = false, stream: Bool = true,
                       configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws -> (Int, String) {
         let upstream = try await ScriptedUpstream.bind(pieces: pieces, closeAtEnd: closeAtEnd)
-        var configuration = GatewayConfiguration()
-        configuration.port = 0
-        configuration.announce = false
-        configuration.retries = 0
-        try configuration.addUpstream("m=http://127.0.0.1:\(upstream.localAddress!.port!)")
-        configure(&configuration)
-        let state = GatewayState(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-        let gateway = try ProxyServer.start(state: state)
+        let (state, gateway) = try startTestGateway(upstream: "m=http://127.0.0.1:\(upstream.localAddress!.port!)") {
+            $0.retries = 0
+            configure(&$0)
+        }
         let client = BenchLoad.makeClient(concurrency: 1)
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(gateway.port)/v1/completions")
         request.method = .POST
@@ -145,12 +141,7 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
         let body = String(repeating: "0123456789abcdef", count: 12 << 16)
         let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n"
         let upstream = try await ScriptedUpstream.bind(pieces: [head + body], closeAtEnd: false)
-        var configuration = GatewayConfiguration()
-        configuration.port = 0
-        configuration.announce = false
-        try configuration.addUpstream("m=http://127.0.0.1:\(upstream.localAddress!.port!)")
-        let state = GatewayState(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-        let gateway = try ProxyServer.start(state: state)
+        let (state, gateway) = try startTestGateway(upstream: "m=http://127.0.0.1:\(upstream.localAddress!.port!)")
         let port = gateway.port
         let received = try await Task.detached { () throws -> [UInt8] in
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
