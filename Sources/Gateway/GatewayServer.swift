@@ -122,7 +122,14 @@ struct GatewayService: Service {
     let drainSeconds = 30.0
 
     func run() async throws {
-        let front = try ProxyServer.start(state: state)
+        let front: GatewayFront
+        do {
+            front = try ProxyServer.start(state: state)
+        } catch {
+            // The health-check client must be shut down before it goes, even when nothing started.
+            await state.shutdown()
+            throw error
+        }
         let configuration = state.configuration
         if configuration.announce {
             let port = front.port
@@ -163,7 +170,12 @@ public enum LLMuxGateway {
         let services = ServiceGroup(configuration: .init(
             services: [.init(service: GatewayService(state: state), successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await services.run()
+        do {
+            try await services.run()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
         try? await group.shutdownGracefully()
     }
 }

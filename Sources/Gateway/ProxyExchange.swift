@@ -87,12 +87,11 @@ final class ProxyExchange: UpstreamConsumer {
                 return connected(idle, reused: true)
             }
             state.pool.connect(upstream, on: client.loop) { [self] result in
-                let exchange = self
                 switch result {
                 case .success(let connection):
-                    exchange.connected(connection, reused: false)
+                    connected(connection, reused: false)
                 case .failure(let error):
-                    exchange.attemptFailed(APIError(status: 502, message: "cannot connect to upstream \(upstream.url): \(error)",
+                    attemptFailed(APIError(status: 502, message: "cannot connect to upstream \(upstream.url): \(error)",
                                                     type: "upstream_error", code: "bad_gateway"), eject: true)
                 }
             }

@@ -5,6 +5,7 @@ import concurrent.futures
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -15,7 +16,7 @@ except ImportError:
 import openai
 import pytest
 
-from conftest import API_KEY, Server
+from conftest import API_KEY, Server, llmux_binary
 
 PROMPT = "The quick brown fox"
 GATEWAY_LINE = r"LLMux gateway listening on (http://[^ ]+) \(models: (.*)\)"
@@ -149,3 +150,17 @@ def test_failover_when_an_upstream_dies_and_returns(cluster):
         cluster.client.completions.create(model="demo", prompt=PROMPT, max_tokens=2, temperature=0)
     assert cluster.metric("llmux_gateway_upstream_requests_total", cluster.b_url) >= served_b + 1
     assert re.search(r"llmux_gateway_stream_failures_total [1-9]", cluster.metrics())
+
+
+def test_a_port_already_in_use_is_a_clear_error():
+    """The gateway that cannot listen says where and what to do, and exits without a crash."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run([llmux_binary(), "gateway", "--upstream", "m=http://127.0.0.1:9", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr, done.stderr
+    assert "--port" in done.stderr
+    assert "Fatal error" not in done.stderr and "crashed" not in done.stderr, done.stderr

@@ -94,7 +94,7 @@ public enum ProxyServer {
     private static func listen(host: String, port: Int) throws -> Int32 {
         var lastError: any Error = AddressError(description: "no address for \(host)")
         for address in try ResolvedAddress.resolve(host: host, port: port, passive: true) {
-            let fd = socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+            let fd = LoopSocket.openStreamSocket(family: address.family)
             guard fd >= 0 else {
                 lastError = IOError(errnoCode: errno, reason: "socket")
                 continue
@@ -104,10 +104,24 @@ public enum ProxyServer {
             if address.withSockAddr({ bind(fd, $0, $1) }) == 0, Glibc.listen(fd, 4096) == 0 {
                 return fd
             }
-            lastError = IOError(errnoCode: errno, reason: "bind(\(host):\(port))")
+            lastError = ListenError(host: host, port: port, errnoCode: errno)
             Glibc.close(fd)
         }
         throw lastError
+    }
+}
+
+/// The gateway could not listen on its address: says which, why, and what to do.
+struct ListenError: Error, CustomStringConvertible {
+    let host: String
+    let port: Int
+    let errnoCode: Int32
+
+    var description: String {
+        let reason = String(cString: strerror(errnoCode))
+        let advice = errnoCode == EADDRINUSE ? " Choose another --port (or `port:` in the configuration), or stop the process that holds it."
+            : errnoCode == EACCES ? " Ports below 1024 need privileges: choose a port of 1024 or more." : ""
+        return "cannot listen on \(host):\(port): \(reason).\(advice)"
     }
 }
 

@@ -74,7 +74,7 @@ final class LoopSocket: EpollTarget {
                 done(result)
             }
         }
-        let fd = socket(Int32(address.family), Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        let fd = openStreamSocket(family: address.family)
         guard fd >= 0 else {
             let code = errno
             return loop.later { next(.failure(IOError(errnoCode: code, reason: "socket"))) }
@@ -100,6 +100,11 @@ final class LoopSocket: EpollTarget {
         socket.connectTimer = loop.schedule(in: timeout) { [weak socket] in
             socket?.close(error: UpstreamConnectTimeout())
         }
+    }
+
+    /// A new non-blocking, close-on-exec TCP socket of `family`; -1 and errno on failure.
+    static func openStreamSocket(family: Int32) -> Int32 {
+        socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
     }
 
     static func setNoDelay(_ fd: Int32) {
